@@ -1,0 +1,11 @@
+"""xner: cross-lingual NER transfer to lower-resource languages.
+
+The public API lives here; the CLI (:mod:`xner.cli`) is a thin layer over it.
+"""
+
+from xner.data.corpus import Sentence, entity_spans
+from xner.errors import XnerError
+
+__version__ = "0.1.0"
+
+__all__ = ["Sentence", "XnerError", "entity_spans", "__version__"]
