@@ -5,7 +5,28 @@ The public API lives here; the CLI (:mod:`xner.cli`) is a thin layer over it.
 
 from xner.data.corpus import Sentence, entity_spans
 from xner.errors import XnerError
+from xner.languages import (
+    STUDY_PAIRS,
+    Language,
+    StudyPair,
+    families,
+    get_language,
+    languages,
+    study_pairs,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["Sentence", "XnerError", "entity_spans", "__version__"]
+__all__ = [
+    "Sentence",
+    "XnerError",
+    "entity_spans",
+    "__version__",
+    "Language",
+    "StudyPair",
+    "STUDY_PAIRS",
+    "get_language",
+    "languages",
+    "families",
+    "study_pairs",
+]

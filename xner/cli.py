@@ -7,14 +7,21 @@ exit status 2 instead of a traceback.
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import enum
 import functools
+import json
 import sys
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from xner.errors import XnerError
+from xner.languages import languages, study_pairs
 
 app = typer.Typer(
     name="xner",
@@ -41,6 +48,49 @@ def user_errors(func: F) -> F:
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+class OutputFormat(str, enum.Enum):
+    """How a command prints its rows: a rich table, CSV or a JSON list of objects."""
+
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def print_rows(rows: Sequence[dict[str, Any]], fmt: OutputFormat, title: str = "") -> None:
+    """Print flat dict rows (same keys in every row) in the chosen format."""
+    if fmt is OutputFormat.json:
+        typer.echo(json.dumps(list(rows), indent=2, ensure_ascii=False))
+        return
+    columns = list(rows[0]) if rows else []
+    if fmt is OutputFormat.csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return
+    table = Table(title=title or None)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if row[c] is None else str(row[c]) for c in columns))
+    Console().print(table)
+
+
+@app.command("languages")
+@user_errors
+def languages_command(
+    pairs: bool = typer.Option(False, "--pairs", help="List the study's 13 HRL->LRL pairs."),
+    family: str | None = typer.Option(None, "--family", help="Only this language family."),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="Output format."),
+) -> None:
+    """List the language registry (codes, family, script, train sizes) or the study pairs."""
+    if pairs:
+        rows = [pair.describe() for pair in study_pairs(family)]
+        print_rows(rows, fmt, title="Reference study pairs (HRL -> LRL)")
+    else:
+        rows = [dataclasses.asdict(lang) for lang in languages(family)]
+        print_rows(rows, fmt, title="Languages")
 
 
 def main() -> None:  # pragma: no cover - console entry point
