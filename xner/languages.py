@@ -20,6 +20,10 @@ training sentences per dataset: ``wikiann_train`` is the train-split size of the
 (2019) balanced splits (= Hugging Face ``unimelb-nlp/wikiann``, = XTREME PAN-X), and
 ``masakhaner_train`` the MasakhaNER 2.0 train size; ``None`` where the dataset lacks the language.
 
+Import names from this module (``from xner.languages import get_language``): the package
+re-exports the function :func:`languages`, so the attribute ``xner.languages`` (and
+``import xner.languages as m``) is that function, not this module.
+
 >>> get_language("swa").iso1, get_language("sw").masakhaner_train
 ('sw', 6593)
 """
