@@ -21,7 +21,7 @@ from xner.languages import (
     Language,
     families,
     get_language,
-    languages,
+    list_languages,
     study_pairs,
 )
 
@@ -195,16 +195,16 @@ def test_families_and_filter() -> None:
         "Turkic", "Dravidian", "Sino-Tibetan", "Japonic", "Koreanic", "Kartvelian", "Tai-Kadai",
         "Austroasiatic", "Basque", "English-based creole",
     }  # fmt: skip
-    assert sum(len(languages(name)) for name in names) == len(languages()) == len(LANGUAGES)
-    assert [lang.code for lang in languages("nilo-saharan")] == ["luo"]
-    assert {lang.genus for lang in languages("Niger-Congo")} == {
+    assert sum(len(list_languages(name)) for name in names) == len(list_languages()) == len(LANGUAGES)
+    assert [lang.code for lang in list_languages("nilo-saharan")] == ["luo"]
+    assert {lang.genus for lang in list_languages("Niger-Congo")} == {
         "Bantu", "Grassfields", "Volta-Niger", "Kwa", "Gur", "Mande", "Atlantic",
     }  # fmt: skip
 
 
 def test_unknown_family_lists_families() -> None:
     with pytest.raises(XnerError, match=r"unknown family 'Klingon'; valid: Afro-Asiatic, "):
-        languages("Klingon")
+        list_languages("Klingon")
 
 
 # --- real data ----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from xner.languages import (
     StudyPair,
     families,
     get_language,
-    languages,
+    list_languages,
     study_pairs,
 )
 
@@ -26,7 +26,7 @@ __all__ = [
     "StudyPair",
     "STUDY_PAIRS",
     "get_language",
-    "languages",
+    "list_languages",
     "families",
     "study_pairs",
 ]

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from xner.errors import XnerError
-from xner.languages import languages, study_pairs
+from xner.languages import list_languages, study_pairs
 
 app = typer.Typer(
     name="xner",
@@ -89,7 +89,7 @@ def languages_command(
         rows = [pair.describe() for pair in study_pairs(family)]
         print_rows(rows, fmt, title="Reference study pairs (HRL -> LRL)")
     else:
-        rows = [dataclasses.asdict(lang) for lang in languages(family)]
+        rows = [dataclasses.asdict(lang) for lang in list_languages(family)]
         print_rows(rows, fmt, title="Languages")
 
 

@@ -20,10 +20,6 @@ training sentences per dataset: ``wikiann_train`` is the train-split size of the
 (2019) balanced splits (= Hugging Face ``unimelb-nlp/wikiann``, = XTREME PAN-X), and
 ``masakhaner_train`` the MasakhaNER 2.0 train size; ``None`` where the dataset lacks the language.
 
-Import names from this module (``from xner.languages import get_language``): the package
-re-exports the function :func:`languages`, so the attribute ``xner.languages`` (and
-``import xner.languages as m``) is that function, not this module.
-
 >>> get_language("swa").iso1, get_language("sw").masakhaner_train
 ('sw', 6593)
 """
@@ -250,7 +246,7 @@ def families() -> list[str]:
     return sorted({lang.family for lang in LANGUAGES})
 
 
-def languages(family: str | None = None) -> list[Language]:
+def list_languages(family: str | None = None) -> list[Language]:
     """Every registered language, or those of one family (name matched case-insensitively).
 
     Args:
@@ -262,7 +258,7 @@ def languages(family: str | None = None) -> list[Language]:
     Raises:
         XnerError: unknown family; the message lists the valid ones.
 
-    >>> [lang.code for lang in languages("uralic")]
+    >>> [lang.code for lang in list_languages("uralic")]
     ['et', 'fi', 'hu']
     """
     if family is None:
@@ -288,5 +284,5 @@ def study_pairs(family: str | None = None) -> list[StudyPair]:
     """
     if family is None:
         return list(STUDY_PAIRS)
-    members = {lang.code for lang in languages(family)}
+    members = {lang.code for lang in list_languages(family)}
     return [pair for pair in STUDY_PAIRS if {pair.hrl, pair.lrl} & members]
