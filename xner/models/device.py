@@ -1,0 +1,46 @@
+"""Device, precision and seeding: GPU when present, else every CPU core; seeded and deterministic."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+
+import numpy as np
+import torch
+
+__all__ = ["autocast", "default_device", "seed_everything", "use_all_cores"]
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def use_all_cores() -> int:
+    """Set torch's intra-op threads to the cores this process may use (cgroup/affinity aware)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if torch.get_num_threads() != cores:
+        torch.set_num_threads(cores)
+    return cores
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch so that the same config and seed give the same numbers on CPU."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    use_all_cores()
+
+
+def autocast(device: torch.device, precision: str = "auto"):
+    """Mixed precision on GPU (bf16 where supported, else fp16); fp32 on CPU unless asked.
+
+    Args:
+        precision: ``auto`` | ``fp32`` | ``bf16`` | ``fp16``.
+    """
+    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+        return contextlib.nullcontext()
+    if precision == "auto":
+        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    return torch.autocast(device_type=device.type, dtype=dtype)

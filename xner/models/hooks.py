@@ -1,0 +1,60 @@
+"""Training extras as small plugins (flair-style hooks), not flags inside the loop.
+
+A hook sees the tagger and the epoch record after every epoch and may ask the
+loop to stop by returning True.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+import torch
+from torch import nn
+
+__all__ = ["EarlyStopping", "EpochLog", "TrainHook"]
+
+log = logging.getLogger("xner.train")
+
+
+class TrainHook(Protocol):
+    def on_epoch_end(self, tagger, record: dict) -> bool: ...
+
+
+class EpochLog:
+    """One log line per epoch: loss, throughput and, when there is a dev set, its F1."""
+
+    def on_epoch_end(self, tagger, record: dict) -> bool:
+        dev = f" dev F1 {record['dev_f1']:.2f}" if "dev_f1" in record else ""
+        log.info("epoch %d: loss %.4f, %.0f sent/s%s", record["epoch"], record["loss"],
+                 record["train_sentences_per_s"], dev)
+        return False
+
+
+class EarlyStopping:
+    """Keep the weights of the best dev-F1 epoch; stop after ``patience`` epochs without gain.
+
+    Without a dev set (no ``dev_f1`` in the records) it keeps the last epoch.
+    Only trainable parameters are copied, so the fast path's snapshot is small.
+    """
+
+    def __init__(self, patience: int | None, trainable_state: Callable[[], dict[str, torch.Tensor]]):
+        self.patience = patience
+        self.trainable_state = trainable_state
+        self.best_f1 = float("-inf")
+        self.best_epoch: int | None = None
+        self.best_state: dict[str, torch.Tensor] | None = None
+
+    def on_epoch_end(self, tagger, record: dict) -> bool:
+        if "dev_f1" not in record:
+            return False
+        if record["dev_f1"] > self.best_f1:
+            self.best_f1, self.best_epoch = record["dev_f1"], record["epoch"]
+            self.best_state = self.trainable_state()
+            return False
+        return self.patience is not None and record["epoch"] - self.best_epoch >= self.patience
+
+    def restore(self, model: nn.Module) -> None:
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state, strict=False)

@@ -1,0 +1,425 @@
+"""Tagger: a word-level NER model over any Hugging Face encoder.
+
+One class trains, predicts, evaluates, saves and loads. Its mechanics follow
+Hugging Face's ``run_ner.py`` (fast tokenizer, first subword carries the label,
+seqeval at word level) but as an importable object, with what makes a study of
+hundreds of runs affordable on a CPU:
+
+* length-bucketed dynamic batches (no padding to ``max_length``);
+* word embeddings frozen by default (their 250k-row AdamW update dominates a CPU
+  step of multilingual-e5-small);
+* ``train_layers=K``: the bottom L-K layers are frozen and their output is read
+  from a disk cache shared by every run on the same sentences
+  (:mod:`xner.models.features`), so training and prediction run only the top K
+  layers;
+* the training targets are generic: gold tags (cross-entropy) or a teacher's
+  per-word label distributions (distillation, :mod:`xner.train`).
+
+Example:
+    >>> tagger = Tagger.create("embedded", labels=WIKIANN_LABELS)   # doctest: +SKIP
+    >>> tagger.fit(train, dev=dev, config=TrainConfig(epochs=3))     # doctest: +SKIP
+    >>> tagger.predict([Sentence(("Paris", "is", "nice"))])          # doctest: +SKIP
+    [['B-LOC', 'O', 'O']]
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from xner.data.corpus import Sentence
+from xner.errors import XnerError
+from xner.models.backbone import Backbone, load_backbone
+from xner.models.batching import length_batches, pad_batch
+from xner.models.embedded import CHARMAP_FILE, CharMap
+from xner.models.device import autocast, default_device, seed_everything
+from xner.models.encoding import EncodedCorpus, encode_corpus
+from xner.models.features import FrozenFeatures, frozen_features
+from xner.models.hooks import EarlyStopping, EpochLog, TrainHook
+from xner.models.split import TopLayers, freeze_bottom, num_layers
+
+__all__ = ["Tagger", "TrainConfig", "repair_iob2"]
+
+_METADATA = "xner.json"
+_PREDICT_TOKENS = 8192
+
+
+@dataclass
+class TrainConfig:
+    """Everything that changes how a Tagger trains (hashed into a study's run id).
+
+    Defaults suit the embedded multilingual-e5-small on WikiANN and MasakhaNER:
+    the small model needs a higher learning rate than BERT-base recipes (2e-5..5e-5).
+    """
+
+    epochs: int = 3
+    lr: float = 2e-4
+    batch_size: int = 16
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    max_length: int = 256
+    train_layers: int | None = None  # None: every layer trains; K: top K from cached features
+    freeze_embeddings: bool = True
+    patience: int | None = 2  # epochs without dev improvement before stopping; None: never
+    dev_size: int | None = 1000  # dev sentences used for early stopping (a fixed prefix)
+    seed: int = 0
+    precision: str = "auto"  # auto (bf16/fp16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16
+
+
+@dataclass
+class _Batches:
+    """How one corpus is fed to the network: full inputs or cached bottom features."""
+
+    encoded: EncodedCorpus
+    features: FrozenFeatures | None
+    pad_id: int
+
+    def inputs(self, indices: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.features is not None:
+            hidden, mask = self.features.batch(indices)
+            return hidden.to(device), mask.to(device)
+        ids, mask = pad_batch(self.encoded, indices, self.pad_id)
+        return ids.to(device), mask.to(device)
+
+
+@dataclass
+class Tagger:
+    """A token classifier with its labels, backbone and training record."""
+
+    backbone: Backbone
+    labels: tuple[str, ...]
+    model: nn.Module
+    n_frozen: int = 0
+    device: torch.device = field(default_factory=default_device)
+    metadata: dict = field(default_factory=dict)
+    #: Name and fingerprint of the *pretrained* encoder this tagger started from: a
+    #: student starts from it, and the frozen-feature cache is keyed by it.
+    base_name: str = ""
+    base_fingerprint: str = ""
+
+    def __post_init__(self) -> None:
+        self.base_name = self.base_name or self.backbone.name
+        self.base_fingerprint = self.base_fingerprint or self.backbone.fingerprint
+
+    # ------------------------------------------------------------------ creation
+    @classmethod
+    def create(cls, model: str | Backbone = "embedded", labels: Sequence[str] = (), seed: int = 0) -> "Tagger":
+        """A fresh tagger: pretrained encoder, randomly initialised head (seeded)."""
+        labels = tuple(labels)
+        if not labels or labels[0] != "O":
+            raise XnerError(f"labels must start with 'O', got {list(labels)}")
+        backbone = model if isinstance(model, Backbone) else load_backbone(model)
+        seed_everything(seed)
+        network = backbone.token_classification_model(
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={label: i for i, label in enumerate(labels)},
+        )
+        tagger = cls(backbone=backbone, labels=labels, model=network)
+        tagger.model.to(tagger.device)
+        return tagger
+
+    # ------------------------------------------------------------------ encoding
+    def encode(self, sentences: Sequence[Sentence], max_length: int = 256) -> EncodedCorpus:
+        return encode_corpus(sentences, self.backbone.tokenizer, max_length, self.backbone.normalize)
+
+    def _batches(self, encoded: EncodedCorpus) -> _Batches:
+        features = None
+        if self.n_frozen:
+            features = frozen_features(
+                self.model, encoded, self.n_frozen, self.base_fingerprint,
+                pad_id=self._pad_id, device=self.device,
+            )
+        return _Batches(encoded, features, self._pad_id)
+
+    @property
+    def _pad_id(self) -> int:
+        pad = self.backbone.tokenizer.pad_token_id
+        return 0 if pad is None else int(pad)
+
+    def _network(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """``(inputs, mask) -> logits``: the full model, or only its top on cached features."""
+        if self.n_frozen:
+            top = TopLayers(self.model, num_layers(self.model) - self.n_frozen)
+            return top
+        return lambda ids, mask: self.model(input_ids=ids, attention_mask=mask).logits
+
+    # ------------------------------------------------------------------ training
+    def fit(
+        self,
+        train: Sequence[Sentence],
+        dev: Sequence[Sentence] | None = None,
+        config: TrainConfig | None = None,
+        *,
+        targets: Sequence[np.ndarray] | None = None,
+        loss: nn.Module | None = None,
+        hooks: Sequence[TrainHook] = (),
+        progress: bool = False,
+    ) -> dict:
+        """Train on ``train``; return the training record (also kept in ``metadata``).
+
+        Args:
+            train: sentences; labelled unless ``targets`` are given.
+            dev: labelled sentences for early stopping on entity F1 (optional).
+            config: hyper-parameters; ``config.train_layers`` picks the fast path.
+            targets: per-sentence word targets instead of gold tags: int label
+                ids ``[n_words]`` or label distributions ``[n_words, n_labels]``
+                (distillation).
+            loss: ``loss(word_logits, word_targets)``; default cross-entropy for
+                hard targets (see :mod:`xner.train` for distillation losses).
+            hooks: extra :class:`~xner.models.hooks.TrainHook` plugins.
+            progress: show a progress bar per epoch.
+        """
+        config = config or TrainConfig()
+        seed_everything(config.seed)
+        self._configure_layers(config)
+        encoded = self.encode(train, config.max_length)
+        word_targets = self._word_targets(train, targets, encoded)
+        batches = self._batches(encoded)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(_param_groups(self.model, config.weight_decay), lr=config.lr)
+        steps_per_epoch = math.ceil(len(train) / config.batch_size)
+        scheduler = _linear_warmup(optimizer, config.warmup_ratio, steps_per_epoch * config.epochs)
+        loss = loss or nn.CrossEntropyLoss()
+        dev = list(dev)[: config.dev_size] if dev is not None and config.dev_size else dev
+        stopper = EarlyStopping(config.patience, trainable_state=lambda: _trainable_state(self.model))
+        all_hooks: list[TrainHook] = [EpochLog(), *hooks, stopper]
+        rng = np.random.default_rng(config.seed)
+        network = self._network()
+        history: list[dict] = []
+        started = time.perf_counter()
+        for epoch in range(1, config.epochs + 1):
+            epoch_start = time.perf_counter()
+            self.model.train()
+            order = length_batches(encoded.lengths, batch_size=config.batch_size, rng=rng)
+            epoch_loss = 0.0
+            for indices in _progress(order, progress, f"epoch {epoch}/{config.epochs}"):
+                inputs, mask = batches.inputs(indices, self.device)
+                with autocast(self.device, config.precision):
+                    logits = network(inputs, mask)
+                    word_logits, gathered = _gather_words(logits, encoded, indices, word_targets, self.device)
+                    batch_loss = loss(word_logits.float(), gathered)
+                optimizer.zero_grad(set_to_none=True)
+                batch_loss.backward()
+                torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                epoch_loss += float(batch_loss.detach()) * len(indices)
+            record = {"epoch": epoch, "loss": epoch_loss / max(len(train), 1),
+                      "seconds": time.perf_counter() - epoch_start,
+                      "train_sentences_per_s": len(train) / (time.perf_counter() - epoch_start)}
+            if dev:
+                record["dev_f1"] = self.evaluate(dev)["f1"]
+            history.append(record)
+            if any([hook.on_epoch_end(self, record) for hook in all_hooks]):
+                break
+        stopper.restore(self.model)
+        training = {
+            "config": asdict(config),
+            "history": history,
+            "best_epoch": stopper.best_epoch or len(history),
+            "train_sentences": len(train),
+            "train_fingerprint": encoded.fingerprint,
+            "seconds": time.perf_counter() - started,
+        }
+        self.metadata.setdefault("trainings", []).append(training)
+        self.metadata["languages"] = sorted({s.lang for s in train if s.lang})
+        self.__dict__.pop("fingerprint", None)  # the weights changed
+        return training
+
+    def _configure_layers(self, config: TrainConfig) -> None:
+        total = num_layers(self.model)
+        if config.train_layers is None:
+            self.n_frozen = 0
+            freeze_bottom(self.model, 0, config.freeze_embeddings)
+            return
+        if not 0 <= config.train_layers <= total:
+            raise XnerError(f"train_layers must be between 0 and {total}, got {config.train_layers}")
+        self.n_frozen = total - config.train_layers
+        freeze_bottom(self.model, self.n_frozen, freeze_embeddings=True)
+
+    def _word_targets(self, sentences, targets, encoded: EncodedCorpus) -> list[np.ndarray]:
+        """Targets of each sentence's kept (non-truncated) words."""
+        if targets is None:
+            index = {label: i for i, label in enumerate(self.labels)}
+            targets = []
+            for number, sentence in enumerate(sentences):
+                if sentence.tags is None:
+                    raise XnerError(f"training sentence {number} has no labels and no targets were given")
+                try:
+                    targets.append(np.fromiter((index[t] for t in sentence.tags), dtype=np.int64))
+                except KeyError as err:
+                    raise XnerError(
+                        f"training sentence {number}: tag {err.args[0]!r} is not among the model's labels "
+                        f"{list(self.labels)}; map it explicitly (label_map)"
+                    ) from None
+        if len(targets) != len(encoded):
+            raise XnerError(f"{len(targets)} target arrays for {len(encoded)} sentences")
+        kept = np.diff(encoded.word_offsets)
+        return [np.asarray(t)[: int(k)] for t, k in zip(targets, kept)]
+
+    # ------------------------------------------------------------------ prediction
+    def predict_proba(
+        self, sentences: Sequence[Sentence], max_length: int = 256, temperature: float = 1.0
+    ) -> list[np.ndarray]:
+        """Per-word label distributions ``[n_words, n_labels]`` (float32) of each sentence.
+
+        ``temperature`` > 1 softens them (distillation). Words beyond ``max_length``
+        subwords get probability 1 for ``O``.
+        """
+        encoded = self.encode(sentences, max_length)
+        batches = self._batches(encoded)
+        network = self._network()
+        self.model.eval()
+        out: list[np.ndarray | None] = [None] * len(sentences)
+        with torch.inference_mode():
+            for indices in length_batches(encoded.lengths, batch_tokens=_PREDICT_TOKENS):
+                inputs, mask = batches.inputs(indices, self.device)
+                with autocast(self.device, "auto"):
+                    logits = network(inputs, mask)
+                probs = torch.softmax(logits.float() / temperature, dim=-1).cpu().numpy()
+                for row, i in enumerate(indices):
+                    out[i] = self._word_probs(probs[row], encoded, int(i))
+        return out  # type: ignore[return-value]
+
+    def _word_probs(self, probs: np.ndarray, encoded: EncodedCorpus, i: int) -> np.ndarray:
+        words = np.zeros((int(encoded.n_words[i]), len(self.labels)), dtype=np.float32)
+        words[:, 0] = 1.0
+        starts = encoded.word_starts(i)
+        words[: len(starts)] = probs[starts]
+        return words
+
+    def predict(self, sentences: Sequence[Sentence], max_length: int = 256) -> list[list[str]]:
+        """Word-level IOB2 tags of each sentence (argmax, then repaired to valid IOB2)."""
+        return [
+            repair_iob2([self.labels[j] for j in p.argmax(axis=1)])
+            for p in self.predict_proba(sentences, max_length)
+        ]
+
+    def evaluate(self, sentences: Sequence[Sentence], max_length: int = 256) -> dict:
+        """Entity-level precision/recall/F1 (seqeval, strict IOB2), flat dict, 0-100."""
+        from xner.metrics import entity_scores
+
+        gold = [list(s.tags) for s in sentences]  # type: ignore[arg-type]
+        return entity_scores(gold, self.predict(sentences, max_length))
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | Path, **extra_metadata) -> Path:
+        """Write an ordinary Hugging Face model directory plus ``xner.json``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(directory)
+        self.backbone.tokenizer.save_pretrained(directory)
+        if isinstance(self.backbone.normalize, CharMap):
+            self.backbone.normalize.save(directory / CHARMAP_FILE)
+        metadata = {
+            **self.metadata,
+            **extra_metadata,
+            "labels": list(self.labels),
+            "backbone": self.base_name,
+            "backbone_fingerprint": self.base_fingerprint,
+            "n_frozen": self.n_frozen,
+        }
+        self.metadata = metadata
+        (directory / _METADATA).write_text(json.dumps(metadata, indent=1, default=str))
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "Tagger":
+        """Load a tagger written by :meth:`save`."""
+        directory = Path(directory)
+        meta_path = directory / _METADATA
+        if not meta_path.is_file():
+            raise XnerError(f"{directory}: not an xner model directory (no {_METADATA}); train one with `xner train`")
+        metadata = json.loads(meta_path.read_text())
+        from transformers import AutoModelForTokenClassification
+
+        backbone = load_backbone(str(directory))  # its own tokenizer (and character map)
+        network = AutoModelForTokenClassification.from_pretrained(directory)
+        tagger = cls(backbone=backbone, labels=tuple(metadata["labels"]), model=network,
+                     n_frozen=int(metadata["n_frozen"]), metadata=metadata,
+                     base_name=metadata["backbone"], base_fingerprint=metadata["backbone_fingerprint"])
+        tagger.model.to(tagger.device)
+        return tagger
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """Content hash of the trained weights and labels: the identity of a teacher in caches."""
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(json.dumps(self.labels).encode())
+        for name, tensor in sorted(self.model.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()
+
+
+def repair_iob2(tags: list[str]) -> list[str]:
+    """Make a predicted sequence valid IOB2: an ``I-X`` that does not continue an X entity starts one.
+
+    Argmax decoding can emit ``O I-PER``; conlleval reads that as an entity, strict
+    IOB2 would drop it. Repairing predictions (never gold data) makes both agree.
+
+    >>> repair_iob2(["O", "I-PER", "I-PER", "I-LOC"])
+    ['O', 'B-PER', 'I-PER', 'B-LOC']
+    """
+    repaired = []
+    previous = "O"
+    for tag in tags:
+        if tag.startswith("I-") and previous[2:] != tag[2:]:
+            tag = "B-" + tag[2:]
+        repaired.append(tag)
+        previous = tag
+    return repaired
+
+
+def _gather_words(logits, encoded, indices, word_targets, device):
+    """Logits at each kept word's first subword, and the matching targets."""
+    width = logits.shape[1]
+    flat_positions = []
+    targets = []
+    for row, i in enumerate(indices):
+        starts = encoded.word_starts(int(i))
+        flat_positions.append(starts.astype(np.int64) + row * width)
+        targets.append(word_targets[int(i)])
+    positions = torch.from_numpy(np.concatenate(flat_positions)).to(device)
+    gathered = torch.from_numpy(np.concatenate(targets)).to(device)
+    return logits.reshape(-1, logits.shape[-1]).index_select(0, positions), gathered
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups: no weight decay on biases and LayerNorm weights (BERT recipe)."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _linear_warmup(optimizer, warmup_ratio: float, total_steps: int):
+    from transformers import get_linear_schedule_with_warmup
+
+    return get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), max(total_steps, 1))
+
+
+def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def _progress(items, enabled: bool, description: str):
+    if not enabled:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=description, unit="batch", leave=False)
+

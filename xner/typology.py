@@ -1,0 +1,70 @@
+"""Typological distance between languages from URIEL (Littell et al. 2017), via PyPI ``lang2vec``.
+
+lang2vec ships the URIEL database, so this works offline. URIEL indexes
+individual languages; a few ISO 639-3 macrolanguage codes used by datasets are
+mapped to the individual language their data is in (Swahili ``swa`` -> ``swh``,
+Persian ``fas`` -> ``pes``...). Scots, absent from URIEL, is represented by its
+closest listed relative (English).
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.spatial.distance import cosine
+
+from xner.errors import XnerError
+
+__all__ = ["URIEL_ALIASES", "uriel_distance"]
+
+URIEL_ALIASES = {"swa": "swh", "fas": "pes", "ara": "arb", "msa": "zsm", "zho": "cmn", "sco": "eng"}
+DEFAULT_FEATURES = ("syntax_knn", "phonology_knn", "inventory_knn", "fam", "geo")
+
+
+@functools.cache
+def _lang2vec():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # lang2vec imports the deprecated pkg_resources
+        try:
+            import lang2vec.lang2vec as l2v
+        except ImportError as err:  # pragma: no cover - dependency of xner
+            raise XnerError(f"URIEL distances need lang2vec ({err}); pip install lang2vec 'setuptools<81'") from None
+    return l2v
+
+
+@functools.cache
+def _known() -> frozenset[str]:
+    return frozenset(_lang2vec().available_uriel_languages())
+
+
+@functools.cache
+def _vectors(feature_set: str) -> dict[str, np.ndarray]:
+    """Vectors of every registry language for one feature set, in one lang2vec call
+    (each call re-reads its database: ``fam`` costs seconds per call, not per language)."""
+    from xner.languages import LANGUAGES
+
+    codes = sorted({URIEL_ALIASES.get(lang.iso3, lang.iso3) for lang in LANGUAGES} & _known())
+    table = _lang2vec().get_features(codes, feature_set)
+    return {code: np.asarray(table[code], dtype=float) for code in codes}
+
+
+def _vector(iso3: str, feature_set: str) -> np.ndarray:
+    code = URIEL_ALIASES.get(iso3, iso3)
+    vectors = _vectors(feature_set)
+    if code not in vectors:
+        if code not in _known():
+            raise XnerError(f"language {iso3!r} is not in the URIEL database")
+        vectors[code] = np.asarray(_lang2vec().get_features([code], feature_set)[code], dtype=float)
+    return vectors[code]
+
+
+def uriel_distance(a: str, b: str, features: Sequence[str] = DEFAULT_FEATURES) -> float:
+    """Mean cosine distance of two languages' URIEL vectors over ``features`` (0 = identical).
+
+    >>> round(uriel_distance("nld", "nld"), 6)
+    0.0
+    """
+    return float(np.mean([cosine(_vector(a, f), _vector(b, f)) for f in features]))
