@@ -4,6 +4,15 @@ The public API lives here; the CLI (:mod:`xner.cli`) is a thin layer over it.
 """
 
 from xner.data.corpus import Sentence, entity_spans
+from xner.data import (
+    dataset_labels,
+    load_split,
+    nested_subset,
+    read_conll,
+    read_text,
+    unlabeled_pool,
+    write_conll,
+)
 from xner.errors import XnerError
 from xner.languages import (
     STUDY_PAIRS,
@@ -29,4 +38,11 @@ __all__ = [
     "list_languages",
     "families",
     "study_pairs",
+    "load_split",
+    "dataset_labels",
+    "read_conll",
+    "write_conll",
+    "read_text",
+    "nested_subset",
+    "unlabeled_pool",
 ]

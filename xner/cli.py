@@ -22,6 +22,8 @@ from rich.table import Table
 
 from xner.errors import XnerError
 from xner.languages import list_languages, study_pairs
+from xner.data.datasets import SPLITS, dataset_labels
+from xner.data.stats import data_stats, file_stats, summary_line, table_row
 
 app = typer.Typer(
     name="xner",
@@ -91,6 +93,49 @@ def languages_command(
     else:
         rows = [dataclasses.asdict(lang) for lang in list_languages(family)]
         print_rows(rows, fmt, title="Languages")
+
+
+@data_app.command("stats")
+@user_errors
+def data_stats_command(
+    targets: list[str] = typer.Argument(..., help="Language codes (ISO 639-1/3) or files."),
+    dataset: str = typer.Option("wikiann", "--dataset", help="wikiann, masakhaner2 or a folder."),
+    data_dir: str | None = typer.Option(
+        None, "--data-dir", help="Local data root (default $XNER_DATA_DIR; unset: the HF hub)."
+    ),
+    splits: list[str] = typer.Option(list(SPLITS), "--split", help="Split(s) to count."),
+    repair: bool | None = typer.Option(
+        None, "--repair/--strict", help="Repair IOB1 starts (default: as the dataset declares)."
+    ),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="Output format."),
+) -> None:
+    """Sentences, tokens, entities per type and mean length, per language and split (or file)."""
+    rows = data_stats(targets, dataset=dataset, data_dir=data_dir, splits=splits, repair=repair)
+    shown = [table_row(row) for row in rows] if fmt is OutputFormat.table else rows
+    print_rows(shown, fmt, title=f"{dataset} statistics")
+
+
+@data_app.command("validate")
+def data_validate_command(
+    files: list[str] = typer.Argument(..., help="Token-per-line files (.gz allowed)."),
+    repair: bool = typer.Option(False, "--repair", help="Convert IOB1 to IOB2 instead of failing."),
+    labels: str | None = typer.Option(
+        None, "--labels", help="Check tags against this dataset's label set (default: any IOB2)."
+    ),
+    line_format: str = typer.Option("auto", "--line-format", help="Force a line format."),
+) -> None:
+    """Check files: print OK with counts per file, or its first error; exit 2 on any error."""
+    failed = False
+    for path in files:
+        try:
+            label_set = dataset_labels(labels) if labels else None
+            row = file_stats(path, labels=label_set, repair=repair, format=line_format)
+            typer.echo(summary_line(row))
+        except XnerError as err:
+            typer.echo(f"error: {err}", err=True)
+            failed = True
+    if failed:
+        raise typer.Exit(2)
 
 
 def main() -> None:  # pragma: no cover - console entry point

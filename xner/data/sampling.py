@@ -1,0 +1,92 @@
+"""Seeded, nested subsets of sentences and unlabeled pools.
+
+Learning curves compare training sizes (or unlabeled volumes) of the same seed, so the sizes
+must be nested: the 100-sentence subset is the first 100 of the 500-sentence one. Every
+subset is therefore a prefix of one seeded permutation of the full list, which depends only
+on the seed and the number of sentences. Following Wu et al. (2020), an unlabeled pool is
+the target language's labelled train split with its labels dropped, or a raw text file.
+
+>>> from xner.data.corpus import Sentence
+>>> data = [Sentence((str(i),), ("O",)) for i in range(10)]
+>>> small, large = nested_subset(data, 3, seed=1), nested_subset(data, 6, seed=1)
+>>> large[:3] == small
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from xner.data.corpus import Sentence
+from xner.data.formats import read_text
+from xner.errors import XnerError
+
+__all__ = ["ALL", "nested_subset", "unlabeled_pool"]
+
+ALL = -1
+"""``size`` meaning every sentence (``None`` means the same)."""
+
+
+def nested_subset(sentences: Sequence[Sentence], size: int | None, seed: int) -> list[Sentence]:
+    """The first ``size`` sentences of a seeded permutation: nested across sizes, per seed.
+
+    Args:
+        sentences: the full list.
+        size: how many to take; ``None`` or ``-1`` (:data:`ALL`) takes all, still permuted.
+        seed: the permutation's seed (numpy ``default_rng``).
+
+    Returns:
+        ``size`` sentences; for the same seed and list, a smaller size gives a prefix.
+
+    Raises:
+        XnerError: ``size`` exceeds the sentences available (never silently capped) or is
+            negative other than ``-1``.
+
+    >>> from xner.data.corpus import Sentence
+    >>> len(nested_subset([Sentence(("a",), ("O",))] * 5, None, seed=0))
+    5
+    """
+    available = len(sentences)
+    if size is None or size == ALL:
+        size = available
+    if size < 0:
+        raise XnerError(f"subset size must be >= 0, or -1 / None for all; got {size}")
+    if size > available:
+        raise XnerError(f"asked for {size} sentences but only {available} are available")
+    order = np.random.default_rng(seed).permutation(available)[:size]
+    return [sentences[i] for i in order]
+
+
+def unlabeled_pool(
+    source: Sequence[Sentence] | str | Path,
+    size: int | None,
+    seed: int,
+    lang: str | None = None,
+    tokenize: Callable[[str], Sequence[str]] | None = None,
+) -> list[Sentence]:
+    """A nested, seeded pool of unlabeled sentences from a split or a raw text file.
+
+    Args:
+        source: sentences (their labels are dropped), or a text file with one sentence a
+            line (see :func:`~xner.data.formats.read_text`).
+        size: pool size; ``None`` / ``-1`` for everything.
+        seed: the permutation's seed: pools of the same seed are nested.
+        lang: language of the sentences read from a text file.
+        tokenize: how a text line becomes tokens; default: split on whitespace.
+
+    Returns:
+        Unlabeled sentences (``tags is None``).
+
+    Raises:
+        XnerError: as :func:`nested_subset`, or an unreadable/empty text file.
+
+    >>> from xner.data.corpus import Sentence
+    >>> unlabeled_pool([Sentence(("Oslo",), ("B-LOC",), "no")], 1, seed=0)[0].tags is None
+    True
+    """
+    if isinstance(source, (str, Path)):
+        source = read_text(source, lang, tokenize)
+    return [s.unlabeled() for s in nested_subset(source, size, seed)]
