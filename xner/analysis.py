@@ -1,0 +1,716 @@
+"""Statistics over a study's tidy results: does unlabeled text help, and why does transfer work?
+
+Every function takes the tidy results table (one row per run and test set, the columns of the
+results schema: ``kind, model, source, target, family, volume, seed, perturbation, f1, f1_lo,
+f1_hi, teacher_f1, gain, entity_overlap, train_size``...) and returns a plain DataFrame, so the
+analyses are testable without a store and the report only formats what they return.
+
+- :func:`volume_correlations`: per target or per family, Pearson/Spearman of log2(volume) with
+  student F1 and with the gain over the zero-shot teacher, bootstrap CIs, F1 per doubling, the
+  volume at which the student first beats its teacher (Wu et al. 2020's question, per language).
+- :func:`mixed_effects`: ``f1 ~ log2(volume) * family + (1 | target)`` (statsmodels MixedLM).
+- :func:`transfer_correlates`: transfer F1 against entity overlap, source train size and URIEL
+  distances (Manafi & Krishnaswamy 2024: transfer depends largely on entity overlap).
+- :func:`robustness_table`: F1 drop under each perturbation, native vs transfer, with CIs.
+
+Confidence intervals are 95% percentile bootstrap intervals (``scipy.stats.bootstrap``) over
+runs; the table holds no per-sentence predictions, so test-sentence uncertainty enters only
+through each row's own ``f1_lo``/``f1_hi`` (used where a cell has a single run).
+
+>>> table = volume_correlations(results, by="family")  # doctest: +SKIP
+>>> table[["family", "n_targets", "f1_pearson", "f1_pearson_lo", "slope"]]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import statsmodels.formula.api as smf
+from scipy import stats
+
+from xner.errors import XnerError, one_of
+from xner.languages import get_language
+from xner.typology import uriel_distance
+
+__all__ = [
+    "MixedEffects",
+    "TRANSFER_COVARIATES",
+    "URIEL_FEATURES",
+    "correlate",
+    "mixed_effects",
+    "robustness_table",
+    "transfer_correlates",
+    "transfer_pairs",
+    "uriel_distances",
+    "volume_correlations",
+    "volume_curves",
+]
+
+Grouping = Literal["target", "family"]
+
+_GROUP_KEYS: dict[str, list[str]] = {
+    "target": ["model", "family", "source", "target"],
+    "family": ["model", "family"],
+}
+"""Rows that one correlation pools: a target's runs share model and teacher; a family's runs
+share the model and pool every target (and teacher) of the family."""
+
+_MIN_FAMILY_TARGETS = 2
+_MIN_MIXED_TARGETS = 2
+
+TRANSFER_COVARIATES: tuple[str, ...] = ("entity_overlap", "train_size")
+"""Explanatory columns of the tidy table that :func:`transfer_correlates` always tries."""
+
+URIEL_FEATURES: dict[str, str] = {
+    "genetic": "fam",
+    "syntactic": "syntax_knn",
+    "featural": "syntax_knn+phonology_knn+inventory_knn",
+}
+"""URIEL distance kind -> lang2vec feature set, for :func:`xner.typology.uriel_distance` (cosine
+distance of the two languages' vectors, URIEL's definition, Littell et al. 2017). ``knn`` sets
+are imputed, so no value is missing; "featural" concatenates syntax, phonology and inventory."""
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the warnings of degenerate resamples (constant input, empty slices)."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _z(confidence: float) -> float:
+    return float(stats.norm.ppf(0.5 + confidence / 2))
+
+
+def _bootstrap_ci(
+    data: tuple[np.ndarray, ...],
+    statistic,
+    *,
+    paired: bool,
+    n_resamples: int,
+    seed: int,
+    confidence: float,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval over the resamples where the statistic is defined.
+
+    ``scipy.stats.bootstrap`` resamples; its own interval turns NaN as soon as one resample is
+    degenerate (e.g. every resampled run at one volume, where a correlation is undefined), so
+    the interval is read from its bootstrap distribution with those resamples left out.
+    """
+    with _quiet():
+        result = stats.bootstrap(
+            data,
+            statistic,
+            paired=paired,
+            vectorized=True,
+            n_resamples=n_resamples,
+            confidence_level=confidence,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        )
+        alpha = (1 - confidence) / 2
+        lo, hi = np.nanquantile(result.bootstrap_distribution, [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
+def _pearson(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    return stats.pearsonr(x, y, axis=axis).statistic
+
+
+def _spearman(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Spearman's rho as Pearson's r of the ranks (ties averaged), vectorised over resamples."""
+    return _pearson(stats.rankdata(x, axis=axis), stats.rankdata(y, axis=axis), axis=axis)
+
+
+_CORRELATIONS = {
+    "pearson": (stats.pearsonr, _pearson),
+    "spearman": (stats.spearmanr, _spearman),
+}
+
+
+def correlate(
+    x: Sequence[float],
+    y: Sequence[float],
+    *,
+    n_resamples: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> dict[str, float]:
+    """Pearson and Spearman correlation with p-values and paired-bootstrap CIs.
+
+    Args:
+        x, y: paired observations (NaN pairs are dropped).
+        n_resamples: bootstrap resamples of the (x, y) pairs.
+        seed: seeds the resampling.
+        confidence: interval level.
+
+    Returns:
+        ``{"pearson", "pearson_p", "pearson_lo", "pearson_hi", "spearman", ...}``, all NaN when
+        fewer than 3 pairs or either side is constant (no correlation is defined).
+
+    >>> round(correlate([1, 2, 3, 4], [2, 4, 5, 9], n_resamples=99)["pearson"], 3)
+    0.965
+    """
+    pairs = pd.DataFrame({"x": x, "y": y}, dtype=float).dropna()
+    out = {f"{name}{part}": np.nan for name in _CORRELATIONS for part in ("", "_p", "_lo", "_hi")}
+    if len(pairs) < 3 or pairs["x"].nunique() < 2 or pairs["y"].nunique() < 2:
+        return out
+    xs, ys = pairs["x"].to_numpy(), pairs["y"].to_numpy()
+    for name, (test, statistic) in _CORRELATIONS.items():
+        result = test(xs, ys)
+        lo, hi = _bootstrap_ci(
+            (xs, ys),
+            statistic,
+            paired=True,
+            n_resamples=n_resamples,
+            seed=seed,
+            confidence=confidence,
+        )
+        out.update(
+            {
+                name: float(result.statistic),
+                f"{name}_p": float(result.pvalue),
+                f"{name}_lo": lo,
+                f"{name}_hi": hi,
+            }
+        )
+    return out
+
+
+def _mean_ci(
+    values: Iterable[float],
+    lo: Iterable[float],
+    hi: Iterable[float],
+    *,
+    n_resamples: int,
+    seed: int,
+    confidence: float,
+) -> dict[str, object]:
+    """Mean over runs (seeds) with a CI: a bootstrap over the runs when they differ, else the
+    mean of the runs' own (test-set) intervals."""
+    values, lo, hi = (np.asarray(list(v), dtype=float) for v in (values, lo, hi))
+    if len(values) > 1 and np.ptp(values) > 0:
+        low, high = _bootstrap_ci(
+            (values,),
+            np.mean,
+            paired=False,
+            n_resamples=n_resamples,
+            seed=seed,
+            confidence=confidence,
+        )
+        source = "seeds"
+    else:
+        with _quiet():
+            low, high = float(np.nanmean(lo)), float(np.nanmean(hi))
+        source = "test set"
+    return {"mean": float(values.mean()), "lo": low, "hi": high, "n": len(values), "ci": source}
+
+
+def _ols_slope(rows: pd.DataFrame, formula: str, term: str, confidence: float) -> dict[str, float]:
+    """Slope of ``term`` in an OLS fit, with its CI and p-value (NaN when not estimable)."""
+    out = dict.fromkeys(("slope", "slope_lo", "slope_hi", "slope_p", "intercept"), np.nan)
+    if len(rows) < 3 or rows[term].nunique() < 2:
+        return out
+    with _quiet():
+        fit = smf.ols(formula, rows).fit()
+        lo, hi = fit.conf_int(1 - confidence).loc[term]
+    out.update(
+        slope=float(fit.params[term]),
+        slope_lo=float(lo),
+        slope_hi=float(hi),
+        slope_p=float(fit.pvalues[term]),
+        intercept=float(fit.params["Intercept"]),
+    )
+    return out
+
+
+def _require(df: pd.DataFrame, columns: Iterable[str], what: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise XnerError(
+            f"{what} needs result columns {', '.join(missing)}; "
+            f"the table has: {', '.join(map(str, df.columns))}"
+        )
+
+
+def _clean_students(df: pd.DataFrame) -> pd.DataFrame:
+    """Clean student rows, teacher baseline (volume 0) included, with ``teacher_f1``/``gain``
+    filled from the volume-0 rows where the table left them empty."""
+    _require(df, ("kind", "model", "source", "target", "family", "volume", "perturbation", "f1"),
+             "the volume analysis")
+    rows = df[(df["kind"] == "student") & (df["perturbation"] == "clean")].copy()
+    for column in ("teacher_f1", "gain", "seed", "f1_lo", "f1_hi"):
+        if column not in rows:
+            rows[column] = np.nan
+    keys = ["model", "source", "target"]
+    teacher = rows[rows["volume"] == 0].groupby(keys)["f1"].mean().rename("_teacher")
+    rows = rows.join(teacher, on=keys)
+    rows["teacher_f1"] = rows["teacher_f1"].fillna(rows["_teacher"])
+    rows["gain"] = rows["gain"].fillna(rows["f1"] - rows["teacher_f1"])
+    return rows.drop(columns="_teacher")
+
+
+def _student_sweep(df: pd.DataFrame) -> pd.DataFrame:
+    """Student rows with volume > 0 and their ``log2_volume`` (log2 is undefined at volume 0,
+    the teacher's own zero-shot row, which enters only as ``teacher_f1``)."""
+    rows = _clean_students(df)
+    rows = rows[rows["volume"] > 0].copy()
+    rows["log2_volume"] = np.log2(rows["volume"].astype(float))
+    return rows
+
+
+def _first_win(rows: pd.DataFrame) -> dict[str, float]:
+    """Teacher F1 and the smallest volume whose mean gain (over seeds, and targets for a
+    family) is positive, i.e. where the student's mean F1 first exceeds the teacher's."""
+    mean_gain = rows.groupby("volume")["gain"].mean()
+    wins = mean_gain.index[mean_gain > 0]
+    return {
+        "teacher_f1": float(rows["teacher_f1"].mean()),
+        "beats_teacher_at": float(wins.min()) if len(wins) else np.nan,
+    }
+
+
+def volume_correlations(
+    df: pd.DataFrame,
+    by: Grouping = "target",
+    *,
+    n_resamples: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """How student F1 grows with unlabeled volume, per target language or per family.
+
+    Over clean student rows with volume > 0 (each row one run: a (volume, seed) pair), the
+    Pearson and Spearman correlation of log2(volume) with ``f1`` and with ``gain`` (F1 minus
+    the zero-shot teacher's), p-values and bootstrap CIs resampling those runs (the table has
+    no per-sentence predictions, so test sentences are not resampled here); the slope = F1
+    gained per doubling of volume (OLS; for a family with a fixed effect per target, so targets'
+    levels don't pass for a volume effect), its CI and p-value; the teacher's F1 and the
+    smallest volume at which the student's mean F1 over seeds first exceeds it.
+
+    A family's correlation pools its targets' runs; a family with fewer than 2 targets gets
+    ``note = "too few targets"`` and no statistics (its single target's within-target
+    correlation, from ``by="target"``, remains valid).
+
+    Args:
+        df: the tidy results table.
+        by: ``"target"`` (one row per model, teacher source and target) or ``"family"``.
+        n_resamples, seed, confidence: the bootstrap's resamples, seed and level.
+
+    Returns:
+        One row per group: keys, ``n_targets, n_runs, n_volumes, note``, ``f1_pearson``,
+        ``f1_pearson_p``, ``f1_pearson_lo``, ``f1_pearson_hi``, the same for ``f1_spearman``,
+        ``gain_pearson``, ``gain_spearman``, then ``slope, slope_lo, slope_hi, slope_p,
+        teacher_f1, beats_teacher_at``. Empty when the table has no student sweep.
+
+    Raises:
+        XnerError: unknown ``by``, or the table lacks a needed column.
+
+    >>> volume_correlations(results, by="family", n_resamples=500)  # doctest: +SKIP
+    """
+    if by not in _GROUP_KEYS:
+        raise one_of("grouping", by, _GROUP_KEYS)
+    rows = _student_sweep(df)
+    keys = _GROUP_KEYS[by]
+    records = []
+    for key, group in rows.groupby(keys, sort=True):
+        n_targets = group["target"].nunique()
+        fixed = " + C(target)" if n_targets > 1 else ""
+        statistics = {
+            f"{metric}_{name}": value
+            for metric in ("f1", "gain")
+            for name, value in correlate(
+                group["log2_volume"],
+                group[metric],
+                n_resamples=n_resamples,
+                seed=seed,
+                confidence=confidence,
+            ).items()
+        }
+        statistics.update(
+            _ols_slope(group, f"f1 ~ log2_volume{fixed}", "log2_volume", confidence)
+        )
+        statistics.pop("intercept")
+        statistics.update(_first_win(group))
+        note = ""
+        if by == "family" and n_targets < _MIN_FAMILY_TARGETS:
+            note = f"too few targets ({n_targets}): no correlation across targets"
+            statistics = dict.fromkeys(statistics, np.nan)
+        elif group["volume"].nunique() < 2:
+            note = "one volume: no correlation"
+        records.append(
+            {
+                **dict(zip(keys, key)),
+                "n_targets": n_targets,
+                "n_runs": len(group),
+                "n_volumes": group["volume"].nunique(),
+                "note": note,
+                **statistics,
+            }
+        )
+    table = pd.DataFrame.from_records(records)
+    if not table.empty:
+        table["beats_teacher_at"] = table["beats_teacher_at"].astype("Int64")
+    return table
+
+
+def volume_curves(
+    df: pd.DataFrame, *, n_resamples: int = 2000, seed: int = 0, confidence: float = 0.95
+) -> pd.DataFrame:
+    """Mean student F1 per (model, family, source, target, volume) with a CI, for plotting.
+
+    Volume 0 is the zero-shot teacher. The CI is a bootstrap over seeds when the seeds differ,
+    else the runs' own test-set interval (``f1_lo``/``f1_hi``).
+
+    Returns:
+        Columns ``model, family, source, target, volume, f1, f1_lo, f1_hi, n_seeds, ci``.
+    """
+    rows = _clean_students(df)
+    keys = ["model", "family", "source", "target", "volume"]
+    records = []
+    for key, group in rows.groupby(keys, sort=True):
+        ci = _mean_ci(
+            group["f1"],
+            group["f1_lo"],
+            group["f1_hi"],
+            n_resamples=n_resamples,
+            seed=seed,
+            confidence=confidence,
+        )
+        records.append(
+            {
+                **dict(zip(keys, key)),
+                "f1": ci["mean"],
+                "f1_lo": ci["lo"],
+                "f1_hi": ci["hi"],
+                "n_seeds": ci["n"],
+                "ci": ci["ci"],
+            }
+        )
+    return pd.DataFrame.from_records(records, columns=[*keys, "f1", "f1_lo", "f1_hi", "n_seeds", "ci"])
+
+
+@dataclass(frozen=True)
+class MixedEffects:
+    """A fitted (or, with ``note`` saying why, unfitted) mixed-effects model of student F1.
+
+    Attributes:
+        formula: the fixed-effects formula actually fitted (random intercept per target).
+        coefficients: ``term, coef, se, z, p, lo, hi`` (empty when not fitted).
+        family_slopes: ``family, slope, lo, hi, p``: F1 per doubling of volume in each family,
+            the base slope plus the family's interaction (empty when not fitted).
+        summary: statsmodels' summary text, or the reason the model was not fitted.
+        note: why the model differs from ``f1 ~ log2(volume) * family + (1 | target)`` or was
+            not fitted, and any convergence warning; ``""`` when fitted as asked.
+    """
+
+    formula: str
+    coefficients: pd.DataFrame
+    family_slopes: pd.DataFrame
+    summary: str
+    note: str
+
+    @property
+    def fitted(self) -> bool:
+        return not self.coefficients.empty
+
+
+def _unfitted(formula: str, note: str) -> MixedEffects:
+    return MixedEffects(formula, pd.DataFrame(), pd.DataFrame(), note, note)
+
+
+def _family_slopes(fit, families: Sequence[str], confidence: float) -> pd.DataFrame:
+    """Per family, log2_volume + its interaction term, tested as one linear contrast."""
+    names = list(fit.fe_params.index)
+    contrasts = np.zeros((len(families), len(names)))
+    for row, family in enumerate(families):
+        contrasts[row, names.index("log2_volume")] = 1
+        interaction = f"log2_volume:C(family)[T.{family}]"
+        if interaction in names:
+            contrasts[row, names.index(interaction)] = 1
+    test = fit.t_test(contrasts)
+    bounds = test.conf_int(alpha=1 - confidence)
+    return pd.DataFrame(
+        {
+            "family": list(families),
+            "slope": test.effect,
+            "lo": bounds[:, 0],
+            "hi": bounds[:, 1],
+            "p": test.pvalue,
+        }
+    )
+
+
+def mixed_effects(
+    df: pd.DataFrame, model: str | None = None, *, confidence: float = 0.95
+) -> MixedEffects:
+    """Fit ``f1 ~ log2(volume) * family + (1 | target)`` on clean student rows (volume > 0).
+
+    The random intercept per target absorbs each language's level, so the log2(volume) terms
+    are within-language growth per doubling, and the interactions how families differ in it.
+    Degenerate designs give an explained result instead of an exception: fewer than 2 targets
+    (no random effect to estimate) or one volume leaves the model unfitted; one family drops
+    the family terms (``f1 ~ log2_volume``).
+
+    Args:
+        df: the tidy results table.
+        model: the backbone to analyse; may be omitted when the table has one.
+        confidence: level of the coefficient intervals.
+
+    Raises:
+        XnerError: several models and ``model`` not given, or an unknown ``model``.
+
+    >>> fit = mixed_effects(results); fit.family_slopes  # doctest: +SKIP
+    """
+    rows = _student_sweep(df)
+    models = sorted(rows["model"].unique())
+    if model is None and len(models) > 1:
+        raise XnerError(f"the results hold several models; pass one of: {', '.join(models)}")
+    if model is not None and model not in models:
+        raise one_of("model", model, models)
+    if model is not None:
+        rows = rows[rows["model"] == model]
+    families = sorted(rows["family"].unique())
+    formula = "f1 ~ log2_volume * C(family)" if len(families) > 1 else "f1 ~ log2_volume"
+    notes = [] if len(families) > 1 else [f"one family ({', '.join(families) or 'none'}): no family terms"]
+    n_targets = rows["target"].nunique()
+    if n_targets < _MIN_MIXED_TARGETS:
+        return _unfitted(formula, f"too few targets ({n_targets}) for a random intercept per target")
+    if rows["volume"].nunique() < 2:
+        return _unfitted(formula, "one volume: log2(volume) has no effect to estimate")
+    with warnings.catch_warnings(record=True) as caught, np.errstate(all="ignore"):
+        warnings.simplefilter("always")
+        try:
+            fit = smf.mixedlm(formula, rows, groups=rows["target"]).fit(reml=True)
+        except (np.linalg.LinAlgError, ValueError) as err:
+            return _unfitted(formula, f"model not estimable: {err}")
+        bounds = fit.conf_int(1 - confidence)
+        slopes = _family_slopes(fit, families, confidence)
+    notes += sorted({str(w.message).splitlines()[0] for w in caught})
+    terms = fit.fe_params.index
+    coefficients = pd.DataFrame(
+        {
+            "term": terms,
+            "coef": fit.fe_params.to_numpy(),
+            "se": fit.bse_fe.to_numpy(),
+            "z": fit.tvalues[terms].to_numpy(),
+            "p": fit.pvalues[terms].to_numpy(),
+            "lo": bounds.loc[terms, 0].to_numpy(),
+            "hi": bounds.loc[terms, 1].to_numpy(),
+        }
+    )
+    return MixedEffects(formula, coefficients, slopes, str(fit.summary()), "; ".join(notes))
+
+
+def _iso3(code: str) -> str:
+    """ISO 639-3 code of a data-folder code (``"br"`` -> ``"bre"``); unknown codes as given."""
+    try:
+        return get_language(code).iso3
+    except XnerError:
+        return code
+
+
+def _distance(source: str, target: str, feature_set: str) -> float:
+    """URIEL distance, NaN where URIEL lacks a language or the source is a teacher set."""
+    try:
+        return uriel_distance(_iso3(source), _iso3(target), (feature_set,))
+    except XnerError:
+        return np.nan
+
+
+def uriel_distances(
+    pairs: Iterable[tuple[str, str]], kinds: Sequence[str] = tuple(URIEL_FEATURES)
+) -> pd.DataFrame:
+    """URIEL typological distances between source and target languages (offline, lang2vec).
+
+    Args:
+        pairs: (source, target) data-folder codes, ISO 639-1 or 639-3 (``("fr", "br")``).
+        kinds: keys of :data:`URIEL_FEATURES`.
+
+    Returns:
+        Columns ``source, target, uriel_<kind>``; NaN where URIEL lacks a language or the
+        source is a "+"-joined teacher set (``"en+nl"``).
+
+    Raises:
+        XnerError: unknown distance kind.
+
+    >>> uriel_distances([("es", "ca"), ("ar", "hi")])["uriel_genetic"].round(2).tolist()  # doctest: +SKIP
+    [0.09, 1.0]
+    """
+    for kind in kinds:
+        if kind not in URIEL_FEATURES:
+            raise one_of("URIEL distance", kind, URIEL_FEATURES)
+    table = pd.DataFrame(sorted(set(pairs)), columns=["source", "target"])
+    for kind in kinds:
+        table[f"uriel_{kind}"] = [
+            _distance(s, t, URIEL_FEATURES[kind]) for s, t in zip(table["source"], table["target"])
+        ]
+    return table
+
+
+def transfer_pairs(df: pd.DataFrame, covariates: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Clean transfer rows averaged over seeds: one row per (model, source, target).
+
+    Args:
+        df: the tidy results table.
+        covariates: optional per-pair columns keyed by ``source, target`` (e.g.
+            :func:`uriel_distances`), merged in.
+
+    Returns:
+        ``model, source, target, f1, entity_overlap, train_size, n_seeds`` and the covariates.
+    """
+    _require(df, ("kind", "model", "source", "target", "perturbation", "f1"), "the transfer analysis")
+    rows = df[(df["kind"] == "transfer") & (df["perturbation"] == "clean")].copy()
+    for column in TRANSFER_COVARIATES:
+        if column not in rows:
+            rows[column] = np.nan
+    pairs = rows.groupby(["model", "source", "target"], as_index=False).agg(
+        f1=("f1", "mean"),
+        entity_overlap=("entity_overlap", "mean"),
+        train_size=("train_size", "mean"),
+        n_seeds=("f1", "size"),
+    )
+    if covariates is not None and not covariates.empty:
+        pairs = pairs.merge(covariates, on=["source", "target"], how="left")
+    return pairs
+
+
+def transfer_correlates(
+    df: pd.DataFrame,
+    covariates: pd.DataFrame | None = None,
+    *,
+    n_resamples: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """What predicts transfer F1? Correlations over (source, target) pairs, per model.
+
+    Each pair's clean transfer F1 (mean over seeds) is correlated with entity overlap, source
+    train size and every covariate column (by default URIEL genetic/syntactic/featural
+    distance from :func:`uriel_distances`); each gets Pearson and Spearman with p-values and
+    bootstrap CIs over pairs, and an OLS line ``f1 = intercept + slope * covariate``.
+
+    Args:
+        df: the tidy results table.
+        covariates: per-pair columns keyed by ``source, target``; ``None`` computes URIEL
+            distances for the table's pairs.
+        n_resamples, seed, confidence: the bootstrap's resamples, seed and level.
+
+    Returns:
+        ``model, covariate, n_pairs``, ``pearson*``, ``spearman*``, ``slope, slope_lo,
+        slope_hi, slope_p, intercept``. Empty when the table has no transfer rows.
+
+    >>> transfer_correlates(results)[["covariate", "pearson", "pearson_lo"]]  # doctest: +SKIP
+    """
+    pairs = transfer_pairs(df)
+    if pairs.empty:
+        return pd.DataFrame()
+    if covariates is None:
+        covariates = uriel_distances(zip(pairs["source"], pairs["target"]))
+    pairs = transfer_pairs(df, covariates)
+    names = [*TRANSFER_COVARIATES, *(c for c in covariates.columns if c not in ("source", "target"))]
+    records = []
+    for model, group in pairs.groupby("model", sort=True):
+        for name in names:
+            known = group[[name, "f1"]].dropna()
+            records.append(
+                {
+                    "model": model,
+                    "covariate": name,
+                    "n_pairs": len(known),
+                    **correlate(
+                        known[name],
+                        known["f1"],
+                        n_resamples=n_resamples,
+                        seed=seed,
+                        confidence=confidence,
+                    ),
+                    **_ols_slope(known, f"f1 ~ {name}", name, confidence),
+                }
+            )
+    return pd.DataFrame.from_records(records)
+
+
+def robustness_table(
+    df: pd.DataFrame, *, n_resamples: int = 2000, seed: int = 0, confidence: float = 0.95
+) -> pd.DataFrame:
+    """F1 drop under each perturbation, for native and transfer models, with CIs.
+
+    For every (model, kind, source, target, perturbation) the clean and the perturbed F1 (mean
+    over seeds, with CIs) and the drop = clean - perturbed. The drop is paired by seed; its CI
+    is a bootstrap over seeds when there are several differing ones, else from the two rows'
+    test-set intervals taken as independent normals (conservative: clean and perturbed test
+    sets share their sentences, so their errors correlate positively). Transfer rows also get
+    the native model's drop on the same target and perturbation and whether transfer degrades
+    less (the reference study's finding: transfer is the more robust).
+
+    Args:
+        df: the tidy results table.
+        n_resamples, seed, confidence: the bootstrap's resamples, seed and level.
+
+    Returns:
+        ``model, kind, source, target, perturbation, n_seeds, clean_f1, clean_lo, clean_hi,
+        perturbed_f1, perturbed_lo, perturbed_hi, drop, drop_lo, drop_hi, drop_ci,
+        native_drop, transfer_degrades_less``. Empty when nothing was perturbed.
+
+    >>> robustness_table(results).query("kind == 'transfer'")  # doctest: +SKIP
+    """
+    _require(df, ("kind", "model", "source", "target", "perturbation", "seed", "f1"),
+             "the robustness analysis")
+    rows = df[df["kind"].isin(["native", "transfer"])].copy()
+    for column in ("f1_lo", "f1_hi"):
+        if column not in rows:
+            rows[column] = np.nan
+    keys = ["model", "kind", "source", "target"]
+    clean = {key: group for key, group in rows[rows["perturbation"] == "clean"].groupby(keys)}
+    z = _z(confidence)
+    options = {"n_resamples": n_resamples, "seed": seed, "confidence": confidence}
+    records = []
+    perturbed = rows[rows["perturbation"] != "clean"]
+    for key, group in perturbed.groupby([*keys, "perturbation"], sort=True):
+        base = clean.get(key[:-1])
+        if base is None:
+            continue
+        paired = base.merge(group, on="seed", suffixes=("_clean", "_pert"))
+        drop = paired["f1_clean"] - paired["f1_pert"]
+        spread = z * np.hypot(
+            (paired["f1_hi_clean"] - paired["f1_lo_clean"]) / (2 * z),
+            (paired["f1_hi_pert"] - paired["f1_lo_pert"]) / (2 * z),
+        )
+        before = _mean_ci(base["f1"], base["f1_lo"], base["f1_hi"], **options)
+        after = _mean_ci(group["f1"], group["f1_lo"], group["f1_hi"], **options)
+        change = _mean_ci(drop, drop - spread, drop + spread, **options)
+        records.append(
+            {
+                **dict(zip([*keys, "perturbation"], key)),
+                "n_seeds": len(paired),
+                "clean_f1": before["mean"],
+                "clean_lo": before["lo"],
+                "clean_hi": before["hi"],
+                "perturbed_f1": after["mean"],
+                "perturbed_lo": after["lo"],
+                "perturbed_hi": after["hi"],
+                "drop": change["mean"],
+                "drop_lo": change["lo"],
+                "drop_hi": change["hi"],
+                "drop_ci": change["ci"],
+            }
+        )
+    table = pd.DataFrame.from_records(records)
+    if table.empty:
+        return table
+    native = table[table["kind"] == "native"].set_index(["model", "target", "perturbation"])["drop"]
+    lookup = pd.MultiIndex.from_frame(table[["model", "target", "perturbation"]])
+    table["native_drop"] = native.reindex(lookup).to_numpy()
+    table.loc[table["kind"] == "native", "native_drop"] = np.nan
+    comparable = table["native_drop"].notna()
+    table["transfer_degrades_less"] = pd.array(
+        np.where(comparable, table["drop"] < table["native_drop"], None), dtype="boolean"
+    )
+    return table
