@@ -31,13 +31,11 @@ from __future__ import annotations
 
 import gc
 import gzip
-import io
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence, Set
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from xner.data.corpus import Sentence
 from xner.data.labels import OUTSIDE, check_tag
@@ -112,32 +110,25 @@ class ReadReport:
     repairs: int = 0
 
 
-def _open(path: Path, mode: str) -> IO[str]:
-    """Open a UTF-8 text file, through gzip for ``.gz`` (mtime 0: identical bytes every run)."""
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.GzipFile(path, mode + "b", mtime=0), encoding="utf-8")
-    return open(path, mode, encoding="utf-8", newline="" if mode == "w" else None)
-
-
 def _read_lines(path: Path) -> list[str]:
     """The lines of a text file, trailing blank lines dropped; one-line errors for bad files."""
     try:
-        with _open(path, "r") as handle:
-            text = handle.read()
+        data = path.read_bytes()
+        text = (gzip.decompress(data) if path.suffix == ".gz" else data).decode("utf-8-sig")
     except FileNotFoundError:
         raise XnerError(f"{path}: no such file") from None
     except UnicodeDecodeError as err:
         raise XnerError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     except (OSError, EOFError) as err:  # unreadable, a directory, or a corrupt .gz
         raise XnerError(f"{path}: cannot read: {err}") from None
-    text = text.removeprefix("\ufeff").rstrip()
+    text = text.rstrip()
     if not text:
         raise XnerError(f"{path}:1: empty file (no sentences)")
     return text.split("\n")
 
 
 def detect_format(lines: Sequence[str], source: str = "<lines>") -> str:
-    """Name the line format of a file from its first sentence.
+    """Name the line format of a file from its first line (Rahimi: its first sentence).
 
     Args:
         lines: the file's lines.
@@ -153,19 +144,18 @@ def detect_format(lines: Sequence[str], source: str = "<lines>") -> str:
     ('indexed', 'conll-space')
     """
     start = next(i for i, line in enumerate(lines) if line.strip())
-    first = [line.rstrip() for line in lines[start:]]
-    first = first[: first.index("")] if "" in first else first
-    widths = {line.count("\t") + 1 for line in first}
-    if widths == {3} and first[0].split("\t", 1)[0].isdigit():
+    sentence = [line.rstrip() for line in lines[start:]]
+    sentence = sentence[: sentence.index("")] if "" in sentence else sentence
+    first, tabs = sentence[0], sentence[0].count("\t")
+    if tabs == 2 and first.split("\t", 1)[0].isdigit():
         return "indexed"
-    if widths == {2}:
-        prefixed = all(_LANG_PREFIX.match(line) for line in first)
-        return "rahimi" if prefixed else "conll"
-    if widths == {1} and " " in first[0].strip():
+    if tabs == 1:
+        return "rahimi" if all(_LANG_PREFIX.match(line) for line in sentence) else "conll"
+    if tabs == 0 and " " in first.strip():
         return "conll-space"
     valid = "; ".join(f"{fmt.name} ({fmt.example!r})" for fmt in FORMATS.values())
     raise XnerError(
-        f"{source}:{start + 1}: cannot tell the line format from {first[0]!r}; "
+        f"{source}:{start + 1}: cannot tell the line format from {first!r}; "
         f"expected one of: {valid}"
     )
 
@@ -427,9 +417,9 @@ def write_conll(sentences: Iterable[Sentence], path: str | Path, format: str = "
         except XnerError as err:
             raise XnerError(f"sentence {number}: {err}") from None
         blocks.append("")
+    data = ("\n".join(blocks) + "\n").encode("utf-8")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _open(path, "w") as handle:
-        handle.write("\n".join(blocks) + "\n")
+    path.write_bytes(gzip.compress(data, mtime=0) if path.suffix == ".gz" else data)
     return path
 
 
