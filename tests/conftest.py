@@ -32,7 +32,7 @@ WORDS = {
     "LOC": ("Oslo", "Lima", "Accra", "Nile", "Andes"),
     "DATE": ("Monday", "2020", "March", "1999"),
 }
-"""Word lists of the synthetic corpus, by tag type."""
+"""Word lists of the synthetic corpus, by tag type (other types get made-up words)."""
 
 TOY_SIZES = {"train": 40, "dev": 12, "test": 15}
 """Sentences per split in the ``data_root`` fixture."""
@@ -50,7 +50,8 @@ def synthetic_corpus(
         for _ in range(rng.randint(2, 6)):
             kind = rng.choice(("O", "O", *types))
             length = 1 if kind == "O" else rng.randint(1, 3)
-            tokens += [rng.choice(WORDS[kind]) for _ in range(length)]
+            words = WORDS.get(kind) or tuple(f"{kind.title()}{i}" for i in range(3))
+            tokens += [rng.choice(words) for _ in range(length)]
             tags += ["O"] if kind == "O" else [f"B-{kind}"] + [f"I-{kind}"] * (length - 1)
         sentences.append(Sentence(tuple(tokens), tuple(tags), lang))
     return sentences
@@ -101,10 +102,14 @@ def data_root(tmp_path: Path) -> Path:
     return root
 
 
+REAL_DATA = os.environ.get("XNER_DATA_DIR")
+"""Read at start-up, so tests that unset the variable for isolation can still use real data."""
+
+
 @pytest.fixture
 def real_data() -> Path:
     """The real data root ``$XNER_DATA_DIR``; skips the test when it is not there."""
-    root = os.environ.get("XNER_DATA_DIR")
+    root = REAL_DATA
     if not root or not Path(root).is_dir():
         pytest.skip("real data absent: set XNER_DATA_DIR (e.g. ../shared/data)")
     return Path(root)
