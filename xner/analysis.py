@@ -239,15 +239,21 @@ def _require(df: pd.DataFrame, columns: Iterable[str], what: str) -> None:
         )
 
 
+def _numeric(rows: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
+    """``rows`` with ``columns`` as floats (NaN for missing values or a missing column): a
+    store, a CSV or a hand-made table may leave them None, object-typed or out."""
+    return rows.assign(
+        **{c: pd.to_numeric(rows[c], errors="coerce") if c in rows else np.nan for c in columns}
+    ).astype({c: "float64" for c in columns})
+
+
 def _clean_students(df: pd.DataFrame) -> pd.DataFrame:
     """Clean student rows, teacher baseline (volume 0) included, with ``teacher_f1``/``gain``
     filled from the volume-0 rows where the table left them empty."""
     _require(df, ("kind", "model", "source", "target", "family", "volume", "perturbation", "f1"),
              "the volume analysis")
-    rows = df[(df["kind"] == "student") & (df["perturbation"] == "clean")].copy()
-    for column in ("teacher_f1", "gain", "seed", "f1_lo", "f1_hi"):
-        if column not in rows:
-            rows[column] = np.nan
+    rows = df[(df["kind"] == "student") & (df["perturbation"] == "clean") & df["volume"].notna()]
+    rows = _numeric(rows.astype({"volume": "int64"}), ("f1", "f1_lo", "f1_hi", "teacher_f1", "gain"))
     keys = ["model", "source", "target"]
     teacher = rows[rows["volume"] == 0].groupby(keys)["f1"].mean().rename("_teacher")
     rows = rows.join(teacher, on=keys)
@@ -566,10 +572,8 @@ def transfer_pairs(df: pd.DataFrame, covariates: pd.DataFrame | None = None) -> 
         ``model, source, target, f1, entity_overlap, train_size, n_seeds`` and the covariates.
     """
     _require(df, ("kind", "model", "source", "target", "perturbation", "f1"), "the transfer analysis")
-    rows = df[(df["kind"] == "transfer") & (df["perturbation"] == "clean")].copy()
-    for column in TRANSFER_COVARIATES:
-        if column not in rows:
-            rows[column] = np.nan
+    rows = df[(df["kind"] == "transfer") & (df["perturbation"] == "clean")]
+    rows = _numeric(rows, ("f1", *TRANSFER_COVARIATES))
     pairs = rows.groupby(["model", "source", "target"], as_index=False).agg(
         f1=("f1", "mean"),
         entity_overlap=("entity_overlap", "mean"),
@@ -663,10 +667,7 @@ def robustness_table(
     """
     _require(df, ("kind", "model", "source", "target", "perturbation", "seed", "f1"),
              "the robustness analysis")
-    rows = df[df["kind"].isin(["native", "transfer"])].copy()
-    for column in ("f1_lo", "f1_hi"):
-        if column not in rows:
-            rows[column] = np.nan
+    rows = _numeric(df[df["kind"].isin(["native", "transfer"])], ("f1", "f1_lo", "f1_hi"))
     keys = ["model", "kind", "source", "target"]
     clean = {key: group for key, group in rows[rows["perturbation"] == "clean"].groupby(keys)}
     z = _z(confidence)

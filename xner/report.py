@@ -1,0 +1,652 @@
+"""Turn a study's results into a report folder a researcher can publish from.
+
+:func:`write_report` runs every analysis of :mod:`xner.analysis` on the tidy results table and
+writes, under ``out_dir``::
+
+    results.csv                      the tidy table, one row per (run, test set)
+    tables/<name>.csv|.md|.tex       each analysis: full numbers, markdown, LaTeX (booktabs)
+    tables/mixed_effects.txt         the mixed model's statsmodels summary
+    figures/<name>.png|.svg          F1-vs-volume curves, clean-vs-perturbed bars,
+                                     overlap-vs-F1 scatter, robustness heatmap
+    report.md                        every table, and why a figure or table is missing
+    report.html                      one self-contained page: figures as data URIs, tables,
+                                     the study config, versions and run times
+
+A figure or table whose data the study lacks (a robustness-only study has no volume curve) is
+skipped and the report says why. Figures are drawn with matplotlib's object API (no pyplot,
+no global backend), rasterised by Agg.
+
+>>> write_report(results, "report")  # doctest: +SKIP
+PosixPath('report/report.html')
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.figure import Figure
+
+from xner.analysis import (
+    mixed_effects,
+    robustness_table,
+    transfer_correlates,
+    transfer_pairs,
+    volume_correlations,
+    volume_curves,
+)
+from xner.errors import XnerError
+from xner.languages import get_language
+
+__all__ = ["write_report"]
+
+NA = "--"
+"""Shown for a missing value in markdown, LaTeX and HTML tables."""
+
+REPORTED_PACKAGES: tuple[str, ...] = (
+    "xner", "torch", "transformers", "tokenizers", "seqeval", "numpy", "scipy",
+    "statsmodels", "pandas", "matplotlib", "lang2vec",
+)
+"""Packages whose versions the report lists for the environment that wrote it."""
+
+
+@dataclass(frozen=True)
+class Section:
+    """One table or figure of the report: its content, or the reason it is missing."""
+
+    name: str
+    title: str
+    table: pd.DataFrame | None = None
+    display: pd.DataFrame | None = None
+    figure: Figure | None = None
+    text: str = ""
+    skipped: str = ""
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def _num(value: object, digits: int = 2) -> str:
+    return NA if pd.isna(value) else f"{float(value):.{digits}f}"
+
+
+def _p(values: pd.Series) -> list[str]:
+    return [NA if pd.isna(v) else f"{v:.2g}" for v in values]
+
+
+def _ci(value: pd.Series, lo: pd.Series, hi: pd.Series, digits: int = 2) -> list[str]:
+    """``0.95 [0.90, 0.98]``: an estimate with its interval, as one table cell."""
+    return [
+        NA if pd.isna(v) else f"{_num(v, digits)} [{_num(a, digits)}, {_num(b, digits)}]"
+        for v, a, b in zip(value, lo, hi)
+    ]
+
+
+def _corr(table: pd.DataFrame, name: str) -> list[str]:
+    return _ci(table[name], table[f"{name}_lo"], table[f"{name}_hi"])
+
+
+def _keys(table: pd.DataFrame, keys: tuple[str, ...]) -> dict[str, pd.Series]:
+    return {key: table[key] for key in keys if key in table}
+
+
+def _volume_display(table: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            **_keys(table, ("model", "family", "source", "target")),
+            "targets": table["n_targets"],
+            "runs": table["n_runs"],
+            "Pearson r, F1": _corr(table, "f1_pearson"),
+            "p": _p(table["f1_pearson_p"]),
+            "Spearman rho, F1": _corr(table, "f1_spearman"),
+            "Pearson r, gain": _corr(table, "gain_pearson"),
+            "Spearman rho, gain": _corr(table, "gain_spearman"),
+            "F1 per doubling": _ci(table["slope"], table["slope_lo"], table["slope_hi"]),
+            "teacher F1": [_num(v, 1) for v in table["teacher_f1"]],
+            "beats teacher at": [NA if pd.isna(v) else str(v) for v in table["beats_teacher_at"]],
+            "note": table["note"],
+        }
+    )
+
+
+def _coefficients_display(table: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "term": table["term"],
+            "coef [95% CI]": _ci(table["coef"], table["lo"], table["hi"], 3),
+            "se": [_num(v, 3) for v in table["se"]],
+            "z": [_num(v, 2) for v in table["z"]],
+            "p": _p(table["p"]),
+        }
+    )
+
+
+def _family_slopes_display(table: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "family": table["family"],
+            "F1 per doubling [95% CI]": _ci(table["slope"], table["lo"], table["hi"]),
+            "p": _p(table["p"]),
+        }
+    )
+
+
+def _transfer_display(table: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "model": table["model"],
+            "covariate": table["covariate"],
+            "pairs": table["n_pairs"],
+            "Pearson r": _corr(table, "pearson"),
+            "p": _p(table["pearson_p"]),
+            "Spearman rho": _corr(table, "spearman"),
+            "F1 per unit": _ci(table["slope"], table["slope_lo"], table["slope_hi"], 3),
+        }
+    )
+
+
+def _robustness_display(table: pd.DataFrame) -> pd.DataFrame:
+    less = table["transfer_degrades_less"]
+    return pd.DataFrame(
+        {
+            **_keys(table, ("model", "kind", "source", "target", "perturbation")),
+            "seeds": table["n_seeds"],
+            "clean F1": _ci(table["clean_f1"], table["clean_lo"], table["clean_hi"], 1),
+            "perturbed F1": _ci(table["perturbed_f1"], table["perturbed_lo"], table["perturbed_hi"], 1),
+            "drop": _ci(table["drop"], table["drop_lo"], table["drop_hi"], 1),
+            "CI from": table["drop_ci"],
+            "native drop": [_num(v, 1) for v in table["native_drop"]],
+            "transfer degrades less": [NA if pd.isna(v) else ("yes" if v else "no") for v in less],
+        }
+    )
+
+
+# ---------------------------------------------------------------- figures
+
+
+def _grid(count: int, width: float = 4.2, height: float = 3.2) -> tuple[Figure, list]:
+    columns = min(count, 3)
+    rows = -(-count // columns)
+    figure = Figure(figsize=(width * columns, height * rows), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False).ravel().tolist()
+    for unused in axes[count:]:
+        unused.set_visible(False)
+    return figure, axes[:count]
+
+
+def _label(row: pd.Series, several_models: bool) -> str:
+    return f"{row['target']} ({row['model']})" if several_models else str(row["target"])
+
+
+def volume_figure(curves: pd.DataFrame) -> Figure:
+    """Mean student F1 against unlabeled volume (log2 axis), one panel per family, a CI band
+    per target; the zero-shot teacher (volume 0) as a dashed line in the target's colour."""
+    families = sorted(curves["family"].unique())
+    several = curves["model"].nunique() > 1
+    figure, axes = _grid(len(families))
+    for ax, family in zip(axes, families):
+        lines = curves[curves["family"] == family]
+        for (_, _, _), line in lines.groupby(["model", "source", "target"], sort=True):
+            sweep = line[line["volume"] > 0].sort_values("volume")
+            teacher = line[line["volume"] == 0]
+            label = _label(line.iloc[0], several)
+            (drawn,) = ax.plot(sweep["volume"], sweep["f1"], marker="o", label=label)
+            ax.fill_between(sweep["volume"], sweep["f1_lo"], sweep["f1_hi"],
+                            color=drawn.get_color(), alpha=0.2, linewidth=0)
+            if not teacher.empty:
+                ax.axhline(teacher["f1"].mean(), color=drawn.get_color(), linestyle="--",
+                           linewidth=1)
+        ax.set_xscale("log", base=2)
+        ax.set_title(family)
+        ax.set_xlabel("unlabeled target sentences (log2)")
+        ax.set_ylabel("student F1 (dashed: teacher)")
+        ax.legend(fontsize="small")
+    return figure
+
+
+def _bar_label(kind: str, source: str, several_models: bool, model: str) -> str:
+    label = "native" if kind == "native" else f"transfer from {source}"
+    return f"{label} ({model})" if several_models else label
+
+
+def _bar_values(group: pd.DataFrame, perturbations: list[str]) -> np.ndarray:
+    """F1, CI low and CI high (rows) of one model: clean, then each perturbation (columns)."""
+    clean = group.iloc[[0]][["clean_f1", "clean_lo", "clean_hi"]].to_numpy(dtype=float)
+    perturbed = (group.set_index("perturbation")[["perturbed_f1", "perturbed_lo", "perturbed_hi"]]
+                 .reindex(perturbations).to_numpy(dtype=float))
+    return np.vstack([clean, perturbed]).T
+
+
+def robustness_bars_figure(table: pd.DataFrame) -> Figure:
+    """Clean vs perturbed F1 per target language, native and transfer bars side by side."""
+    targets = sorted(table["target"].unique())
+    several = table["model"].nunique() > 1
+    figure, axes = _grid(len(targets), width=5.0)
+    for ax, target in zip(axes, targets):
+        rows = table[table["target"] == target]
+        conditions = ["clean", *sorted(rows["perturbation"].unique())]
+        models = list(rows.groupby(["model", "kind", "source"], sort=True))
+        width = 0.8 / len(models)
+        for offset, ((model, kind, source), group) in enumerate(models):
+            heights, low, high = _bar_values(group, conditions[1:])
+            ax.bar(np.arange(len(conditions)) + offset * width, heights, width,
+                   yerr=np.vstack([heights - low, high - heights]), capsize=2,
+                   label=_bar_label(kind, source, several, model))
+        ax.set_xticks(np.arange(len(conditions)) + 0.4 - width / 2, conditions,
+                      rotation=30, ha="right", fontsize="small")
+        ax.set_title(target)
+        ax.set_ylabel("F1")
+        ax.legend(fontsize="small")
+    return figure
+
+
+def overlap_figure(pairs: pd.DataFrame, fits: pd.DataFrame) -> Figure:
+    """Transfer F1 against entity overlap, one point per (source, target), with the OLS line."""
+    figure = Figure(figsize=(5.5, 4.2), layout="constrained")
+    ax = figure.subplots()
+    for model, group in pairs.groupby("model", sort=True):
+        points = ax.scatter(group["entity_overlap"], group["f1"], label=model)
+        for _, row in group.iterrows():
+            ax.annotate(f"{row['source']}→{row['target']}", (row["entity_overlap"], row["f1"]),
+                        fontsize="x-small", xytext=(3, 3), textcoords="offset points")
+        fit = fits[(fits["model"] == model) & (fits["covariate"] == "entity_overlap")]
+        if not fit.empty and pd.notna(fit["slope"].iloc[0]):
+            xs = np.linspace(group["entity_overlap"].min(), group["entity_overlap"].max(), 50)
+            r = fit.iloc[0]
+            ax.plot(xs, r["intercept"] + r["slope"] * xs, color=points.get_facecolor()[0],
+                    label=f"fit: r = {_num(r['pearson'])} [{_num(r['pearson_lo'])}, "
+                    f"{_num(r['pearson_hi'])}]")
+    ax.set_xlabel("entity overlap, source train vs target test (%)")
+    ax.set_ylabel("transfer F1")
+    ax.legend(fontsize="small")
+    return figure
+
+
+def _row_label(row: pd.Series, several_models: bool) -> str:
+    label = f"{row['target']} native" if row["kind"] == "native" else f"{row['source']}→{row['target']} transfer"
+    return f"{label} ({row['model']})" if several_models else label
+
+
+def heatmap_figure(table: pd.DataFrame) -> Figure:
+    """F1 drop (clean - perturbed): a row per model (native, or transfer from a source) of each
+    target, grouped by target; a column per perturbation."""
+    several = table["model"].nunique() > 1
+    ordered = table.sort_values(["target", "kind", "source", "model"])
+    labels = ordered.apply(_row_label, axis=1, several_models=several)
+    grid = ordered.assign(row=labels).pivot_table(index="row", columns="perturbation", values="drop")
+    grid = grid.reindex(labels.drop_duplicates())
+    figure = Figure(figsize=(2.0 + 1.1 * grid.shape[1], 1.2 + 0.35 * grid.shape[0]),
+                    layout="constrained")
+    ax = figure.subplots()
+    bound = max(float(np.nanmax(np.abs(grid.to_numpy()))), 1e-9)
+    image = ax.imshow(grid.to_numpy(), cmap="RdBu_r", aspect="auto",
+                      norm=TwoSlopeNorm(0.0, -bound, bound))
+    ax.set_xticks(range(grid.shape[1]), grid.columns, rotation=30, ha="right")
+    ax.set_yticks(range(grid.shape[0]), grid.index)
+    for (i, j), value in np.ndenumerate(grid.to_numpy()):
+        ax.text(j, i, _num(value, 1), ha="center", va="center", fontsize="small")
+    figure.colorbar(image, ax=ax, label="F1 drop")
+    return figure
+
+
+# ---------------------------------------------------------------- sections
+
+
+def _volume_sections(df: pd.DataFrame, options: Mapping[str, int]) -> list[Section]:
+    curves = volume_curves(df, **options)
+    sweep = curves[curves["volume"] > 0]
+    reason = "no clean student rows with volume > 0: the study has no teacher-student sweep"
+    if sweep.empty:
+        names = ("volume_by_family", "volume_by_target", "mixed_effects", "volume_curves")
+        return [Section(name, name.replace("_", " "), skipped=reason) for name in names]
+    sections = []
+    for by in ("family", "target"):
+        table = volume_correlations(df, by=by, **options)
+        sections.append(Section(f"volume_by_{by}", f"Student F1 vs log2(unlabeled volume), per {by}",
+                                table=table, display=_volume_display(table)))
+    sections.extend(_mixed_sections(df))
+    sections.append(Section("volume_curves", "Student F1 vs unlabeled volume, per family",
+                            figure=volume_figure(curves)))
+    return sections
+
+
+def _mixed_sections(df: pd.DataFrame) -> list[Section]:
+    sections = []
+    for model in sorted(df.loc[df["kind"] == "student", "model"].unique()):
+        fit = mixed_effects(df, model=model)
+        suffix = f" ({model})"
+        if not fit.fitted:
+            sections.append(Section(f"mixed_effects_{model}", "Mixed-effects model" + suffix,
+                                    skipped=fit.note))
+            continue
+        note = f"{fit.formula} + (1 | target)" + (f"; {fit.note}" if fit.note else "")
+        sections.append(Section(f"mixed_effects_{model}", "Mixed-effects model" + suffix,
+                                table=fit.coefficients, display=_coefficients_display(fit.coefficients),
+                                text=note + "\n\n" + fit.summary))
+        sections.append(Section(f"family_slopes_{model}",
+                                "F1 per doubling of volume, per family (mixed model)" + suffix,
+                                table=fit.family_slopes,
+                                display=_family_slopes_display(fit.family_slopes)))
+    return sections
+
+
+def _transfer_sections(
+    df: pd.DataFrame, covariates: pd.DataFrame | None, options: Mapping[str, int]
+) -> list[Section]:
+    table = transfer_correlates(df, covariates, **options)
+    if table.empty:
+        reason = "no clean transfer rows"
+        return [Section("transfer_correlates", "Transfer F1 correlates", skipped=reason),
+                Section("overlap_scatter", "Entity overlap vs transfer F1", skipped=reason)]
+    sections = [Section("transfer_correlates", "What predicts transfer F1 (over pairs)",
+                        table=table, display=_transfer_display(table))]
+    pairs = transfer_pairs(df).dropna(subset=["entity_overlap"])
+    if len(pairs) < 2:
+        sections.append(Section("overlap_scatter", "Entity overlap vs transfer F1",
+                                skipped="fewer than 2 transfer pairs with entity_overlap"))
+    else:
+        sections.append(Section("overlap_scatter", "Entity overlap vs transfer F1",
+                                figure=overlap_figure(pairs, table)))
+    return sections
+
+
+def _robustness_sections(df: pd.DataFrame, options: Mapping[str, int]) -> list[Section]:
+    table = robustness_table(df, **options)
+    if table.empty:
+        reason = "no perturbed native/transfer rows with a clean counterpart"
+        return [Section(name, name.replace("_", " "), skipped=reason)
+                for name in ("robustness", "robustness_bars", "robustness_heatmap")]
+    return [
+        Section("robustness", "F1 drop under perturbation, native vs transfer",
+                table=table, display=_robustness_display(table)),
+        Section("robustness_bars", "Clean vs perturbed F1 per target",
+                figure=robustness_bars_figure(table)),
+        Section("robustness_heatmap", "F1 drop per model and perturbation",
+                figure=heatmap_figure(table)),
+    ]
+
+
+# ---------------------------------------------------------------- study facts
+
+
+def _environment_versions() -> pd.DataFrame:
+    def version(package: str) -> str:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return pd.DataFrame({"package": REPORTED_PACKAGES, "version": [version(p) for p in REPORTED_PACKAGES]})
+
+
+def _run_versions(runs: pd.DataFrame) -> pd.DataFrame:
+    """Distinct package versions recorded by the runs (their ``versions`` mappings)."""
+    records = [
+        {"package": package, "version": str(version)}
+        for found in runs["versions"].dropna()
+        for package, version in found.items()
+    ]
+    if not records:
+        return pd.DataFrame(columns=["package", "versions", "runs"])
+    table = pd.DataFrame.from_records(records)
+    return table.groupby("package", as_index=False).agg(
+        versions=("version", lambda v: ", ".join(sorted(set(v)))), runs=("version", "size")
+    )
+
+
+def _run_times(df: pd.DataFrame, runs: pd.DataFrame | None) -> pd.DataFrame:
+    """Wall time per run kind (and status) from the store's runs when known, else per
+    evaluation kind from the results' ``seconds`` column (one value per run id)."""
+    if runs is not None and not runs.empty:
+        timed, keys = runs, ["kind", "status"]
+    elif "seconds" in df:
+        timed = df.drop_duplicates("run_id") if "run_id" in df else df
+        keys = ["kind"]
+    else:
+        return pd.DataFrame()
+    timed = timed.assign(seconds=pd.to_numeric(timed["seconds"], errors="coerce"))
+    return timed.groupby(keys, as_index=False).agg(
+        runs=("seconds", "size"),
+        total_s=("seconds", "sum"),
+        mean_s=("seconds", "mean"),
+        max_s=("seconds", "max"),
+    ).round(1)
+
+
+def _config_text(config: Mapping | Path | str | None) -> str:
+    """The study config as text: a mapping dumped as YAML, a Path read, a str kept as is."""
+    if config is None:
+        return ""
+    if isinstance(config, Mapping):
+        return yaml.safe_dump(dict(config), sort_keys=False, allow_unicode=True)
+    if isinstance(config, Path):
+        return config.read_text(encoding="utf-8")
+    return config
+
+
+def _with_family(df: pd.DataFrame) -> pd.DataFrame:
+    """The tidy table with every ``family`` filled: the registry genus of the target where the
+    table left it empty, ``"unknown"`` for a language the registry lacks."""
+    if "target" not in df:
+        raise XnerError(f"the results have no 'target' column; columns: {', '.join(map(str, df.columns))}")
+
+    def genus(code: str) -> str:
+        try:
+            return get_language(code).genus
+        except XnerError:
+            return "unknown"
+
+    family = df["family"] if "family" in df else pd.Series(None, index=df.index, dtype=object)
+    family = family.replace("", None)
+    return df.assign(family=family.fillna(df["target"].map(genus)))
+
+
+_TABLE_READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
+    ".csv": pd.read_csv,
+    ".parquet": pd.read_parquet,
+}
+"""Exported tidy tables (``xner results --format csv|parquet``) a report can also start from."""
+
+
+def _runs(store) -> pd.DataFrame:
+    """The store's runs: ``id, kind, status, started, finished, seconds, versions, host``."""
+    return pd.DataFrame.from_records(
+        [
+            {
+                "id": record.id,
+                "kind": record.kind,
+                "status": record.status,
+                "started": record.started,
+                "finished": record.finished,
+                "seconds": (record.timings or {}).get("seconds"),
+                "versions": record.versions,
+                "host": record.host,
+            }
+            for record in store.records()
+        ],
+        columns=["id", "kind", "status", "started", "finished", "seconds", "versions", "host"],
+    )
+
+
+def _load(store_or_frame: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The tidy results and, from a store, its runs."""
+    if isinstance(store_or_frame, pd.DataFrame):
+        return store_or_frame, None
+    path = Path(store_or_frame)
+    if path.suffix in _TABLE_READERS:
+        if not path.is_file():
+            raise XnerError(f"{path}: no such results table")
+        return _TABLE_READERS[path.suffix](path), None
+    from xner.study.store import ResultStore  # only study/ knows how results are stored
+
+    with ResultStore(path, create=False) as store:
+        return store.frame(), _runs(store)
+
+
+# ---------------------------------------------------------------- writers
+
+
+def _write_section(section: Section, out: Path) -> None:
+    if section.table is not None:
+        tables = out / "tables"
+        tables.mkdir(exist_ok=True)
+        section.table.to_csv(tables / f"{section.name}.csv", index=False)
+        display = section.display.fillna(NA)
+        (tables / f"{section.name}.md").write_text(display.to_markdown(index=False) + "\n", encoding="utf-8")
+        (tables / f"{section.name}.tex").write_text(
+            display.to_latex(index=False, escape=True, caption=section.title.replace("_", " "),
+                             label=f"tab:{section.name}"),
+            encoding="utf-8",
+        )
+        if section.text:
+            (tables / f"{section.name}.txt").write_text(section.text + "\n", encoding="utf-8")
+    if section.figure is not None:
+        figures = out / "figures"
+        figures.mkdir(exist_ok=True)
+        for suffix in ("png", "svg"):
+            section.figure.savefig(figures / f"{section.name}.{suffix}", dpi=120)
+
+
+def _markdown(sections: list[Section], facts: list[Section]) -> str:
+    lines = ["# xner study report", ""]
+    for section in [*sections, *facts]:
+        lines += [f"## {section.title}", ""]
+        if section.skipped:
+            lines += [f"Skipped: {section.skipped}.", ""]
+            continue
+        if section.text and section.display is None:
+            lines += ["```", section.text, "```", ""]
+        elif section.text:
+            lines += [section.text.split("\n\n", 1)[0], ""]
+        if section.display is not None:
+            lines += [section.display.fillna(NA).to_markdown(index=False), ""]
+        if section.figure is not None:
+            lines += [f"![{section.title}](figures/{section.name}.png)", ""]
+    return "\n".join(lines)
+
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.85em; }
+th, td { padding: 0.25em 0.6em; border-bottom: 1px solid #ddd; text-align: left; }
+thead th { border-bottom: 2px solid #444; }
+img { max-width: 100%; }
+pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; font-size: 0.8em; }
+.skipped { color: #a33; }
+"""
+
+
+def _html_section(section: Section, out: Path) -> str:
+    parts = [f"<section><h2>{html.escape(section.title)}</h2>"]
+    if section.skipped:
+        parts.append(f'<p class="skipped">Skipped: {html.escape(section.skipped)}.</p>')
+    if section.text:
+        parts.append(f"<pre>{html.escape(section.text)}</pre>")
+    if section.display is not None:
+        parts.append(section.display.to_html(index=False, border=0, na_rep=NA, escape=True))
+    if section.figure is not None:
+        png = (out / "figures" / f"{section.name}.png").read_bytes()
+        data = base64.b64encode(png).decode("ascii")
+        parts.append(f'<figure><img alt="{html.escape(section.title)}" '
+                     f'src="data:image/png;base64,{data}"></figure>')
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _html(sections: list[Section], facts: list[Section], summary: str, out: Path) -> str:
+    body = "\n".join(_html_section(s, out) for s in [*sections, *facts])
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>xner study report</title><style>{_STYLE}</style></head><body>\n"
+        f"<h1>xner study report</h1><p>{html.escape(summary)}</p>\n{body}\n</body></html>\n"
+    )
+
+
+def _facts(df: pd.DataFrame, runs: pd.DataFrame | None, config: Mapping | Path | str | None) -> list[Section]:
+    """Study config, versions and run times: what a reader needs to reproduce the numbers."""
+    text = _config_text(config)
+    times = _run_times(df, runs)
+    facts = [
+        Section("config", "Study config", text=text) if text
+        else Section("config", "Study config", skipped="no study config was given"),
+        Section("environment", "Versions of the environment that wrote this report",
+                display=_environment_versions()),
+    ]
+    if runs is not None and "versions" in runs:
+        facts.append(Section("run_versions", "Versions recorded by the runs", display=_run_versions(runs)))
+    facts.append(
+        Section("run_times", "Run times (seconds)", display=times) if not times.empty
+        else Section("run_times", "Run times (seconds)", skipped="the results record no run times")
+    )
+    return facts
+
+
+def _summary(df: pd.DataFrame) -> str:
+    runs = df["run_id"].nunique() if "run_id" in df else len(df)
+    kinds = ", ".join(f"{k} {n}" for k, n in df["kind"].value_counts().sort_index().items())
+    return (f"{len(df)} evaluations of {runs} runs ({kinds}); models: "
+            f"{', '.join(sorted(map(str, df['model'].unique())))}; targets: "
+            f"{', '.join(sorted(map(str, df['target'].unique())))}.")
+
+
+def write_report(
+    store_or_frame: pd.DataFrame | str | Path,
+    out_dir: str | Path,
+    config: Mapping | Path | str | None = None,
+    *,
+    runs: pd.DataFrame | None = None,
+    covariates: pd.DataFrame | None = None,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> Path:
+    """Analyse a study's results and write the report folder; return the path of report.html.
+
+    Args:
+        store_or_frame: a result store (SQLite file, read with
+            ``xner.study.store.ResultStore``), an exported tidy table (``.csv``/``.parquet``)
+            or the tidy results DataFrame itself.
+        out_dir: folder to write (created; existing files of the same names are replaced).
+        config: the study config (mapping, YAML/JSON text, or a Path to its file) to print.
+        runs: one row per run (``kind, status, seconds, versions`` -- a package -> version
+            mapping) for run times and versions; read from the store when given a store.
+        covariates: per-pair covariates for :func:`xner.analysis.transfer_correlates`;
+            ``None`` computes URIEL distances (lang2vec; its first use loads for ~10 s).
+        n_resamples, seed: bootstrap resamples and seed of every CI.
+
+    Returns:
+        ``out_dir / "report.html"``.
+
+    Raises:
+        XnerError: the store does not exist or holds no results.
+
+    >>> write_report(results, tmp_path / "report", n_resamples=200)  # doctest: +SKIP
+    """
+    frame, stored_runs = _load(store_or_frame)
+    if frame.empty:
+        raise XnerError("no finished evaluation in the results: nothing to report yet")
+    frame = _with_family(frame)
+    runs = stored_runs if runs is None else runs
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out / "results.csv", index=False)
+    options = {"n_resamples": n_resamples, "seed": seed}
+    sections = [
+        *_volume_sections(frame, options),
+        *_transfer_sections(frame, covariates, options),
+        *_robustness_sections(frame, options),
+    ]
+    facts = _facts(frame, runs, config)
+    for section in sections:
+        _write_section(section, out)
+    (out / "report.md").write_text(_markdown(sections, facts), encoding="utf-8")
+    page = out / "report.html"
+    page.write_text(_html(sections, facts, _summary(frame), out), encoding="utf-8")
+    return page
