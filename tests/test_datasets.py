@@ -240,12 +240,31 @@ def test_hf_string_tags(make_corpus):
         (Sentence(("Monday",), ("B-DATE",), "de"), MASAKHANER, {"labels": WIKIANN}, "src row 1: unknown tag 'B-DATE'"),
         (Sentence(("Bank",), ("I-ORG",), "de"), WIKIANN, {}, "src row 1: I-ORG follows O"),
         (Sentence((), (), "de"), WIKIANN, {}, "src row 1: empty sentence"),
+        (Sentence(("",), ("O",), "de"), WIKIANN, {}, "src row 1: empty token"),
     ],
 )
 def test_hf_bad_rows(sentence, names, kwargs, fragment):
     rows = hf_split([Sentence(("Oslo",), ("B-LOC",), "de"), sentence], names)
     with pytest.raises(XnerError, match=fragment):
         parse_hf(rows, source="src", **kwargs)
+
+
+def test_hf_ids_outside_the_classlabel_and_length_mismatch():
+    rows = hf.Dataset.from_dict(
+        {"tokens": [["Oslo"], ["a", "b"]], "ner_tags": [[5], [0]]},
+        features=hf.Features({"tokens": hf.Sequence(hf.Value("string")),
+                              "ner_tags": hf.Sequence(hf.Value("int64"))}),
+    )
+    rows = rows.cast_column("ner_tags", hf.Sequence(hf.ClassLabel(names=list(WIKIANN))))
+    with pytest.raises(XnerError, match="src row 1: 2 tokens but 1 tags"):
+        parse_hf(rows, source="src")
+    unlabeled = hf.Dataset.from_dict(
+        {"tokens": [["Oslo"]], "ner_tags": [[-1]]},
+        features=hf.Features({"tokens": hf.Sequence(hf.Value("string")),
+                              "ner_tags": hf.Sequence(hf.ClassLabel(names=list(WIKIANN)))}),
+    )
+    with pytest.raises(XnerError, match=r"src row 0: tag ids \[-1\] outside the ClassLabel's 0..6"):
+        parse_hf(unlabeled, source="src")
 
 
 def test_hf_repair(make_corpus):

@@ -112,7 +112,7 @@ def data_stats_command(
     """Sentences, tokens, entities per type and mean length, per language and split (or file)."""
     rows = data_stats(targets, dataset=dataset, data_dir=data_dir, splits=splits, repair=repair)
     shown = [table_row(row) for row in rows] if fmt is OutputFormat.table else rows
-    print_rows(shown, fmt, title=f"{dataset} statistics")
+    print_rows(shown, fmt, title="corpus statistics")
 
 
 @data_app.command("validate")
@@ -136,6 +136,64 @@ def data_validate_command(
             failed = True
     if failed:
         raise typer.Exit(2)
+
+
+def _measure_rows(row: dict[str, Any]) -> list[dict[str, str]]:
+    """One flat result as ``measure | value`` rows, floats to two decimals (table output)."""
+    return [{"measure": k, "value": f"{v:.2f}" if isinstance(v, float) else str(v)} for k, v in row.items()]
+
+
+@app.command("perturb")
+@user_errors
+def perturb_command(
+    source: str = typer.Argument(..., metavar="IN", help="A token-per-line file, or LANG:SPLIT (e.g. de:test)."),
+    out: str = typer.Argument(..., metavar="OUT", help="File to write; the edit records go to OUT.edits.jsonl."),
+    kind: str = typer.Option(..., "--kind", help="unseen-entity|unseen-context|unseen-both|mask-entity|"
+                             "random-context|swap-entity, a versioned name (mask-entity.v1) or a+b."),
+    rate: float = typer.Option(1.0, "--rate", help="Share of eligible tokens/mentions edited (0 = identity)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (one generator per sentence)."),
+    lang: str | None = typer.Option(None, "--lang", help="Language of IN when the file does not say."),
+    train_lang: str | None = typer.Option(None, "--train-lang", help="L1, the model's training language (unseen-*)."),
+    names_from: str | None = typer.Option(None, "--names-from", help="Language of the name inventory (default IN's)."),
+    dataset: str = typer.Option("wikiann", "--dataset", help="Dataset of IN's language (and the default of the others)."),
+    train_dataset: str | None = typer.Option(None, "--train-dataset", help="Dataset of --train-lang."),
+    names_dataset: str | None = typer.Option(None, "--names-dataset", help="Dataset of --names-from."),
+    data_dir: str | None = typer.Option(None, "--data-dir", help="Local data root (default $XNER_DATA_DIR)."),
+    model: str | None = typer.Option(None, "--model", help="Backbone: mask token, word vectors for unseen-context."),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="Output format of the summary."),
+) -> None:
+    """Perturb a test set (label-preserving, seeded); write it and its edit records, print what changed."""
+    from xner.perturb import perturb_file
+
+    summary = perturb_file(
+        source, out, kind, rate, seed, lang=lang, train_lang=train_lang, names_from=names_from,
+        dataset=dataset, train_dataset=train_dataset, names_dataset=names_dataset,
+        data_dir=data_dir, model=model,
+    )
+    shown = _measure_rows(summary) if fmt is OutputFormat.table else [summary]
+    print_rows(shown, fmt, title=f"{summary['kind']}: {source} -> {out}")
+
+
+@app.command("overlap")
+@user_errors
+def overlap_command(
+    source: str = typer.Argument(..., metavar="SRC_LANG", help="Source (training) language."),
+    target: str = typer.Argument(..., metavar="TGT_LANG", help="Target (test) language."),
+    dataset: str = typer.Option("wikiann", "--dataset", help="Dataset of both languages."),
+    src_dataset: str | None = typer.Option(None, "--src-dataset", help="Dataset of SRC_LANG (default --dataset)."),
+    tgt_dataset: str | None = typer.Option(None, "--tgt-dataset", help="Dataset of TGT_LANG (default --dataset)."),
+    data_dir: str | None = typer.Option(None, "--data-dir", help="Local data root (default $XNER_DATA_DIR)."),
+    model: str | None = typer.Option(None, "--model", help="Also subword overlap under this backbone's tokenizer."),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="Output format."),
+) -> None:
+    """Entity, token and context overlap (%) of SRC_LANG's train split with TGT_LANG's test split."""
+    from xner.metrics import pair_overlap
+
+    row = pair_overlap(
+        source, target, source_dataset=src_dataset or dataset, target_dataset=tgt_dataset or dataset,
+        data_dir=data_dir, model=model,
+    )
+    print_rows(_measure_rows(row) if fmt is OutputFormat.table else [row], fmt, title=f"overlap {source} -> {target}")
 
 
 @app.command("report")

@@ -30,11 +30,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from xner.data.corpus import Sentence
-from xner.data.formats import ReadReport, parse_conll
+from xner.data.formats import ReadReport, SentenceBuilder, parse_conll
 from xner.data.labels import (
-    OUTSIDE,
     check_label_map,
-    check_tag,
     entity_types,
     iob2_tags,
     is_iob2_tag,
@@ -278,32 +276,38 @@ def parse_hf(
         rows: a ``datasets.Dataset`` (one split).
         lang: the language the sentences carry.
         labels: the allowed tags; ``None`` accepts any well-formed IOB2 tag.
-        repair: fix IOB1 chunk starts instead of failing.
+        repair: fix IOB1 chunk starts and drop empty tokens instead of failing.
         source: name used in error messages, e.g. ``unimelb-nlp/wikiann/de/train``.
 
     Returns:
         A :class:`~xner.data.formats.ReadReport` with format ``"hf"``.
 
     Raises:
-        XnerError: an empty sentence, an unknown tag or an IOB2 violation, as ``source row N``.
+        XnerError: the first defect (as in files: unknown tag, IOB2 violation, empty token or
+            sentence, and here also an out-of-range tag id), as ``source row N: ...``.
     """
     names = getattr(rows.features["ner_tags"].feature, "names", None)
-    valid = frozenset(labels) if labels is not None else None
-    sentences, repairs = [], 0
-    for number, (tokens, ids) in enumerate(zip(rows["tokens"], rows["ner_tags"])):
-        where = f"{source} row {number}"
-        if not tokens:
-            raise XnerError(f"{where}: empty sentence")
-        tags, prev = [], OUTSIDE
-        for tag in (names[i] for i in ids) if names is not None else ids:
-            try:
-                prev = check_tag(prev, tag, valid, repair)
-            except XnerError as err:
-                raise XnerError(f"{where}: {err}") from None
-            repairs += prev != tag
-            tags.append(prev)
-        sentences.append(Sentence(tuple(tokens), tuple(tags), lang))
-    return ReadReport(source, "hf", sentences, repairs)
+    builder = SentenceBuilder(frozenset(labels) if labels is not None else None, repair)
+    sentences = []
+    for number, (tokens, tags) in enumerate(zip(rows["tokens"], rows["ner_tags"])):
+        try:
+            if len(tokens) != len(tags):
+                raise XnerError(f"{len(tokens)} tokens but {len(tags)} tags")
+            for token, tag in zip(tokens, tags if names is None else _tag_names(tags, names)):
+                builder.add(None, token, tag, None)
+            if not builder.tokens:
+                raise XnerError("empty sentence")
+        except XnerError as err:
+            raise XnerError(f"{source} row {number}: {err}") from None
+        sentences.append(builder.take(lang))
+    return ReadReport(source, "hf", sentences, builder.repairs)
+
+
+def _tag_names(ids: Sequence[int], names: Sequence[str]) -> list[str]:
+    """ClassLabel ids as tag names; an id outside the label list (e.g. -1) is an error."""
+    if any(not 0 <= i < len(names) for i in ids):
+        raise XnerError(f"tag ids {list(ids)} outside the ClassLabel's 0..{len(names) - 1}")
+    return [names[i] for i in ids]
 
 
 def _load_hub(info: DatasetInfo, lang: str, split: str, repair: bool) -> ReadReport:

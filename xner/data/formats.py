@@ -45,6 +45,7 @@ __all__ = [
     "FORMATS",
     "LineFormat",
     "ReadReport",
+    "SentenceBuilder",
     "detect_format",
     "parse_conll",
     "read_conll",
@@ -199,8 +200,14 @@ def _split_line(line: str, fmt: LineFormat) -> tuple[str | None, str, str, str |
     return index, token if token.strip() else "", tag, lang
 
 
-class _SentenceBuilder:
-    """Collects the token lines of one sentence and checks them as they come."""
+class SentenceBuilder:
+    """Collects the tokens of one sentence, checking each as it comes: the one place where
+    tag validity, IOB2 transitions, empty tokens and their repairs are decided.
+
+    ``add`` raises :class:`XnerError` without a location (the caller knows the file and line,
+    or dataset row); ``take`` returns the finished sentence and starts the next one;
+    ``repairs`` counts the fixes made so far.
+    """
 
     def __init__(self, valid: Set[str] | None, repair: bool) -> None:
         self.valid, self.repair = valid, repair
@@ -251,7 +258,7 @@ def _fast_parse(
     Real files are clean, and checking them line by line in Python dominates reading time.
     This path checks field counts, blank lines, tags and tag transitions in bulk (each distinct
     tag and tag pair is judged once by :func:`check_tag`) and builds sentences by slicing. On
-    any doubt it gives up, and :class:`_SentenceBuilder` reads the file line by line, naming the
+    any doubt it gives up, and :class:`SentenceBuilder` reads the file line by line, naming the
     defect or repairing it; tests check that both paths agree.
     """
     width = len(fmt.fields)
@@ -335,7 +342,7 @@ def parse_conll(
         sentences = _fast_parse(lines, fmt, valid, lang)
     if sentences is not None:
         return ReadReport(str(path), fmt.name, sentences)
-    builder = _SentenceBuilder(valid, repair)
+    builder = SentenceBuilder(valid, repair)
     sentences = []
     for lineno, raw in enumerate(lines, 1):
         line = raw.rstrip()
