@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -17,6 +18,7 @@ from xner.metrics import (
     bootstrap_f1,
     entity_overlap,
     entity_scores,
+    pair_overlap,
     subword_overlap,
 )
 
@@ -195,3 +197,62 @@ def test_subword_overlap_counts_tokens_and_types(tokenizer):
 def test_subword_overlap_with_empty_target(tokenizer):
     result = subword_overlap([Sentence(("the",))], [], tokenizer)
     assert result == {"subword_overlap_tokens": 0.0, "subword_overlap_types": 0.0}
+
+
+# --- pair_overlap, the CLI and real data -------------------------------------------------
+
+
+def run_cli(*args: str):
+    from typer.testing import CliRunner
+
+    from xner.cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def test_cli_overlap_json_matches_the_library(data_root):
+    from xner.data import load_split
+
+    result = run_cli("overlap", "nl", "de", "--data-dir", str(data_root), "--format", "json")
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(result.output)
+    expected = entity_overlap(load_split("nl", "train", data_dir=data_root), load_split("de", "test", data_dir=data_root))
+    assert row == {"source": "nl", "target": "de", **expected}
+
+
+def test_cli_overlap_across_datasets_with_subwords_as_a_table(data_root):
+    result = run_cli(
+        "overlap", "de", "swa", "--tgt-dataset", "masakhaner2", "--data-dir", str(data_root), "--model", "tiny"
+    )
+    assert result.exit_code == 0, result.output
+    for measure in ("entity_overlap_typed", "context_overlap", "subword_overlap_tokens", "subword_overlap_types"):
+        assert measure in result.output
+
+
+def test_pair_overlap_adds_subword_measures_under_the_model_tokenizer(data_root):
+    from xner.models.backbone import load_backbone
+
+    from xner.data import load_split
+
+    row = pair_overlap("nl", "de", data_dir=data_root, model="tiny")
+    tokenizer = load_backbone("tiny").tokenizer
+    expected = subword_overlap(
+        load_split("nl", "train", data_dir=data_root), load_split("de", "test", data_dir=data_root), tokenizer
+    )
+    assert {k: row[k] for k in expected} == expected
+
+
+def test_cli_overlap_unknown_language_is_one_error_line(data_root):
+    result = run_cli("overlap", "nl", "xx", "--data-dir", str(data_root))
+    assert result.exit_code == 2
+    assert result.output.startswith("error: no language folder 'xx'")
+
+
+@pytest.mark.slow
+def test_real_overlap_en_de_is_ordered_and_nl_is_closer(real_data):
+    en = pair_overlap("en", "de", data_dir=real_data)
+    nl = pair_overlap("nl", "de", data_dir=real_data)
+    for row in (en, nl):
+        assert row["target_mentions"] == nl["target_mentions"] > 10_000
+        assert 0 < row["entity_overlap_typed"] <= row["entity_overlap"] <= row["entity_overlap_casefold"] < 100
+    assert nl["context_overlap"] > en["context_overlap"]  # Dutch shares more context words with German

@@ -17,7 +17,8 @@ entity-chunk overlap).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 from seqeval.scheme import IOB2, Entities
@@ -30,6 +31,7 @@ __all__ = [
     "bootstrap_f1",
     "entity_overlap",
     "entity_scores",
+    "pair_overlap",
     "subword_overlap",
 ]
 
@@ -231,16 +233,22 @@ def entity_overlap(
     }
 
 
-def _subword_ids(sentences: Sequence[Sentence], tokenizer) -> list[int]:
-    words = [list(s.tokens) for s in sentences if s.tokens]
+def _subword_ids(
+    sentences: Sequence[Sentence], tokenizer, normalize: Callable[[str], str] | None
+) -> list[int]:
+    words = [[normalize(t) for t in s.tokens] if normalize else list(s.tokens) for s in sentences if s.tokens]
     if not words:
         return []
-    encoded = tokenizer(words, is_split_into_words=True, add_special_tokens=False)["input_ids"]
+    encoded = tokenizer(words, is_split_into_words=True, add_special_tokens=False, verbose=False)
+    encoded = encoded["input_ids"]
     return [piece for ids in encoded for piece in ids]
 
 
 def subword_overlap(
-    source_sentences: Sequence[Sentence], target_sentences: Sequence[Sentence], tokenizer
+    source_sentences: Sequence[Sentence],
+    target_sentences: Sequence[Sentence],
+    tokenizer,
+    normalize: Callable[[str], str] | None = None,
 ) -> dict[str, float]:
     """Share of the target's subword pieces that the source text contains (0-100).
 
@@ -250,15 +258,50 @@ def subword_overlap(
     Args:
         source_sentences, target_sentences: tokenized sentences (labels unused).
         tokenizer: a Hugging Face fast tokenizer (the model's own).
+        normalize: the model's text normalisation, applied to each word first.
 
     Returns:
         ``subword_overlap_tokens`` (running target pieces whose id occurs in the
         source) and ``subword_overlap_types`` (distinct target pieces that do).
     """
-    source_vocab = set(_subword_ids(source_sentences, tokenizer))
-    target = Counter(_subword_ids(target_sentences, tokenizer))
+    source_vocab = set(_subword_ids(source_sentences, tokenizer, normalize))
+    target = Counter(_subword_ids(target_sentences, tokenizer, normalize))
     seen = [piece for piece in target if piece in source_vocab]
     return {
         "subword_overlap_tokens": _share(sum(target[p] for p in seen), sum(target.values())),
         "subword_overlap_types": _share(len(seen), len(target)),
     }
+
+
+def pair_overlap(
+    source_lang: str,
+    target_lang: str,
+    *,
+    source_dataset: str = "wikiann",
+    target_dataset: str | None = None,
+    data_dir: str | Path | None = None,
+    model: str | None = None,
+) -> dict[str, float | str]:
+    """All overlap measures between a source language's train split and a target's test split.
+
+    Args:
+        source_lang, target_lang: language codes, e.g. ``"en"``, ``"de"``.
+        source_dataset: the source's dataset; ``target_dataset`` defaults to it.
+        data_dir: the local data root (default ``$XNER_DATA_DIR``, else the hub).
+        model: a backbone name; adds :func:`subword_overlap` under its tokenizer.
+
+    Returns:
+        ``{"source", "target", **entity_overlap(...), **subword_overlap(...)}``.
+    """
+    from xner.data import load_split
+
+    source = load_split(source_lang, "train", dataset=source_dataset, data_dir=data_dir)
+    target = load_split(target_lang, "test", dataset=target_dataset or source_dataset, data_dir=data_dir)
+    row: dict[str, float | str] = {"source": source_lang, "target": target_lang}
+    row |= entity_overlap(source, target)
+    if model is not None:
+        from xner.models.backbone import load_backbone
+
+        backbone = load_backbone(model)
+        row |= subword_overlap(source, target, backbone.tokenizer, backbone.normalize)
+    return row
