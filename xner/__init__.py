@@ -14,6 +14,7 @@ from xner.data import (
     write_conll,
 )
 from xner.errors import XnerError
+from xner.models import Backbone, embedded_model_dir, load_backbone
 from xner.languages import (
     STUDY_PAIRS,
     Language,
@@ -27,6 +28,9 @@ from xner.languages import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Backbone",
+    "embedded_model_dir",
+    "load_backbone",
     "Sentence",
     "XnerError",
     "entity_spans",
