@@ -240,7 +240,7 @@ def test_hf_string_tags(make_corpus):
         (Sentence(("Monday",), ("B-DATE",), "de"), MASAKHANER, {"labels": WIKIANN}, "src row 1: unknown tag 'B-DATE'"),
         (Sentence(("Bank",), ("I-ORG",), "de"), WIKIANN, {}, "src row 1: I-ORG follows O"),
         (Sentence((), (), "de"), WIKIANN, {}, "src row 1: empty sentence"),
-        (Sentence(("",), ("O",), "de"), WIKIANN, {}, "src row 1: empty token"),
+        (Sentence((" ",), ("O",), "de"), WIKIANN, {}, "src row 1: empty token"),
     ],
 )
 def test_hf_bad_rows(sentence, names, kwargs, fragment):

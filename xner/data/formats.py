@@ -197,7 +197,7 @@ def _split_line(line: str, fmt: LineFormat) -> tuple[str | None, str, str, str |
         lang, colon, token = token.partition(":")
         if not colon or not lang:
             raise XnerError(f"expected lang:token, got {parts[-2]!r}")
-    return index, token if token.strip() else "", tag, lang
+    return index, token, tag, lang
 
 
 class SentenceBuilder:
@@ -226,9 +226,9 @@ class SentenceBuilder:
             self.lang = lang
         prev = self.tags[-1] if self.tags else OUTSIDE
         fixed = check_tag(prev, tag, self.valid, self.repair)
-        if not token:
+        if not token.strip():
             if not self.repair:
-                raise XnerError("empty token before the tag; repair=True / --repair drops the line")
+                raise XnerError("empty token before the tag; repair=True / --repair drops it")
             self.repairs += 1
             return
         self.repairs += fixed != tag
