@@ -14,6 +14,8 @@ from xner.data import (
     write_conll,
 )
 from xner.errors import XnerError
+from xner.metrics import bootstrap_f1, entity_overlap, entity_scores, pair_overlap, subword_overlap
+from xner.perturb import PERTURBATIONS, list_perturbations, perturb, perturb_corpus
 from xner.models import Backbone, embedded_model_dir, load_backbone
 from xner.languages import (
     STUDY_PAIRS,
@@ -49,4 +51,13 @@ __all__ = [
     "read_text",
     "nested_subset",
     "unlabeled_pool",
+    "perturb",
+    "perturb_corpus",
+    "PERTURBATIONS",
+    "list_perturbations",
+    "entity_scores",
+    "bootstrap_f1",
+    "entity_overlap",
+    "pair_overlap",
+    "subword_overlap",
 ]
