@@ -3,6 +3,8 @@
 The public API lives here; the CLI (:mod:`xner.cli`) is a thin layer over it.
 """
 
+import importlib
+
 from xner.data.corpus import Sentence, entity_spans
 from xner.data import (
     dataset_labels,
@@ -27,6 +29,22 @@ from xner.languages import (
     study_pairs,
 )
 
+_LAZY = {
+    "volume_correlations": "xner.analysis",
+    "mixed_effects": "xner.analysis",
+    "robustness_table": "xner.analysis",
+    "write_report": "xner.report",
+}
+"""Exports whose modules import statsmodels and matplotlib (~2 s): loaded on first use
+(PEP 562), so ``import xner`` and every CLI command stay fast."""
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'xner' has no attribute {name!r}")
+
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -37,6 +55,10 @@ __all__ = [
     "XnerError",
     "entity_spans",
     "__version__",
+    "volume_correlations",
+    "mixed_effects",
+    "robustness_table",
+    "write_report",
     "Language",
     "StudyPair",
     "STUDY_PAIRS",
