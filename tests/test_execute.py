@@ -1,0 +1,301 @@
+"""Executors: dependencies, failures, resume, a real kill -9, process pool and Ray.
+
+The run kinds here are small but real: ``train`` writes a model file whose weight is a
+hash of its params, ``distill`` reads its teachers' files, ``evaluate`` reads its model's
+file and returns tidy rows; each execution is counted in a file. Run as a module
+(``python -m test_execute CONFIG STORE``) this file is the study process the kill test
+kills.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from xner.errors import XnerError
+from xner.study import ResultStore, RunRegistry, RunSpec, parse_study, run_study
+from xner.study.execute import RichReporter, make_executor
+
+KINDS = RunRegistry()
+TESTS = Path(__file__).resolve().parent
+
+
+def _weight(*parts: object) -> float:
+    """A deterministic number in [50, 90) from the given values."""
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+    return 50 + int(digest[:8], 16) % 4000 / 100
+
+
+def _count(spec: RunSpec) -> None:
+    """Count executions (COUNT_DIR) and take a while (SLEEP seconds), as real runs do."""
+    if counts := os.environ.get("COUNT_DIR"):
+        with open(Path(counts) / spec.id, "a") as handle:
+            handle.write("x\n")
+    time.sleep(float(os.environ.get("SLEEP", "0")))
+
+
+def _write_model(folder: Path, weight: float) -> None:
+    (folder / "model.json").write_text(json.dumps({"weight": weight}))
+
+
+def _read_model(folder: Path) -> float:
+    return json.loads((folder / "model.json").read_text())["weight"]
+
+
+@KINDS.register("train", version=1)
+def train(spec, ctx):
+    _count(spec)
+    p = spec.params
+    if ctx.data_dir and not (ctx.data_dir / p["dataset"] / p["lang"]).is_dir():
+        raise ValueError(f"no training data for {p['lang']}\nsecond line")
+    weight = _weight(p["lang"], p["seed"], p["train_size"], p["training"]["epochs"])
+    _write_model(ctx.run_dir, weight)
+    return {"f1": weight}
+
+
+@KINDS.register("distill", version=1)
+def distill(spec, ctx):
+    _count(spec)
+    teachers = [_read_model(ctx.dep(run).dir) for run in spec.params["teacher_runs"]]
+    weight = sum(teachers) / len(teachers) + spec.params["volume"] / 100
+    _write_model(ctx.run_dir, weight)
+    return {"teachers": len(teachers)}
+
+
+@KINDS.register("evaluate", version=1)
+def evaluate(spec, ctx):
+    _count(spec)
+    f1 = _read_model(ctx.dep(spec.params["model_run"]).dir)
+    rows = [
+        {"perturbation": name, "precision": f1 - i, "recall": f1 - i, "f1": f1 - i, "f1_lo": f1 - i - 1, "f1_hi": f1 - i + 1}
+        for i, name in enumerate(spec.params["perturbations"])
+    ]
+    return {"rows": rows, "f1": f1}
+
+
+STUDY = {
+    "name": "tiny",
+    "pairs": ["en:nl"],
+    "teachers": {"nl": ["en", "en+de"]},
+    "volumes": [100],
+    "perturbations": ["mask-entity"],
+    "seeds": [1, 2],
+    "training": {"epochs": 1},
+}
+
+
+def quiet() -> RichReporter:
+    return RichReporter(Console(file=open(os.devnull, "w")))
+
+
+def run(tmp_path: Path, config: dict = STUDY, executor: str = "sequential", **options) -> ResultStore:
+    """Run a study into ``tmp_path`` and return its store."""
+    config = {**config, "output_dir": str(tmp_path)}
+    outcome = run_study(config, executor=executor, registry=KINDS, progress=quiet(), report=False, **options)
+    return ResultStore(outcome.store_path)
+
+
+@pytest.fixture
+def counted(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "counts"
+    folder.mkdir()
+    monkeypatch.setenv("COUNT_DIR", str(folder))
+    return folder
+
+
+def executions(counts: Path) -> dict[str, int]:
+    return {path.name: len(path.read_text().split()) for path in counts.iterdir()}
+
+
+def test_sequential_runs_everything_once_in_dependency_order(tmp_path, counted):
+    store = run(tmp_path / "out")
+    specs = parse_study(STUDY).expand(KINDS)
+    assert store.status_counts() == {"pending": 0, "running": 0, "done": len(specs), "failed": 0}
+    assert executions(counted) == {spec.id: 1 for spec in specs}
+    finished = {r.id: r.finished for r in store.records()}
+    for spec in specs:
+        assert all(finished[dep] <= finished[spec.id] for dep in spec.deps)
+    trained = [r for r in store.records() if r.kind == "train"]
+    assert all((tmp_path / "out" / "runs" / r.id / "model.json").is_file() for r in trained)
+    assert not list((tmp_path / "out" / "runs").glob(".tmp-*"))
+
+
+def test_outcome_records_metrics_timings_versions(tmp_path):
+    store = run(tmp_path)
+    record = next(r for r in store.records() if r.kind == "train")
+    expected = _weight(record.spec.params["lang"], record.spec.params["seed"], None, 1)
+    assert record.metrics == {"f1": expected}
+    assert record.timings["seconds"] >= 0
+    assert set(record.versions) == {"xner", "torch", "transformers", "python"}
+    assert record.host and record.started <= record.finished
+
+
+def test_resume_skips_done_runs(tmp_path, counted):
+    run(tmp_path)
+    first = executions(counted)
+    bigger = {**STUDY, "volumes": [100, 200]}
+    store = run(tmp_path, bigger)
+    again = executions(counted)
+    new = set(again) - set(first)
+    assert all(again[run_id] == 1 for run_id in again)  # nothing ran twice
+    assert {store.get(i).kind for i in new} == {"distill", "evaluate"}
+    assert len(new) == 2 * 2 * 2  # (distill + evaluate) x 2 teacher sets x 2 seeds
+
+
+def data_without(tmp_path: Path, missing: str) -> Path:
+    """A data root with a folder per language of STUDY except ``missing``."""
+    for lang in {"en", "nl", "de"} - {missing}:
+        (tmp_path / "data" / "wikiann" / lang).mkdir(parents=True)
+    return tmp_path / "data"
+
+
+def test_a_failed_run_fails_its_dependents_and_the_rest_goes_on(tmp_path):
+    data = data_without(tmp_path, "de")
+    store = run(tmp_path, {**STUDY, "data_dir": str(data)})
+    failed = {r.id: r for r in store.records("failed")}
+    de_train = [r for r in failed.values() if r.kind == "train"]
+    assert len(de_train) == 2  # one per seed
+    assert de_train[0].error == "ValueError: no training data for de"
+    assert "Traceback" in de_train[0].traceback and "second line" in de_train[0].traceback
+    blocked = [r for r in failed.values() if r.kind != "train"]
+    assert {r.error for r in blocked} == {f"dependency {r.id} (train) failed" for r in de_train}
+    # de's transfer evaluation + the en+de students (distill and evaluate, 2 volumes) per seed
+    assert len(blocked) == 2 * (1 + 2 * 2)
+    assert store.status_counts()["done"] == len(parse_study(STUDY).expand(KINDS)) - len(failed)
+
+    (data / "wikiann" / "de").mkdir()
+    store = run(tmp_path, {**STUDY, "data_dir": str(data)})  # failed runs are retried
+    assert store.status_counts()["failed"] == 0
+
+
+def test_missing_dependency_is_an_error(tmp_path):
+    orphan = RunSpec("evaluate", 1, {"model_run": "0" * 16}, deps=("0" * 16,))
+    with ResultStore(tmp_path / "s.sqlite") as store, pytest.raises(XnerError, match="neither planned nor done"):
+        make_executor().run([orphan], store, KINDS, quiet())
+
+
+def test_unknown_run_kind_lists_registered_ones(tmp_path):
+    with ResultStore(tmp_path / "s.sqlite") as store, pytest.raises(XnerError, match="valid: distill, evaluate, train"):
+        make_executor().run([RunSpec("bake", 1, {})], store, KINDS, quiet())
+
+
+def test_unknown_executor():
+    with pytest.raises(XnerError, match="unknown executor 'dask'; valid: process, ray, sequential"):
+        make_executor("dask")
+
+
+def test_store_is_held_by_one_process(tmp_path):
+    with ResultStore(tmp_path / "s.sqlite") as store, store.session():
+        with ResultStore(tmp_path / "s.sqlite") as other, pytest.raises(XnerError, match="in use by another"):
+            with other.session():
+                pass
+
+
+def test_progress_prints_one_summary_line_per_run(tmp_path):
+    lines = tmp_path / "progress.txt"
+    with open(lines, "w") as handle:
+        config = {**STUDY, "output_dir": str(tmp_path), "seeds": [1]}
+        run_study(config, registry=KINDS, progress=RichReporter(Console(file=handle, width=200)), report=False)
+    text = lines.read_text()
+    assert "done   train lang=en dataset=wikiann model=embedded seed=1 | f1 " in text
+    assert text.count("done   evaluate ") == len([s for s in parse_study(config).expand(KINDS) if s.kind == "evaluate"])
+
+
+def results(store: ResultStore):
+    return store.frame().drop(columns="seconds").sort_values(["run_id", "perturbation"]).reset_index(drop=True)
+
+
+def test_process_pool_gives_the_sequential_results(tmp_path):
+    sequential = results(run(tmp_path / "seq"))
+    pooled = results(run(tmp_path / "pool", executor="process", workers=2))
+    assert pooled.equals(sequential)
+
+
+# -- kill -9 in the middle of a study ----------------------------------------------------
+def _study_process(config: Path, store: Path, counts: Path, sleep: float) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "COUNT_DIR": str(counts), "SLEEP": str(sleep)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "test_execute", str(config), str(store)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _done(store_path: Path) -> dict[str, dict]:
+    if not store_path.exists():
+        return {}
+    with ResultStore(store_path, create=False) as store:
+        return {r.id: r.metrics for r in store.records("done")}
+
+
+@pytest.mark.slow
+def test_kill_9_mid_study_loses_nothing_finished_and_uses_nothing_half_written(tmp_path):
+    config = tmp_path / "study.yaml"
+    config.write_text(json.dumps({**STUDY, "output_dir": str(tmp_path / "out")}))  # JSON is YAML
+    store_path, counts = tmp_path / "out" / "study.sqlite", tmp_path / "counts"
+    counts.mkdir()
+    total = len(parse_study(STUDY).expand(KINDS))
+
+    process = _study_process(config, store_path, counts, sleep=0.1)
+    deadline = time.monotonic() + 60
+    while len(_done(store_path)) < total // 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = _done(store_path)
+    assert total // 3 <= len(before) < total, "the study must be killed mid-way"
+
+    assert _study_process(config, store_path, counts, sleep=0).wait(timeout=120) == 0
+    after = _done(store_path)
+    assert len(after) == total
+    assert {run_id: after[run_id] for run_id in before} == before  # identical metrics
+    assert all(executions(counts)[run_id] == 1 for run_id in before)  # not executed again
+    assert not list((tmp_path / "out" / "runs").glob(".tmp-*"))
+
+    with ResultStore(store_path) as killed:
+        assert results(killed).equals(results(run(tmp_path / "uninterrupted")))
+
+
+# -- Ray -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ray_cluster():
+    ray = pytest.importorskip("ray")
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": str(TESTS)}},
+    )
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_ray_gives_the_sequential_results(tmp_path, ray_cluster):
+    sequential = results(run(tmp_path / "seq"))
+    on_ray = run(tmp_path / "ray", executor="ray")
+    assert results(on_ray).equals(sequential)
+    assert ray_cluster.is_initialized()  # a cluster the executor did not start is left running
+
+
+@pytest.mark.slow
+def test_ray_records_failures_and_goes_on(tmp_path, ray_cluster):
+    config = {**STUDY, "seeds": [1], "data_dir": str(data_without(tmp_path, "de"))}
+    store = run(tmp_path, config, executor="ray")
+    errors = sorted(r.error.split(" ")[0] for r in store.records("failed"))
+    assert errors == ["ValueError:"] + ["dependency"] * 5
+    assert store.status_counts()["done"] == len(parse_study(config).expand(KINDS)) - 6
+
+
+if __name__ == "__main__":
+    run_study(sys.argv[1], store=sys.argv[2], registry=KINDS, progress=quiet(), report=False)

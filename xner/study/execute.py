@@ -1,0 +1,545 @@
+"""Execute a study's runs: in process, in a local process pool, or as Ray tasks.
+
+Every executor shares one scheduler (:meth:`Executor.run`):
+
+- resume: runs already ``done`` in the store are skipped; pending and failed ones run;
+- dependencies: a run starts when all its dependencies are done; when a run fails, every
+  run that depends on it is recorded as failed (``dependency <id> (<kind>) failed``) and
+  the rest of the study goes on;
+- reuse: among the runs that are ready, those of the same model, dataset and language
+  run together (issue 9: one language's cached tokens, features and soft labels are
+  reused by the runs that follow each other);
+- the driver alone writes the store and publishes run folders; workers only compute.
+
+Executors differ only in where a run executes: ``sequential`` (default) calls it in
+this process and shows progress inside runs; ``process`` uses a spawn-context
+:class:`~concurrent.futures.ProcessPoolExecutor` of N workers; ``ray`` submits each run
+as a Ray task with the spec's ``num_cpus``/``num_gpus`` to a local cluster (``address``
+``None``) or an existing one (``auto`` or ``HOST:PORT``). On a multi-node cluster the
+output folder must be on a filesystem all nodes share, with xner installed on each.
+
+>>> run_study("configs/quick.yaml")  # doctest: +SKIP
+StudyRun(..., counts={'done': 42, 'failed': 0}, ...)
+"""
+
+from __future__ import annotations
+
+import heapq
+import importlib.util
+import multiprocessing
+import os
+import shutil
+from abc import ABC, abstractmethod
+from collections import Counter, defaultdict
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from xner.errors import XnerError, one_of
+from xner.study.runs import (
+    Dependency,
+    RunKind,
+    RunOutcome,
+    RunRegistry,
+    RunSpec,
+    RunTask,
+    default_registry,
+    execute_run,
+    one_line,
+)
+from xner.study.spec import Study, load_study, parse_study
+from xner.study.store import ResultStore
+
+__all__ = [
+    "EXECUTORS",
+    "Executor",
+    "ProcessExecutor",
+    "RayExecutor",
+    "RichReporter",
+    "SequentialExecutor",
+    "StudyRun",
+    "make_executor",
+    "run_study",
+    "summary_line",
+]
+
+
+# -- progress --------------------------------------------------------------------------
+def _short_params(spec: RunSpec, kind: RunKind | None) -> str:
+    """``key=value`` of the params a summary line shows (the kind's ``show``, else short scalars)."""
+    names = kind.show if kind and kind.show else [
+        name for name, value in spec.params.items()
+        if isinstance(value, str | int | float) and not name.endswith("_run") and len(str(value)) <= 24
+    ][:6]  # fmt: skip
+    return " ".join(f"{name}={spec.params.get(name)}" for name in names)
+
+
+def summary_line(spec: RunSpec, outcome: RunOutcome, kind: RunKind | None = None) -> str:
+    """One line per finished run: status, kind, key params, primary metric, seconds.
+
+    >>> summary_line(spec, outcome, kind)  # doctest: +SKIP
+    'done   train lang=nl dataset=wikiann seed=1 | f1 84.20 | 31.2 s'
+    """
+    head = f"{outcome.status:<6} {spec.kind} {_short_params(spec, kind)}"
+    if outcome.status != "done":
+        return f"{head} | {outcome.error}"
+    primary = kind.primary if kind else "f1"
+    value = (outcome.metrics or {}).get(primary)
+    metric = f" | {primary} {value:.2f}" if isinstance(value, int | float) else ""
+    return f"{head}{metric} | {outcome.seconds:.1f} s"
+
+
+class RichReporter:
+    """A rich progress bar over the study's runs, one summary line per finished run, and
+    (sequential executor) a bar and log lines inside the current run.
+
+    Args:
+        console: where to draw (default: stderr, so stdout keeps the results table).
+    """
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+        )
+        self._runs: TaskID | None = None
+        self._inner: TaskID | None = None
+
+    def start(self, total: int, skipped: int) -> None:
+        self._progress.start()
+        if skipped:
+            self.console.print(f"{skipped} runs already done (resumed from the store)", highlight=False)
+        self._runs = self._progress.add_task("runs", total=total)
+
+    def started(self, spec: RunSpec) -> None:
+        if self._inner is not None:
+            self._progress.remove_task(self._inner)
+        self._inner = self._progress.add_task(f"  {spec.kind} {spec.id}", total=None)
+
+    def step(self, completed: float, total: float | None = None) -> None:
+        """Progress inside the current run (e.g. training batches)."""
+        if self._inner is not None:
+            self._progress.update(self._inner, completed=completed, total=total)
+
+    def log(self, message: str) -> None:
+        self.console.print(f"  {message}", style="dim", markup=False, highlight=False)
+
+    def finished(self, spec: RunSpec, outcome: RunOutcome, kind: RunKind | None) -> None:
+        self.console.print(summary_line(spec, outcome, kind), markup=False, highlight=False)
+        if self._runs is not None:
+            self._progress.advance(self._runs)
+
+    def close(self) -> None:
+        self._progress.stop()
+
+
+# -- scheduling ------------------------------------------------------------------------
+def _reuse_key(spec: RunSpec) -> tuple[str, ...]:
+    """Runs on the same model, dataset and language sort together."""
+    params = spec.params
+    language = params.get("target", params.get("lang", ""))
+    fields = (params.get("model"), params.get("dataset"), language, params.get("train_size"), params.get("seed"))
+    return (*(str(value) for value in fields), spec.id)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Executor(ABC):
+    """Runs specs in dependency order, recording each finished run in the store.
+
+    Subclasses say where one run executes: :meth:`_open` / :meth:`_close` bracket a study,
+    :meth:`_submit` starts a task and returns a handle, :meth:`_wait` blocks until at least
+    one handle finished and returns ``(handle, outcome)`` pairs.
+    """
+
+    name = ""
+    capacity = 1  # runs in flight at once
+
+    def run(
+        self,
+        specs: Iterable[RunSpec],
+        store: ResultStore,
+        registry: RunRegistry,
+        progress: RichReporter | None = None,
+    ) -> Counter[str]:
+        """Execute the runs of ``specs`` that are not done yet.
+
+        Args:
+            specs: runs of a study; their dependencies must be among them or done.
+            store: where outcomes are recorded (held for the whole call).
+            registry: the run kinds.
+            progress: the reporter (default :class:`RichReporter` on stderr).
+
+        Returns:
+            How many runs finished ``done`` and ``failed`` in this call.
+
+        Raises:
+            XnerError: an unknown run kind, a missing dependency, or the store in use.
+        """
+        by_id = {spec.id: spec for spec in specs}
+        reporter = progress or RichReporter()
+        with store.session():
+            store.register(by_id.values())
+            schedule = _Schedule(by_id, store.statuses())
+            kinds = {name: registry.get(name) for name in {by_id[i].kind for i in schedule.todo}}
+            counts: Counter[str] = Counter()
+            reporter.start(len(schedule.todo), len(by_id) - len(schedule.todo))
+            self._open()
+            try:
+                in_flight: dict[Hashable, tuple[RunSpec, Path]] = {}
+                while schedule.ready or in_flight:
+                    while schedule.ready and len(in_flight) < self.capacity:
+                        spec = by_id[schedule.pop()]
+                        task = RunTask(spec, kinds[spec.kind], store.temp_dir(spec.id), _dependencies(spec, by_id, store))
+                        store.mark_running(spec.id, _now())
+                        reporter.started(spec)
+                        in_flight[self._submit(self._prepare(task, reporter))] = (spec, task.run_dir)
+                    for handle, outcome in self._wait(list(in_flight)):
+                        spec, temp = in_flight.pop(handle)
+                        for run_id, result in _record(spec, temp, outcome, store, schedule):
+                            counts[result.status] += 1
+                            reporter.finished(by_id[run_id], result, kinds[by_id[run_id].kind])
+            finally:
+                self._close()
+                reporter.close()
+        return counts
+
+    def _prepare(self, task: RunTask, reporter: RichReporter) -> RunTask:
+        """The task as submitted; the sequential executor wires in live progress."""
+        return task
+
+    def _open(self) -> None:
+        """Start the workers (if any)."""
+
+    def _close(self) -> None:
+        """Stop the workers (if any)."""
+
+    @abstractmethod
+    def _submit(self, task: RunTask) -> Hashable: ...
+
+    @abstractmethod
+    def _wait(self, handles: Sequence[Hashable]) -> list[tuple[Hashable, RunOutcome]]: ...
+
+
+class _Schedule:
+    """Which runs are left, which are ready (a heap ordered for reuse), who waits on whom."""
+
+    def __init__(self, by_id: Mapping[str, RunSpec], statuses: Mapping[str, str]) -> None:
+        self.by_id = by_id
+        self.todo = {run_id for run_id in by_id if statuses.get(run_id) != "done"}
+        for run_id in self.todo:
+            for dep in by_id[run_id].deps:
+                if dep not in by_id and statuses.get(dep) != "done":
+                    raise XnerError(f"run {run_id} needs run {dep}, which is neither planned nor done")
+        self.waiting = {run_id: {d for d in by_id[run_id].deps if d in self.todo} for run_id in self.todo}
+        self.dependents: dict[str, list[str]] = defaultdict(list)
+        for run_id, deps in self.waiting.items():
+            for dep in deps:
+                self.dependents[dep].append(run_id)
+        self.blocked: set[str] = set()
+        self.ready: list[tuple[tuple[str, ...], str]] = []
+        for run_id, deps in self.waiting.items():
+            if not deps:
+                heapq.heappush(self.ready, (_reuse_key(by_id[run_id]), run_id))
+
+    def pop(self) -> str:
+        return heapq.heappop(self.ready)[1]
+
+    def done(self, run_id: str) -> None:
+        """A run finished: its dependents whose dependencies are all done become ready."""
+        for child in self.dependents.pop(run_id, []):
+            self.waiting[child].discard(run_id)
+            if not self.waiting[child] and child not in self.blocked:
+                heapq.heappush(self.ready, (_reuse_key(self.by_id[child]), child))
+
+    def failed(self, run_id: str) -> list[str]:
+        """A run failed: every run that depends on it, directly or not, cannot run."""
+        blocked, stack = [], list(self.dependents.pop(run_id, []))
+        while stack:
+            child = stack.pop()
+            if child not in self.blocked:
+                self.blocked.add(child)
+                blocked.append(child)
+                stack.extend(self.dependents.pop(child, []))
+        return blocked
+
+
+def _dependencies(spec: RunSpec, by_id: Mapping[str, RunSpec], store: ResultStore) -> dict[str, Dependency]:
+    """Every run ``spec`` depends on, directly or transitively (all done by now)."""
+    found: dict[str, Dependency] = {}
+    stack = list(spec.deps)
+    while stack:
+        run_id = stack.pop()
+        if run_id in found:
+            continue
+        record = store.get(run_id)
+        found[run_id] = Dependency(by_id.get(run_id, record.spec), store.run_dir(run_id), record.metrics or {})
+        stack.extend(record.spec.deps)
+    return found
+
+
+def _record(
+    spec: RunSpec, temp: Path, outcome: RunOutcome, store: ResultStore, schedule: _Schedule
+) -> list[tuple[str, RunOutcome]]:
+    """Publish and store one outcome; fail the runs that depended on a failed one."""
+    if outcome.status == "done":
+        try:
+            if any(temp.iterdir()):
+                store.publish(spec.id, temp)
+        except OSError as err:
+            outcome = RunOutcome.failure(f"cannot publish the run folder: {one_line(err)}")
+    shutil.rmtree(temp, ignore_errors=True)
+    store.finish(spec.id, outcome)
+    if outcome.status == "done":
+        schedule.done(spec.id)
+        return [(spec.id, outcome)]
+    results = [(spec.id, outcome)]
+    for child in schedule.failed(spec.id):
+        blocked = RunOutcome.failure(f"dependency {spec.id} ({spec.kind}) failed")
+        store.finish(child, blocked)
+        results.append((child, blocked))
+    return results
+
+
+# -- executors -------------------------------------------------------------------------
+class SequentialExecutor(Executor):
+    """One run at a time, in this process, with progress shown inside each run."""
+
+    name = "sequential"
+
+    def __init__(self) -> None:
+        self._finished: dict[int, RunOutcome] = {}
+        self._submitted = 0
+
+    def _prepare(self, task: RunTask, reporter: RichReporter) -> RunTask:
+        return replace(task, log=reporter.log, progress=reporter.step)
+
+    def _submit(self, task: RunTask) -> Hashable:
+        self._submitted += 1
+        self._finished[self._submitted] = execute_run(task)
+        return self._submitted
+
+    def _wait(self, handles: Sequence[Hashable]) -> list[tuple[Hashable, RunOutcome]]:
+        return [(handle, self._finished.pop(handle)) for handle in handles]
+
+
+def _limit_threads(threads: int) -> None:
+    """Pool worker initializer: share the cores among workers (read when torch loads)."""
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, str(threads))
+
+
+class ProcessExecutor(Executor):
+    """A local pool of ``workers`` spawned processes (default: one per CPU core).
+
+    Each worker gets ``cores // workers`` threads. A worker that dies (killed, out of
+    memory) fails the runs it held; the pool is restarted and the study goes on.
+    """
+
+    name = "process"
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.capacity = workers or os.cpu_count() or 1
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _open(self) -> None:
+        threads = max(1, (os.cpu_count() or 1) // self.capacity)
+        self._pool = ProcessPoolExecutor(
+            max_workers=self.capacity,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_limit_threads,
+            initargs=(threads,),
+        )
+
+    def _close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+
+    def _submit(self, task: RunTask) -> Hashable:
+        assert self._pool is not None
+        return self._pool.submit(execute_run, task)
+
+    def _wait(self, handles: Sequence[Hashable]) -> list[tuple[Hashable, RunOutcome]]:
+        finished, _ = wait(handles, return_when=FIRST_COMPLETED)  # type: ignore[arg-type]
+        results, broken = [], False
+        for future in finished:
+            results.append((future, _future_outcome(future)))
+            broken = broken or isinstance(future.exception(), BrokenProcessPool)
+        if broken:
+            self._close()
+            self._open()
+        return results
+
+
+def _future_outcome(future: Future) -> RunOutcome:
+    error = future.exception()
+    if error is None:
+        return future.result()
+    return RunOutcome.failure(f"worker failed: {one_line(error)}")
+
+
+class RayExecutor(Executor):
+    """Each run a Ray task reserving its spec's ``num_cpus``/``num_gpus``.
+
+    Args:
+        address: ``None`` starts a local cluster; ``"auto"`` or ``"HOST:PORT"`` joins a
+            running one (``ray start --head`` on the head node). If Ray is already
+            initialised in this process, that cluster is used and left running.
+        workers: runs in flight at once (default: the cluster's CPUs).
+    """
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, workers: int | None = None) -> None:
+        self.address = address
+        self.workers = workers
+        self._owns_cluster = False
+
+    def _open(self) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise XnerError("the ray executor needs Ray: pip install 'xner[ray]'") from None
+        self._ray = ray
+        if not ray.is_initialized():
+            ray.init(address=self.address)
+            self._owns_cluster = True
+        self._remote = ray.remote(execute_run)
+        self.capacity = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+    def _close(self) -> None:
+        if self._owns_cluster:
+            self._ray.shutdown()
+            self._owns_cluster = False
+
+    def _submit(self, task: RunTask) -> Hashable:
+        resources = task.spec.resources
+        options = {"num_cpus": resources.get("num_cpus", 1), "num_gpus": resources.get("num_gpus", 0)}
+        return self._remote.options(**options).remote(task)
+
+    def _wait(self, handles: Sequence[Hashable]) -> list[tuple[Hashable, RunOutcome]]:
+        ready, _ = self._ray.wait(list(handles), num_returns=1)
+        results = []
+        for ref in ready:
+            try:
+                results.append((ref, self._ray.get(ref)))
+            except Exception as err:  # noqa: BLE001 - a lost worker or node fails that run only
+                results.append((ref, RunOutcome.failure(f"ray task failed: {one_line(err)}")))
+        return results
+
+
+EXECUTORS = {"sequential": SequentialExecutor, "process": ProcessExecutor, "ray": RayExecutor}
+
+
+def make_executor(name: str = "sequential", workers: int | None = None, address: str | None = None) -> Executor:
+    """An executor by name (``sequential``, ``process`` or ``ray``)."""
+    if name not in EXECUTORS:
+        raise one_of("executor", name, EXECUTORS)
+    if name == "process":
+        return ProcessExecutor(workers)
+    if name == "ray":
+        return RayExecutor(address, workers)
+    return SequentialExecutor()
+
+
+# -- a whole study ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class StudyRun:
+    """What :func:`run_study` did.
+
+    Attributes:
+        study: the validated config.
+        store_path: the result store.
+        specs: the study's runs.
+        to_run: runs that were not done when the call started.
+        counts: runs that finished done/failed in this call (empty for a dry run).
+        report: the report written at the end, or ``None``.
+    """
+
+    study: Study
+    store_path: Path
+    specs: list[RunSpec]
+    to_run: int
+    counts: Mapping[str, int]
+    report: Path | None = None
+
+
+def _as_study(config: Study | Mapping[str, Any] | str | Path) -> Study:
+    if isinstance(config, Study):
+        return config
+    if isinstance(config, Mapping):
+        return parse_study(config)
+    return load_study(config)
+
+
+def _write_report(store_path: Path, out_dir: Path) -> Path | None:
+    """The report hook: :func:`xner.report.write_report` where that module is installed."""
+    if importlib.util.find_spec("xner.report") is None:
+        return None
+    from xner.report import write_report
+
+    return Path(write_report(store_path, out_dir))
+
+
+def run_study(
+    config: Study | Mapping[str, Any] | str | Path,
+    store: str | Path | None = None,
+    executor: str | None = None,
+    *,
+    workers: int | None = None,
+    address: str | None = None,
+    dry_run: bool = False,
+    registry: RunRegistry | None = None,
+    progress: RichReporter | None = None,
+    report: bool = True,
+) -> StudyRun:
+    """Run every run of a study that is not done yet, then write its report.
+
+    Args:
+        config: a :class:`Study`, a config mapping, or the path of a YAML config.
+        store: the result store (default ``<output_dir>/study.sqlite``).
+        executor: ``sequential``, ``process`` or ``ray`` (default: the config's).
+        workers: pool size / Ray runs in flight (default: the config's, else the cores).
+        address: Ray cluster address (default: the config's).
+        dry_run: plan only: expand the study and count what would run.
+        registry: run kinds (default: xner's, see :func:`~xner.study.runs.default_registry`).
+        progress: the progress reporter (default: rich, on stderr).
+        report: write the report at the end (when :mod:`xner.report` is available).
+
+    Returns:
+        A :class:`StudyRun`; the results are in ``ResultStore(run.store_path).frame()``.
+
+    >>> run = run_study("configs/quick.yaml", executor="ray")  # doctest: +SKIP
+    """
+    study = _as_study(config)
+    registry = registry or default_registry()
+    specs = study.expand(registry)
+    store_path = Path(store) if store is not None else study.out_dir / "study.sqlite"
+    if dry_run:
+        done = {}
+        if store_path.is_file():
+            with ResultStore(store_path, create=False) as existing:
+                done = existing.statuses()
+        to_run = sum(done.get(spec.id) != "done" for spec in specs)
+        return StudyRun(study, store_path, specs, to_run, {})
+    options = study.executor
+    runner = make_executor(executor or options.name, workers or options.workers, address or options.address)
+    with ResultStore(store_path, runs_dir=study.out_dir / "runs") as result_store:
+        statuses = result_store.statuses()
+        to_run = sum(statuses.get(spec.id) != "done" for spec in specs)
+        counts = runner.run(specs, result_store, registry, progress)
+    written = _write_report(store_path, study.out_dir) if report else None
+    return StudyRun(study, store_path, specs, to_run, dict(counts), written)

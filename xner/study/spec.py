@@ -1,0 +1,537 @@
+"""A study as one typed YAML config, and its expansion into content-hashed run specs.
+
+A user states the whole study -- languages or pairs, model, sizes, volumes, teachers,
+perturbations, seeds, training options, executor -- in one file; :func:`load_study`
+validates it (unknown keys, bad values and unknown languages fail with the key path and a
+hint) and :meth:`Study.expand` turns it into the runs to execute. Every run's id hashes
+all that changes its result, so a run shared by several parts of the study (one native
+model evaluated clean and perturbed, one teacher behind several students) is planned and
+executed once, and a rerun of the study finds its finished runs again.
+
+Example config::
+
+    name: quick
+    pairs: [en:nl]              # or: all (the reference study's 13 pairs)
+    train_sizes: [1000]
+    volumes: [100, 1000]
+    teachers: {nl: [en, en+de]} # per target: single- and multi-source teachers
+    perturbations: [unseen-entity, mask-entity]
+    seeds: [1, 2]
+    training: {epochs: 2, train_layers: 3}
+
+``load_study("quick.yaml").expand(registry)`` gives its train, distill and evaluate runs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from xner.data.labels import check_label_map
+from xner.errors import XnerError, one_of
+from xner.languages import LANGUAGES, STUDY_PAIRS, Language, get_language
+from xner.perturb import get_perturbation
+from xner.study.runs import RunRegistry, RunSpec
+from xner.weighting import WEIGHTINGS
+
+__all__ = [
+    "DistillationOptions",
+    "EvaluationOptions",
+    "ExecutorOptions",
+    "RUN_KINDS",
+    "Resources",
+    "Study",
+    "TrainingOptions",
+    "load_study",
+    "parse_study",
+]
+
+RUN_KINDS = ("train", "distill", "evaluate")
+"""The run kinds a study expands into (registered in :mod:`xner.study.runs`)."""
+
+FOLDER_CODE = {"masakhaner2": "iso3"}
+"""Datasets whose language folders use ISO 639-3 codes; the others use the short code."""
+
+DATA_FIELD = {"wikiann": "wikiann_train", "masakhaner2": "masakhaner_train"}
+"""Which :class:`~xner.languages.Language` field says a known dataset has the language."""
+
+ALL_TARGETS = "*"
+"""Teachers key meaning: every target language of the study."""
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def _fail(message: str) -> PydanticCustomError:
+    """A validation error whose message is used as written (no "Value error," prefix)."""
+    return PydanticCustomError("xner", "{message}", {"message": message})
+
+
+def _language(code: str) -> Language:
+    """Registry entry of a code, as a validation error that lists the valid codes."""
+    try:
+        return get_language(code)
+    except XnerError as err:
+        raise _fail(str(err)) from None
+
+
+def _as_list(value: Any) -> Any:
+    """Let a single value stand for a one-item list (``model: embedded``)."""
+    return [value] if isinstance(value, str | int) else value
+
+
+def _all_to_none(value: Any) -> Any:
+    return None if value == "all" else value
+
+
+def _pair_names() -> list[str]:
+    return [f"{pair.hrl}:{pair.lrl}" for pair in STUDY_PAIRS]
+
+
+def _family_members(name: str) -> list[Language]:
+    """Languages whose family or genus is ``name`` (case-insensitive)."""
+    wanted = name.lower()
+    return [lang for lang in LANGUAGES if wanted in (lang.family.lower(), lang.genus.lower())]
+
+
+def _check_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise _fail(f"{value!r} must be a simple name (letters, digits, '_', '.', '-')")
+    return value
+
+
+def _check_code(code: str) -> str:
+    _language(code)
+    return code
+
+
+def _check_pair(pair: str) -> str:
+    parts = pair.split(":")
+    if len(parts) != 2 or not all(parts):
+        raise _fail(f"{pair!r} is not HRL:LRL (e.g. en:nl), or write pairs: all")
+    if _language(parts[0]) is _language(parts[1]):
+        raise _fail(f"{pair!r} pairs a language with itself")
+    return pair
+
+
+def _check_family(name: str) -> str:
+    if not _family_members(name):
+        valid = sorted({lang.family for lang in LANGUAGES} | {lang.genus for lang in LANGUAGES})
+        raise _fail(f"unknown family or genus {name!r}; valid: {', '.join(valid)}")
+    return name
+
+
+def _check_target(key: str) -> str:
+    return key if key == ALL_TARGETS or _family_members(key) else _check_code(key)
+
+
+def _check_teacher_set(teachers: str) -> str:
+    for code in teachers.split("+"):
+        _language(code)
+    return teachers
+
+
+def _check_perturbation(name: str) -> str:
+    """The versioned name (``mask-entity`` -> ``mask-entity.v1``), so ids follow versions."""
+    if name == "clean":
+        raise _fail("clean is always evaluated; list only perturbations")
+    try:
+        return get_perturbation(name).name
+    except XnerError as err:
+        raise _fail(str(err)) from None
+
+
+def _check_weighting(name: str) -> str:
+    known = {*WEIGHTINGS, *(key.split(".")[0] for key in WEIGHTINGS)}
+    if name not in known:
+        raise _fail(str(one_of("teacher weighting", name, known)))
+    return name
+
+
+SimpleName = Annotated[str, AfterValidator(_check_name)]
+LanguageCode = Annotated[str, AfterValidator(_check_code)]
+PairName = Annotated[str, AfterValidator(_check_pair)]
+FamilyName = Annotated[str, AfterValidator(_check_family)]
+TeacherTarget = Annotated[str, AfterValidator(_check_target)]
+TeacherSet = Annotated[str, AfterValidator(_check_teacher_set)]
+PerturbationName = Annotated[str, AfterValidator(_check_perturbation)]
+WeightingName = Annotated[str, AfterValidator(_check_weighting)]
+
+
+class _Section(BaseModel):
+    """A config section: frozen, and unknown keys fail listing the valid ones."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            for key in data:
+                if key not in cls.model_fields:
+                    valid = ", ".join(sorted(cls.model_fields))
+                    raise _fail(f"unknown key {key!r}; valid: {valid}")
+        return data
+
+
+class TrainingOptions(_Section):
+    """How a tagger trains (names as :class:`xner.models.tagger.TrainConfig`; seed from ``seeds``)."""
+
+    epochs: int = Field(3, ge=1)
+    lr: float = Field(2e-4, gt=0)
+    batch_size: int = Field(16, ge=1)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    weight_decay: float = Field(0.01, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    max_length: int = Field(256, ge=8)
+    train_layers: int | None = Field(None, ge=1)
+    freeze_embeddings: bool = True
+    patience: int | None = Field(2, ge=1)
+    dev_size: int | None = Field(1000, ge=1)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+
+
+class DistillationOptions(_Section):
+    """How a student learns from its teachers (names as :class:`xner.train.DistillConfig`).
+
+    ``student`` overrides training options for students only, e.g. ``{train_layers: 9}``
+    (Wu et al. 2020 freeze the bottom 3 of 12 layers); unset keys follow ``training``.
+    """
+
+    loss: Literal["mse", "kl", "ce"] = "mse"
+    temperature: float = Field(1.0, gt=0)
+    hard: bool = False
+    threshold: float | None = Field(None, gt=0, le=1)
+    weighting: WeightingName = "uniform"
+    source_mix: int = Field(0, ge=0)
+    student: TrainingOptions = TrainingOptions()
+
+
+class EvaluationOptions(_Section):
+    """Which split models are scored on and how many bootstrap resamples give the CI."""
+
+    split: Literal["test", "dev"] = "test"
+    bootstrap: int = Field(1000, ge=0)
+
+
+class Resources(_Section):
+    """What a scheduler reserves for one run (Ray task options)."""
+
+    num_cpus: float = Field(1, gt=0)
+    num_gpus: float = Field(0, ge=0)
+
+
+class ExecutorOptions(_Section):
+    """Where runs execute: in process, in a local process pool, or on a Ray cluster."""
+
+    name: Literal["sequential", "process", "ray"] = "sequential"
+    workers: int | None = Field(None, ge=1)
+    address: str | None = None
+    resources: dict[Literal["train", "distill", "evaluate"], Resources] = {}
+
+
+class Study(_Section):
+    """One study: what to compare, on which data, with which model and options.
+
+    Expansion (:meth:`expand`) -- for every model x seed x train size:
+
+    - ``train``: one per language that needs a model: each pair's LRL and every
+      ``languages``/``families`` language (native), each pair's HRL (transfer source), every
+      teacher language. Params: lang, dataset, label_map, model, train_size (``None`` =
+      all), seed, training options.
+    - ``evaluate`` of a trained model on a target: role ``native`` (train and test on the
+      LRL) and ``transfer`` (HRL model on the LRL; also every teacher on its target, its
+      zero-shot score). Params: model_run (dep), role, model, source, target, dataset,
+      label_map, split, perturbations (``clean`` first), bootstrap, seed, train_size, volume.
+    - ``distill`` per target, teacher set and volume: teacher_runs (deps), teachers,
+      target, dataset, model, seed, train_size, volume and distillation options (student
+      training options resolved). Volume 0 -- always part of a sweep, the baseline every
+      student's gain is measured against -- is the teachers' zero-shot (ensemble) output,
+      which only the teacher weighting changes; it is evaluated with role ``student``.
+
+    Params are fully resolved (defaults filled) and ids hash kind, kind version, params and
+    dependency ids, so identical runs from different parts of the config are one run.
+    Language codes are written as the dataset's folders name them (MasakhaNER: ISO 639-3).
+
+    Attributes (YAML keys):
+        name: the study's name; ``output_dir`` defaults to ``results/<name>``.
+        dataset: dataset of every language (``wikiann``, ``masakhaner2`` or a folder name),
+            except those named in ``dataset_of`` (``{hau: masakhaner2}``).
+        data_dir: local data root (default: ``XNER_DATA_DIR``, else the Hugging Face hub).
+        label_map: entity type -> type or ``O`` applied to all data (``{DATE: O}``).
+        model: backbone name(s) (``embedded``, ``bert-base-multilingual-cased``...).
+        pairs: ``HRL:LRL`` strings or ``all`` (the reference study's 13 pairs).
+        languages: languages studied natively (trained and tested on themselves).
+        families: family or genus names (``Germanic``, ``Niger-Congo``) adding their
+            languages that the dataset has to ``languages``.
+        teachers: per target (a language, a family/genus, or ``*`` = every target), a list
+            of teacher sets: ``en`` (single-source) or ``en+de`` (multi-source).
+        train_sizes: labelled training sentences (``all`` or a positive number).
+        volumes: unlabeled target sentences for students (0 = teachers zero-shot).
+        perturbations: test-set perturbation names, stored versioned (``mask-entity.v1``);
+            ``clean`` is always evaluated.
+        seeds: one full repetition of the study per seed.
+    """
+
+    name: SimpleName
+    output_dir: Path | None = None
+    dataset: SimpleName = "wikiann"
+    dataset_of: dict[str, str] = {}
+    data_dir: Path | None = None
+    label_map: dict[str, str] = {}
+    model: Annotated[list[str], BeforeValidator(_as_list), Field(min_length=1)] = ["embedded"]
+    pairs: Annotated[list[PairName], BeforeValidator(lambda v: _pair_names() if v == "all" else v)] = []
+    languages: list[LanguageCode] = []
+    families: list[FamilyName] = []
+    teachers: dict[TeacherTarget, Annotated[list[TeacherSet], BeforeValidator(_as_list)]] = {}
+    train_sizes: list[Annotated[Annotated[int, Field(gt=0)] | None, BeforeValidator(_all_to_none)]] = [None]
+    volumes: list[Annotated[int, Field(ge=0)]] = []
+    perturbations: list[PerturbationName] = []
+    seeds: Annotated[list[int], BeforeValidator(_as_list), Field(min_length=1)] = [0]
+    training: TrainingOptions = TrainingOptions()
+    distillation: DistillationOptions = DistillationOptions()
+    evaluation: EvaluationOptions = EvaluationOptions()
+    executor: ExecutorOptions = ExecutorOptions()
+
+    @field_validator("dataset_of")
+    @classmethod
+    def _dataset_of(cls, value: dict[str, str]) -> dict[str, str]:
+        for code, dataset in value.items():
+            _language(code)
+            _check_name(dataset)
+        return value
+
+    @field_validator("label_map")
+    @classmethod
+    def _label_map(cls, value: dict[str, str]) -> dict[str, str]:
+        try:
+            return check_label_map(value, list(value))
+        except XnerError as err:
+            raise _fail(str(err)) from None
+
+    @model_validator(mode="after")
+    def _something_to_run(self) -> "Study":
+        if not (self.pairs or self.languages or self.families or self.teachers):
+            raise _fail("nothing to study: give pairs, languages, families or teachers")
+        return self
+
+    @property
+    def out_dir(self) -> Path:
+        """Where results go: ``output_dir`` or ``results/<name>``."""
+        return self.output_dir or Path("results") / self.name
+
+    def expand(self, registry: RunRegistry) -> list[RunSpec]:
+        """The study's runs in dependency order, each once (see the class docstring).
+
+        Args:
+            registry: the run kinds (their versions are hashed into the ids).
+
+        Returns:
+            Run specs; a run's dependencies come before it.
+        """
+        plan = _Expansion(self, registry)
+        for model in self.model:
+            for seed in self.seeds:
+                for train_size in self.train_sizes:
+                    plan.cell(model, seed, train_size)
+        return list(plan.specs.values())
+
+
+class _Expansion:
+    """Builds the run graph of one study, deduplicating runs by id."""
+
+    def __init__(self, study: Study, registry: RunRegistry) -> None:
+        self.study = study
+        self.registry = registry
+        self.specs: dict[str, RunSpec] = {}
+        self.datasets = {get_language(code): dataset for code, dataset in study.dataset_of.items()}
+        self.training = study.training.model_dump()
+        self.student = {**self.training, **study.distillation.student.model_dump(exclude_unset=True)}
+        self.grid: dict[str, Any] = {}  # model, seed, train_size of the cell being expanded
+
+    # -- languages ---------------------------------------------------------------------
+    def dataset(self, lang: Language) -> str:
+        return self.datasets.get(lang, self.study.dataset)
+
+    def code(self, lang: Language) -> str:
+        """The language's code as its dataset's folders spell it."""
+        return lang.iso3 if FOLDER_CODE.get(self.dataset(lang)) == "iso3" else lang.code
+
+    def has_data(self, lang: Language) -> bool:
+        attribute = DATA_FIELD.get(self.dataset(lang))
+        return attribute is None or getattr(lang, attribute) is not None
+
+    def natives(self) -> list[Language]:
+        listed = [get_language(code) for code in self.study.languages]
+        from_families = [
+            lang for name in self.study.families for lang in _family_members(name) if self.has_data(lang)
+        ]
+        return list(dict.fromkeys(listed + from_families))
+
+    def pairs(self) -> list[tuple[Language, Language]]:
+        return [tuple(get_language(code) for code in pair.split(":")) for pair in self.study.pairs]
+
+    def teacher_sets(self) -> list[tuple[Language, tuple[Language, ...]]]:
+        """(target, teachers) for every teachers entry, without sets holding the target."""
+        every_target = list(dict.fromkeys([lrl for _, lrl in self.pairs()] + self.natives()))
+        found = []
+        for key, sets in self.study.teachers.items():
+            targets = every_target if key == ALL_TARGETS else _family_members(key) or [get_language(key)]
+            for target in targets:
+                for teacher_set in sets:
+                    teachers = tuple(dict.fromkeys(get_language(code) for code in teacher_set.split("+")))
+                    if target not in teachers:
+                        found.append((target, teachers))
+        return list(dict.fromkeys(found))
+
+    # -- runs --------------------------------------------------------------------------
+    def add(self, kind: str, params: dict[str, Any], deps: Iterable[RunSpec] = ()) -> RunSpec:
+        options = self.study.executor.resources.get(kind, Resources())
+        spec = RunSpec(
+            kind=kind,
+            version=self.registry.version(kind),
+            params=params,
+            deps=tuple(dep.id for dep in deps),
+            resources=options.model_dump(),
+            data_dir=str(self.study.data_dir) if self.study.data_dir else None,
+        )
+        return self.specs.setdefault(spec.id, spec)
+
+    def cell(self, model: str, seed: int, train_size: int | None) -> None:
+        """Every run of one (model, seed, train size) combination."""
+        self.grid = {"model": model, "seed": seed, "train_size": train_size}
+        for hrl, lrl in self.pairs():
+            self.evaluate(self.train(lrl), "native", (lrl,), lrl)
+            self.evaluate(self.train(hrl), "transfer", (hrl,), lrl)
+        for lang in self.natives():
+            self.evaluate(self.train(lang), "native", (lang,), lang)
+        for target, teachers in self.teacher_sets():
+            self.students(teachers, target)
+
+    def train(self, lang: Language) -> RunSpec:
+        params = {
+            "lang": self.code(lang),
+            "dataset": self.dataset(lang),
+            "label_map": self.study.label_map,
+            **self.grid,
+            "training": self.training,
+        }
+        return self.add("train", params)
+
+    def evaluate(
+        self, model_run: RunSpec, role: str, sources: tuple[Language, ...], target: Language, volume: int | None = None
+    ) -> RunSpec:
+        params = {
+            "model_run": model_run.id,
+            "role": role,
+            "source": "+".join(self.code(lang) for lang in sources),
+            "target": self.code(target),
+            "dataset": self.dataset(target),
+            "label_map": self.study.label_map,
+            **self.grid,
+            "volume": volume,
+            "split": self.study.evaluation.split,
+            "perturbations": ["clean", *self.study.perturbations],
+            "bootstrap": self.study.evaluation.bootstrap,
+        }
+        return self.add("evaluate", params, [model_run])
+
+    def students(self, teachers: tuple[Language, ...], target: Language) -> None:
+        """Teachers' zero-shot scores, then the student volume sweep (with volume 0)."""
+        teacher_runs = [self.train(lang) for lang in teachers]
+        for lang, run in zip(teachers, teacher_runs):
+            self.evaluate(run, "transfer", (lang,), target)
+        distillation = self.study.distillation.model_dump(exclude={"student"})
+        for volume in sorted({0, *self.study.volumes}):
+            options = {**distillation, "student": self.student} if volume else {"weighting": distillation["weighting"]}
+            params = {
+                "teacher_runs": [run.id for run in teacher_runs],
+                "teachers": [self.code(lang) for lang in teachers],
+                "target": self.code(target),
+                "dataset": self.dataset(target),
+                **self.grid,
+                "volume": volume,
+                "distillation": options,
+            }
+            student = self.add("distill", params, teacher_runs)
+            self.evaluate(student, "student", teachers, target, volume)
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    """``('volumes', 2)`` -> ``study.volumes[2]``."""
+    parts = [part for part in loc if part != "[key]"]  # pydantic's marker of a bad dict key
+    return "study" + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in parts)
+
+
+_MESSAGES = {
+    "greater_than_equal": "must be >= {ge}",
+    "greater_than": "must be > {gt}",
+    "less_than_equal": "must be <= {le}",
+    "less_than": "must be < {lt}",
+    "too_short": "must have at least {min_length} item(s)",
+    "missing": "required key is missing",
+    "int_parsing": "must be an integer, got {input!r}",
+    "int_from_float": "must be an integer, got {input!r}",
+    "float_parsing": "must be a number, got {input!r}",
+    "bool_parsing": "must be true or false, got {input!r}",
+}
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    """One validation error as ``<key path>: <what is wrong>``."""
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind == "xner":
+        text = ctx["message"]
+    elif kind in _MESSAGES:
+        text = _MESSAGES[kind].format(input=error["input"], **ctx)
+    else:
+        msg = error["msg"]
+        text = f"{msg[0].lower()}{msg[1:]}, got {error['input']!r}"
+    return f"{_path(error['loc'])}: {text}"
+
+
+def parse_study(data: Any, source: str = "study") -> Study:
+    """Validate a study config given as a mapping (e.g. parsed YAML).
+
+    Raises:
+        XnerError: ``<source>: study.<key path>: <problem and hint>`` for the first problem.
+    """
+    if not isinstance(data, Mapping):
+        valid = ", ".join(sorted(Study.model_fields))
+        raise XnerError(f"{source}: a study config is a mapping of keys ({valid}), not {type(data).__name__}")
+    try:
+        return Study.model_validate(data)
+    except ValidationError as err:
+        errors = err.errors()
+        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+        raise XnerError(f"{source}: {_message(errors[0])}{more}") from None
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and validate a study config (YAML).
+
+    Raises:
+        XnerError: one line naming the file (and line, for YAML syntax errors).
+
+    >>> load_study("missing.yaml")
+    Traceback (most recent call last):
+    ...
+    xner.errors.XnerError: missing.yaml: cannot read the study config (No such file or directory)
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise XnerError(f"{path}: cannot read the study config ({err.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise XnerError(f"{where}: invalid YAML: {getattr(err, 'problem', None) or err}") from None
+    return parse_study(data, source=str(path))

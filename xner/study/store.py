@@ -1,0 +1,382 @@
+"""The resumable result store: one SQLite file of runs, plus a folder of run artifacts.
+
+A study may be killed at any moment (``kill -9``, a lost node, a full disk) and rerun; the
+store makes that safe:
+
+- SQLite in WAL mode, one transaction per finished run: a run is ``done`` with all of
+  its metrics, timings and versions, or it is not done at all.
+- A run's artifacts (model weights...) are written to a temporary folder next to their
+  final place and renamed (``os.replace``) to ``runs/<id>`` only when the run succeeded,
+  just before its row is committed; dependents start only after that commit, so they
+  never read a half-written folder. Temporary folders left by a killed process are
+  removed, and ``running`` rows it left are reset to ``pending``, when the next study
+  session opens the store.
+- One study process at a time holds the store (an advisory lock the OS frees when the
+  process dies).
+
+Evaluation runs keep their results as tidy rows under ``metrics["rows"]``;
+:meth:`ResultStore.frame` explodes them into the table of ``results_schema.md`` (one row
+per run and test set), adding the columns derived from specs and from other runs.
+
+>>> store = ResultStore(tmp / "study.sqlite")  # doctest: +SKIP
+>>> store.status_counts()                        # doctest: +SKIP
+{'pending': 0, 'running': 0, 'done': 12, 'failed': 1}
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import sqlite3
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from xner.errors import XnerError, one_of
+from xner.languages import STUDY_PAIRS, get_language
+from xner.study.runs import RunOutcome, RunSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["COLUMNS", "EXPORT_FORMATS", "RunRecord", "ResultStore", "STATUSES"]
+
+STATUSES = ("pending", "running", "done", "failed")
+
+COLUMNS = (
+    "run_id", "kind", "model", "source", "target", "dataset", "family", "relation",
+    "train_size", "volume", "seed", "perturbation", "precision", "recall", "f1", "f1_lo",
+    "f1_hi", "teacher_f1", "gain", "entity_overlap", "seconds",
+)  # fmt: skip
+"""Columns of the tidy results table, in order (``results_schema.md``)."""
+
+_FROM_PARAMS = ("model", "source", "target", "dataset", "train_size", "volume", "seed")
+_TEACHER_KEY = ["model", "source", "target", "dataset", "train_size", "seed", "perturbation"]
+_RELATIONS = {(pair.hrl, pair.lrl): pair.relation for pair in STUDY_PAIRS}
+_TEMP_PREFIX = ".tmp-"
+
+EXPORT_FORMATS = ("csv", "parquet", "json")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed')),
+    started TEXT,
+    finished TEXT,
+    metrics TEXT,
+    timings TEXT,
+    versions TEXT,
+    host TEXT,
+    error TEXT,
+    traceback TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
+"""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One row of the ``runs`` table, JSON columns decoded."""
+
+    id: str
+    kind: str
+    spec: RunSpec
+    status: str
+    started: str | None
+    finished: str | None
+    metrics: dict[str, Any] | None
+    timings: dict[str, float] | None
+    versions: dict[str, str | None] | None
+    host: str | None
+    error: str | None
+    traceback: str | None
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True)
+
+
+class ResultStore:
+    """A study's runs in SQLite (WAL) and their artifacts under ``runs_dir``.
+
+    Args:
+        path: the SQLite file (created with its folder unless ``create=False``).
+        runs_dir: where run folders go; default ``<path's folder>/runs``.
+        create: ``False`` to open an existing store only (``xner status``/``results``).
+
+    Raises:
+        XnerError: ``create=False`` and no store at ``path``.
+    """
+
+    def __init__(self, path: str | Path, runs_dir: str | Path | None = None, *, create: bool = True) -> None:
+        self.path = Path(path)
+        self.runs_dir = Path(runs_dir) if runs_dir is not None else self.path.parent / "runs"
+        if not create and not self.path.is_file():
+            raise XnerError(f"{self.path}: no result store here (run `xner study CONFIG` first)")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self._conn.row_factory = sqlite3.Row
+        if create:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> "ResultStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    # -- a study session ---------------------------------------------------------------
+    @contextmanager
+    def session(self) -> Iterator["ResultStore"]:
+        """Hold the store for one study process and clean up after a killed predecessor.
+
+        Raises:
+            XnerError: another live process holds the store.
+        """
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        with open(lock_path, "a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.seek(0)
+                raise XnerError(
+                    f"{self.path}: in use by another xner process (pid {lock.read().strip() or '?'}); "
+                    "wait for it or stop it"
+                ) from None
+            lock.seek(0)
+            lock.truncate()
+            lock.write(str(os.getpid()))
+            lock.flush()
+            self.recover()
+            try:
+                yield self
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def recover(self) -> tuple[int, int]:
+        """Reset ``running`` rows to ``pending`` and delete leftover temporary run folders.
+
+        Only call this while holding the store (:meth:`session`): the rows and folders of
+        a live process would be taken from under it.
+
+        Returns:
+            (rows reset, folders removed).
+        """
+        with self._transaction() as conn:
+            reset = conn.execute("UPDATE runs SET status = 'pending', started = NULL WHERE status = 'running'").rowcount
+        removed = 0
+        if self.runs_dir.is_dir():
+            for folder in self.runs_dir.glob(_TEMP_PREFIX + "*"):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
+        return reset, removed
+
+    # -- writing -----------------------------------------------------------------------
+    def register(self, specs: Iterable[RunSpec]) -> int:
+        """Add specs as ``pending`` runs (known ids keep their status); returns how many are new."""
+        rows = [(spec.id, spec.kind, spec.to_json()) for spec in specs]
+        with self._transaction() as conn:
+            before = conn.total_changes
+            conn.executemany("INSERT OR IGNORE INTO runs (id, kind, spec, status) VALUES (?, ?, ?, 'pending')", rows)
+            return conn.total_changes - before
+
+    def mark_running(self, run_id: str, started: str) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE runs SET status = 'running', started = ?, error = NULL, traceback = NULL WHERE id = ?",
+                (started, run_id),
+            )
+
+    def finish(self, run_id: str, outcome: RunOutcome) -> None:
+        """Record a finished run -- every column in one transaction."""
+        values = (
+            outcome.status,
+            outcome.started,
+            outcome.finished,
+            _dumps(outcome.metrics),
+            _dumps(dict(outcome.timings)),
+            _dumps(dict(outcome.versions)),
+            outcome.host,
+            outcome.error,
+            outcome.traceback,
+            run_id,
+        )
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE runs SET status = ?, started = ?, finished = ?, metrics = ?, timings = ?, "
+                "versions = ?, host = ?, error = ?, traceback = ? WHERE id = ?",
+                values,
+            )
+
+    # -- run folders -------------------------------------------------------------------
+    def run_dir(self, run_id: str) -> Path:
+        """The final artifact folder of a run (complete whenever it exists for a done run)."""
+        return self.runs_dir / run_id
+
+    def temp_dir(self, run_id: str) -> Path:
+        """A fresh temporary folder for a run to write into, next to its final folder."""
+        folder = self.runs_dir / f"{_TEMP_PREFIX}{run_id}-{uuid.uuid4().hex[:8]}"
+        folder.mkdir(parents=True)
+        return folder
+
+    def publish(self, run_id: str, temp: Path) -> Path:
+        """Move a finished run's temporary folder to its final name (replacing a stale one)."""
+        final = self.run_dir(run_id)
+        if final.exists():  # left by a process killed after its rename, before its commit
+            shutil.rmtree(final)
+        os.replace(temp, final)
+        return final
+
+    # -- reading -----------------------------------------------------------------------
+    def statuses(self) -> dict[str, str]:
+        """Status of every run by id."""
+        return {row["id"]: row["status"] for row in self._conn.execute("SELECT id, status FROM runs")}
+
+    def status_counts(self) -> dict[str, int]:
+        """How many runs are pending, running, done and failed."""
+        counts = dict.fromkeys(STATUSES, 0)
+        for row in self._conn.execute("SELECT status, COUNT(*) AS n FROM runs GROUP BY status"):
+            counts[row["status"]] = row["n"]
+        return counts
+
+    def records(self, status: str | None = None) -> list[RunRecord]:
+        """Every run (or those with one status), in insertion order."""
+        if status is not None and status not in STATUSES:
+            raise one_of("run status", status, STATUSES)
+        query, args = "SELECT * FROM runs", ()
+        if status is not None:
+            query, args = query + " WHERE status = ?", (status,)
+        return [_record(row) for row in self._conn.execute(query + " ORDER BY rowid", args)]
+
+    def get(self, run_id: str) -> RunRecord:
+        row = self._conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise XnerError(f"{self.path}: no run {run_id!r}")
+        return _record(row)
+
+    def frame(self) -> "pd.DataFrame":
+        """The tidy results table: one row per finished evaluation run and test set.
+
+        Descriptive columns come from the evaluation's spec (role -> ``kind``, model,
+        source, target, dataset, train_size, volume, seed), ``family`` (the target's genus)
+        and ``relation`` from the language registry, ``seconds`` from the run's timings,
+        and ``teacher_f1``/``gain`` of student rows from the volume-0 row of the same
+        teachers, target, seed and perturbation. Columns of the rows themselves win.
+        """
+        import pandas as pd
+
+        rows = [row for record in self.records("done") for row in _result_rows(record)]
+        table = pd.DataFrame(rows)
+        for column in COLUMNS:
+            if column not in table:
+                table[column] = None
+        table = table[[*COLUMNS, *(c for c in table.columns if c not in COLUMNS)]]
+        for column in ("train_size", "volume", "seed"):
+            table[column] = table[column].astype("Int64")
+        return _with_gain(table)
+
+    def export(self, fmt: str, out: str | Path | None = None) -> str | None:
+        """Write :meth:`frame` as csv, parquet or json to ``out``, or return it as text.
+
+        Raises:
+            XnerError: unknown format, or parquet without ``out`` (it is binary).
+        """
+        if fmt not in EXPORT_FORMATS:
+            raise one_of("export format", fmt, EXPORT_FORMATS)
+        table = self.frame()
+        if fmt == "parquet":
+            if out is None:
+                raise XnerError("parquet is a binary format: give an output file (--out results.parquet)")
+            table.to_parquet(out, index=False)
+            return None
+        text = table.to_csv(index=False) if fmt == "csv" else table.to_json(orient="records", indent=1)
+        if out is None:
+            return text
+        Path(out).write_text(text, encoding="utf-8")
+        return None
+
+
+def _record(row: sqlite3.Row) -> RunRecord:
+    return RunRecord(
+        id=row["id"],
+        kind=row["kind"],
+        spec=RunSpec.from_json(row["spec"]),
+        status=row["status"],
+        started=row["started"],
+        finished=row["finished"],
+        metrics=_loads(row["metrics"]),
+        timings=_loads(row["timings"]),
+        versions=_loads(row["versions"]),
+        host=row["host"],
+        error=row["error"],
+        traceback=row["traceback"],
+    )
+
+
+def _genus(code: str | None) -> str:
+    try:
+        return get_language(code).genus if code else ""
+    except XnerError:
+        return ""
+
+
+def _relation(source: str | None, target: str | None) -> str:
+    """The study-pair relation of a single-source (source, target), else ``""``."""
+    try:
+        key = (get_language(source or "").code, get_language(target or "").code)
+    except XnerError:
+        return ""
+    return _RELATIONS.get(key, "")
+
+
+def _result_rows(record: RunRecord) -> list[dict[str, Any]]:
+    """The tidy rows of one finished run (none unless it is an evaluation)."""
+    rows = (record.metrics or {}).get("rows")
+    if not rows:
+        return []
+    params = record.spec.params
+    base = {
+        "run_id": record.id,
+        "kind": params.get("role"),
+        **{name: params.get(name) for name in _FROM_PARAMS},
+        "family": _genus(params.get("target")),
+        "relation": _relation(params.get("source"), params.get("target")),
+        "seconds": (record.timings or {}).get("seconds"),
+    }
+    return [{**base, **row} for row in rows]
+
+
+def _with_gain(table: "pd.DataFrame") -> "pd.DataFrame":
+    """Fill ``teacher_f1`` and ``gain`` of student rows from their volume-0 baseline."""
+    students = (table["kind"] == "student").to_numpy()
+    baseline = table.loc[students & (table["volume"] == 0).to_numpy(dtype=bool, na_value=False)]
+    baseline = baseline[[*_TEACHER_KEY, "f1"]].drop_duplicates(_TEACHER_KEY).rename(columns={"f1": "_teacher"})
+    teacher = table[_TEACHER_KEY].merge(baseline, on=_TEACHER_KEY, how="left")["_teacher"]
+    table["teacher_f1"] = teacher.where(students).to_numpy(dtype=float)
+    table["gain"] = table["f1"].astype(float) - table["teacher_f1"]
+    return table
