@@ -1,0 +1,299 @@
+"""Analysis recovers known effects from synthetic results, and degrades with a reason, not a crash."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xner.analysis import (
+    correlate,
+    mixed_effects,
+    robustness_table,
+    transfer_correlates,
+    uriel_distances,
+    volume_correlations,
+    volume_curves,
+)
+from xner.errors import XnerError
+
+VOLUMES = (100, 200, 400, 800, 1600)
+SLOPES = {"Bantu": (4.0, ("sw", "zu", "xh")), "Germanic": (2.0, ("af", "nl")), "Celtic": (1.0, ("cy",))}
+"""Family -> (F1 gained per doubling of volume, its targets)."""
+FAST = {"n_resamples": 200, "seed": 0}
+
+
+def sweep(
+    slopes=SLOPES,
+    noise: float = 1.0,
+    seeds=(0, 1, 2),
+    models=("embedded",),
+    gain_columns: bool = True,
+    teacher_volume: int = 300,
+) -> pd.DataFrame:
+    """Student rows with f1 = a_target + b_family * log2(volume) + N(0, noise), plus the
+    teacher's volume-0 row, whose F1 is the students' expected F1 at ``teacher_volume``;
+    the table as the store would give it."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for model in models:
+        for family, (slope, targets) in slopes.items():
+            for target in targets:
+                level = rng.normal(40, 5)
+                teacher = level + slope * np.log2(teacher_volume)
+                for seed in seeds:
+                    base = {"kind": "student", "model": model, "source": "en", "target": target,
+                            "family": family, "seed": seed, "perturbation": "clean"}
+                    rows.append({**base, "volume": 0, "f1": teacher, "f1_lo": teacher - 2, "f1_hi": teacher + 2})
+                    for volume in VOLUMES:
+                        f1 = level + slope * np.log2(volume) + rng.normal(0, noise)
+                        rows.append({**base, "volume": volume, "f1": f1, "f1_lo": f1 - 2, "f1_hi": f1 + 2,
+                                     "teacher_f1": teacher, "gain": f1 - teacher})
+    table = pd.DataFrame(rows)
+    return table if gain_columns else table.drop(columns=["teacher_f1", "gain"])
+
+
+def expected_pearson(slope: float, noise: float) -> float:
+    """Population correlation of log2(volume) and f1 for the balanced design above."""
+    spread = np.std(np.log2(VOLUMES)) * slope
+    return spread / np.hypot(spread, noise)
+
+
+@pytest.fixture(scope="module")
+def by_target() -> pd.DataFrame:
+    return volume_correlations(sweep(), by="target", **FAST).set_index("target")
+
+
+@pytest.fixture(scope="module")
+def by_family() -> pd.DataFrame:
+    return volume_correlations(sweep(), by="family", **FAST).set_index("family")
+
+
+@pytest.mark.parametrize("family", sorted(SLOPES))
+def test_within_target_correlation_and_slope_recovered(by_target, family):
+    slope, targets = SLOPES[family]
+    for target in targets:
+        row = by_target.loc[target]
+        assert row["f1_pearson"] == pytest.approx(expected_pearson(slope, 1.0), abs=0.12)
+        assert row["f1_pearson_lo"] <= row["f1_pearson"] <= row["f1_pearson_hi"]
+        assert row["f1_spearman_lo"] <= row["f1_spearman"] <= row["f1_spearman_hi"]
+        assert row["slope_lo"] <= slope <= row["slope_hi"]
+        assert row["f1_pearson_p"] < 0.01
+        assert row["note"] == ""
+
+
+@pytest.mark.parametrize("family", ["Bantu", "Germanic"])
+def test_family_slope_controls_for_target_level(by_family, family):
+    slope, targets = SLOPES[family]
+    row = by_family.loc[family]
+    assert row["n_targets"] == len(targets)
+    assert row["n_runs"] == len(targets) * len(VOLUMES) * 3
+    assert row["slope_lo"] <= slope <= row["slope_hi"]
+    # the gain removes each target's level, so it correlates more tightly than raw F1
+    assert row["gain_pearson"] > row["f1_pearson"]
+    assert row["gain_pearson"] == pytest.approx(expected_pearson(slope, 1.0), abs=0.05)
+
+
+def test_family_with_one_target_is_flagged_but_its_target_is_not(by_family, by_target):
+    celtic = by_family.loc["Celtic"]
+    assert celtic["n_targets"] == 1
+    assert "too few targets" in celtic["note"]
+    assert np.isnan(celtic["f1_pearson"]) and np.isnan(celtic["slope"])
+    welsh = by_target.loc["cy"]
+    assert welsh["f1_pearson"] > 0.5 and welsh["note"] == ""
+
+
+@pytest.mark.parametrize(
+    ("teacher_volume", "first_win"),
+    [(150, 200), (300, 400), (1000, 1600), (5000, None)],
+)
+def test_volume_at_which_student_first_beats_teacher(teacher_volume, first_win):
+    table = volume_correlations(sweep(noise=0.01, teacher_volume=teacher_volume), by="target", **FAST)
+    expected = pd.NA if first_win is None else first_win
+    assert table["beats_teacher_at"].tolist() == [expected] * len(table)
+
+
+def test_teacher_and_gain_filled_from_volume_zero_rows():
+    full = volume_correlations(sweep(), **FAST)
+    derived = volume_correlations(sweep(gain_columns=False), **FAST)
+    for column in ("teacher_f1", "gain_pearson", "gain_spearman_lo", "beats_teacher_at"):
+        pd.testing.assert_series_equal(full[column], derived[column])
+
+
+def test_unknown_grouping_lists_valid_ones():
+    with pytest.raises(XnerError, match="family, target"):
+        volume_correlations(sweep(), by="language")
+
+
+def test_table_without_sweep_gives_empty_result():
+    assert volume_correlations(sweep().query("volume == 0")).empty
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "pearson"),
+    [
+        ([1, 2], [3, 4], np.nan),  # too few pairs
+        ([1, 1, 1, 1], [1, 2, 3, 4], np.nan),  # constant x
+        ([1, 2, 3, 4], [5, 5, 5, 5], np.nan),  # constant y
+        ([1, 2, 3, 4], [2, 4, 6, 8], 1.0),
+        ([1, 2, 3, 4], [8, 6, 4, 2], -1.0),
+        ([1, 2, np.nan, 4, 5], [1, 2, 3, 4, 5], 1.0),  # NaN pair dropped
+    ],
+)
+def test_correlate_edge_cases(x, y, pearson):
+    result = correlate(x, y, n_resamples=50)
+    if np.isnan(pearson):
+        assert all(np.isnan(v) for v in result.values())
+    else:
+        assert result["pearson"] == pytest.approx(pearson)
+        assert result["spearman"] == pytest.approx(pearson)
+
+
+def test_volume_curves_average_seeds_and_keep_teacher():
+    curves = volume_curves(sweep(), **FAST)
+    assert set(curves["volume"]) == {0, *VOLUMES}
+    assert (curves["n_seeds"] == 3).all()
+    sweep_rows = curves[curves["volume"] > 0]
+    assert (sweep_rows["f1_lo"] <= sweep_rows["f1"]).all() and (sweep_rows["f1"] <= sweep_rows["f1_hi"]).all()
+    assert set(curves.loc[curves["volume"] == 0, "ci"]) == {"test set"}  # identical seeds
+
+
+def test_mixed_model_recovers_each_family_slope():
+    fit = mixed_effects(sweep())
+    assert fit.fitted and fit.formula == "f1 ~ log2_volume * C(family)"
+    slopes = fit.family_slopes.set_index("family")
+    for family, (slope, _) in SLOPES.items():
+        assert slopes.loc[family, "lo"] <= slope <= slopes.loc[family, "hi"]
+        assert slopes.loc[family, "slope"] == pytest.approx(slope, abs=0.3)
+    assert "log2_volume" in fit.coefficients["term"].tolist()
+    assert "Mixed Linear Model" in fit.summary
+
+
+@pytest.mark.parametrize(
+    ("slopes", "fitted", "message"),
+    [
+        ({"Celtic": (1.0, ("cy",))}, False, "too few targets"),
+        ({"Bantu": (4.0, ("sw", "zu", "xh"))}, True, "one family"),
+    ],
+)
+def test_mixed_model_degenerate_designs_explained(slopes, fitted, message):
+    fit = mixed_effects(sweep(slopes=slopes))
+    assert fit.fitted is fitted
+    assert message in fit.note
+    if fitted:
+        assert fit.formula == "f1 ~ log2_volume"
+        assert fit.family_slopes["lo"].iloc[0] <= 4.0 <= fit.family_slopes["hi"].iloc[0]
+
+
+def test_mixed_model_one_volume_not_fitted():
+    fit = mixed_effects(sweep().query("volume in (0, 400)"))
+    assert not fit.fitted and "one volume" in fit.summary
+
+
+def test_mixed_model_needs_a_model_when_several():
+    table = sweep(models=("embedded", "xlm-roberta-base"))
+    with pytest.raises(XnerError, match="embedded, xlm-roberta-base"):
+        mixed_effects(table)
+    with pytest.raises(XnerError, match="unknown model"):
+        mixed_effects(table, model="mbert")
+    assert mixed_effects(table, model="embedded").fitted
+
+
+OVERLAP = {("fr", "br"): 40.0, ("es", "ca"): 80.0, ("ar", "fa"): 10.0, ("cs", "sk"): 70.0, ("id", "ms"): 55.0}
+
+
+def transfer_rows(noise: float = 0.5) -> pd.DataFrame:
+    """Transfer F1 = 30 + 0.6 * entity overlap + noise, two seeds per pair."""
+    rng = np.random.default_rng(1)
+    return pd.DataFrame(
+        [
+            {"kind": "transfer", "model": "embedded", "source": s, "target": t, "family": "x",
+             "seed": seed, "perturbation": "clean", "f1": 30 + 0.6 * overlap + rng.normal(0, noise),
+             "entity_overlap": overlap, "train_size": 1000}
+            for (s, t), overlap in OVERLAP.items()
+            for seed in (0, 1)
+        ]
+    )
+
+
+def test_transfer_correlates_recover_overlap_effect():
+    covariates = pd.DataFrame(
+        {"source": ["fr", "es", "ar", "cs"], "target": ["br", "ca", "fa", "sk"], "distance": [0.9, 0.1, 1.0, 0.1]}
+    )
+    table = transfer_correlates(transfer_rows(), covariates, **FAST).set_index("covariate")
+    overlap = table.loc["entity_overlap"]
+    assert overlap["n_pairs"] == len(OVERLAP)
+    assert overlap["pearson"] > 0.99 and overlap["pearson_lo"] <= overlap["pearson"] <= overlap["pearson_hi"]
+    assert overlap["slope"] == pytest.approx(0.6, abs=0.02)
+    assert overlap["slope_lo"] <= overlap["slope"] <= overlap["slope_hi"]
+    assert table.loc["distance", "n_pairs"] == 4  # id->ms has no covariate value
+    assert np.isnan(table.loc["train_size", "pearson"])  # constant: no correlation
+
+
+def test_transfer_correlates_empty_without_transfer_rows():
+    assert transfer_correlates(sweep(), pd.DataFrame(columns=["source", "target"])).empty
+
+
+@pytest.mark.slow
+def test_uriel_distances_offline():
+    pairs = [("es", "ca"), ("ar", "hi"), ("en+nl", "af")]
+    table = uriel_distances(pairs, kinds=("syntactic",)).set_index(["source", "target"])
+    assert list(table.columns) == ["uriel_syntactic"]
+    assert table.loc[("es", "ca"), "uriel_syntactic"] < table.loc[("ar", "hi"), "uriel_syntactic"]
+    assert table.loc[("en+nl", "af")].isna().all()  # a teacher set has no single distance
+
+
+def test_uriel_distance_kind_checked():
+    with pytest.raises(XnerError, match="featural, genetic, syntactic"):
+        uriel_distances([("es", "ca")], kinds=("geographic",))
+
+
+def hand_robustness(seeds: dict[int, dict[tuple[str, str], float]]) -> pd.DataFrame:
+    """Per seed, F1 of (kind, perturbation); every CI is F1 +- 2."""
+    rows = []
+    for seed, scores in seeds.items():
+        for (kind, perturbation), f1 in scores.items():
+            source = "br" if kind == "native" else "fr"
+            rows.append({"kind": kind, "model": "embedded", "source": source, "target": "br", "family": "Celtic",
+                         "seed": seed, "perturbation": perturbation, "f1": f1, "f1_lo": f1 - 2, "f1_hi": f1 + 2})
+    return pd.DataFrame(rows)
+
+
+ONE_SEED = {
+    ("native", "clean"): 90.0, ("native", "unseen-entity"): 78.0,
+    ("transfer", "clean"): 50.0, ("transfer", "unseen-entity"): 46.0,
+}
+
+
+def test_robustness_drop_from_one_seed_uses_test_set_intervals():
+    table = robustness_table(hand_robustness({0: ONE_SEED}), **FAST).set_index("kind")
+    native, transfer = table.loc["native"], table.loc["transfer"]
+    assert (native["clean_f1"], native["perturbed_f1"], native["drop"]) == (90.0, 78.0, 12.0)
+    # two independent +-2 intervals: the drop's half-width is sqrt(2) * 2
+    assert native["drop_lo"] == pytest.approx(12 - 2 * np.sqrt(2))
+    assert native["drop_hi"] == pytest.approx(12 + 2 * np.sqrt(2))
+    assert native["drop_ci"] == "test set"
+    assert transfer["drop"] == 4.0 and transfer["native_drop"] == 12.0
+    assert bool(transfer["transfer_degrades_less"]) is True
+    assert pd.isna(native["transfer_degrades_less"])
+
+
+def test_robustness_drop_pairs_seeds_and_bootstraps_over_them():
+    second = {**ONE_SEED, ("native", "clean"): 92.0, ("transfer", "unseen-entity"): 40.0}  # drops 14 and 10
+    table = robustness_table(hand_robustness({0: ONE_SEED, 1: second}), **FAST).set_index("kind")
+    native, transfer = table.loc["native"], table.loc["transfer"]
+    assert native["drop"] == 13.0 and native["n_seeds"] == 2 and native["drop_ci"] == "seeds"
+    assert 12.0 <= native["drop_lo"] <= native["drop_hi"] <= 14.0
+    assert transfer["drop"] == 7.0
+    assert bool(transfer["transfer_degrades_less"]) is True
+
+
+@pytest.mark.parametrize(
+    "scores",
+    [
+        {("native", "clean"): 90.0},  # nothing perturbed
+        {("native", "unseen-entity"): 80.0},  # no clean counterpart
+    ],
+)
+def test_robustness_without_pairs_is_empty(scores):
+    assert robustness_table(hand_robustness({0: scores})).empty
