@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -58,7 +59,10 @@ def make_vectors(overrides: dict[str, list[float]] | None = None) -> WordVectors
 
 # house ~ Haus, in/Katze (shared with L1 context) ~ Baum/Stadt
 VECTORS = make_vectors(
-    {"house": [1, 0], "Haus": [0.9, 0.1], "Baum": [0, 1], "Katze": [0.1, 1], "Stadt": [0, 0, 1], "in": [0, 0, 1]}
+    {
+        "house": [1, 0], "Haus": [0.9, 0.1], "Baum": [0, 1], "Katze": [0.1, 1],
+        "Stadt": [0, 0, 1], "in": [0, 0, 1],
+    }
 )
 
 
@@ -93,7 +97,11 @@ TEST = Sentence(("Merkel", "in", "Paris", "die", "Katze", "!"), ("B-PER", "O", "
 @pytest.mark.parametrize(
     ("kind", "tokens", "tags"),
     [
-        ("unseen-entity", ("Olaf", "Scholz", "in", "Berlin", "die", "Katze", "!"), ("B-PER", "I-PER", "O", "B-LOC", "O", "O", "O")),
+        (
+            "unseen-entity",
+            ("Olaf", "Scholz", "in", "Berlin", "die", "Katze", "!"),
+            ("B-PER", "I-PER", "O", "B-LOC", "O", "O", "O"),
+        ),
         ("unseen-context", ("Merkel", "Stadt", "Paris", "die", "Baum", "!"), TEST.tags),
         (
             "unseen-both",
@@ -154,41 +162,44 @@ def test_registry_names_and_resolution():
     }
     assert get_perturbation("unseen-entity").name == "unseen-entity.v1"
     assert get_perturbation("unseen-entity.v1") is PERTURBATIONS["unseen-entity.v1"]
-    assert [s.name for s in get_perturbation("unseen-both").steps] == ["unseen-entity.v1", "unseen-context.v1"]
+    steps = [s.name for s in get_perturbation("unseen-both").steps]
+    assert steps == ["unseen-entity.v1", "unseen-context.v1"]
     combo = get_perturbation("mask-entity + random-context")
     assert combo.name == "mask-entity.v1+random-context.v1" and combo.needs == ("vocabulary",)
 
 
+NO_VECTORS = PerturbationResources.from_sentences(TARGET_TRAIN, source_train=SOURCE_TRAIN)
+NO_UNSEEN_NAMES = PerturbationResources.from_sentences(SOURCE_TRAIN, source_train=SOURCE_TRAIN, train_lang="en")
+REPLACE_ROM = Edit("x", 0, ("Rom",), ("Paris",), ("B-LOC",), ("B-LOC",))
+
+
 @pytest.mark.parametrize(
-    ("call", "message"),
+    ("kind", "sentence", "resources_", "rate", "message"),
     [
-        (lambda r: get_perturbation("mask"), r"unknown perturbation 'mask'; valid: mask-entity, mask-entity\.v1"),
-        (lambda r: get_perturbation("mask-entity.v9"), "unknown perturbation 'mask-entity.v9'"),
-        (lambda r: perturb(TEST, "mask-entity", np.random.default_rng(0), r, rate=1.5), "rate must be between 0 and 1"),
-        (lambda r: perturb(TEST.unlabeled(), "mask-entity", np.random.default_rng(0), r), "need labelled sentences"),
-        (lambda r: perturb_corpus([TEST], "unseen-entity"), r"needs the training language's training data \(--train-lang\)"),
-        (lambda r: perturb_corpus([TEST], "random-context"), "needs the target language's training data"),
-        (
-            lambda r: perturb_corpus([TEST], "unseen-context", resources=PerturbationResources.from_sentences(
-                TARGET_TRAIN, source_train=SOURCE_TRAIN)),
-            r"needs the training language \(--train-lang\) and a model's word vectors \(--model\)",
-        ),
-        (
-            lambda r: perturb(TEST, "unseen-entity", np.random.default_rng(0), PerturbationResources.from_sentences(
-                SOURCE_TRAIN, source_train=SOURCE_TRAIN, train_lang="en")),
-            "no PER mention unseen in en's training data",
-        ),
-        (lambda r: apply_edits(TEST, [Edit("x", 0, ("Rom",), ("Paris",), ("B-LOC",), ("B-LOC",))]), "does not match"),
+        ("mask", TEST, None, 1.0, r"unknown perturbation 'mask'; valid: mask-entity, mask-entity\.v1"),
+        ("mask-entity.v9", TEST, None, 1.0, "unknown perturbation 'mask-entity.v9'"),
+        ("mask-entity", TEST, None, 1.5, "rate must be between 0 and 1"),
+        ("mask-entity", TEST.unlabeled(), None, 1.0, "need labelled sentences"),
+        ("unseen-entity", TEST, PerturbationResources(), 1.0, r"needs the training language's training data"),
+        ("random-context", TEST, PerturbationResources(), 1.0, "needs the target language's training data"),
+        ("unseen-context", TEST, NO_VECTORS, 1.0, r"\(--train-lang\) and a model's word vectors \(--model\)"),
+        ("unseen-entity", TEST, NO_UNSEEN_NAMES, 1.0, "no PER mention unseen in en's training data"),
     ],
 )
-def test_errors(resources, call, message):
+def test_errors(resources, kind, sentence, resources_, rate, message):
     with pytest.raises(XnerError, match=message):
-        call(resources)
+        perturb(sentence, kind, np.random.default_rng(0), resources_ or resources, rate)
+
+
+def test_edits_that_do_not_fit_are_rejected():
+    with pytest.raises(XnerError, match="edit at token 0 does not match the sentence"):
+        apply_edits(TEST, [REPLACE_ROM])
 
 
 def test_perturb_corpus_summary_and_per_sentence_seeding(resources):
     corpus = [TEST, TARGET_TRAIN[1], Sentence(("nichts", "."), ("O", "O"), "de")]
-    out, edits, summary = perturb_corpus(corpus, "unseen-entity+mask-entity", rate=1.0, seed=5, resources=resources)
+    kind = "unseen-entity+mask-entity"
+    out, edits, summary = perturb_corpus(corpus, kind, rate=1.0, seed=5, resources=resources)
     assert summary == {
         "kind": "unseen-entity.v1+mask-entity.v1", "rate": 1.0, "seed": 5, "sentences": 3,
         "tokens": 13, "entities": 3, "sentences_edited": 2, "tokens_edited": 5, "entities_edited": 3,
@@ -251,7 +262,8 @@ def is_iob2(tags) -> bool:
     return True
 
 
-KINDS = [k.split(".v")[0] for k in list_perturbations()] + ["mask-entity+random-context", "swap-entity+unseen-both"]
+COMBINATIONS = ["mask-entity+random-context", "swap-entity+unseen-both"]
+KINDS = [k.split(".v")[0] for k in list_perturbations()] + COMBINATIONS
 RATES = st.sampled_from([0.0, 0.3, 1.0])
 
 
@@ -272,7 +284,11 @@ def types(sentence: Sentence) -> list[str]:
 
 
 @settings(max_examples=40, deadline=None)
-@given(sentence=labelled_sentences(), kind=st.sampled_from(["mask-entity", "random-context", "swap-entity"]), rate=RATES)
+@given(
+    sentence=labelled_sentences(),
+    kind=st.sampled_from(["mask-entity", "random-context", "swap-entity"]),
+    rate=RATES,
+)
 def test_generic_kinds_preserve_entity_count_and_types(resources, sentence, kind, rate):
     new, _ = perturb(sentence, kind, np.random.default_rng(0), resources, rate)
     assert types(new) == types(sentence)
@@ -320,7 +336,8 @@ def test_cli_perturb_split_writes_output_edits_and_summary(data_root, tmp_path, 
     test = load_split("de", "test", data_dir=data_root)
     resources = build_resources("de", train_lang="nl", data_dir=data_root)
     expected, expected_edits, expected_summary = perturb_corpus(test, "unseen-entity", 1.0, 3, resources)
-    assert summary == {**expected_summary, "input": "de:test", "output": str(out), "edits": f"{out}.edits.jsonl"}
+    paths = {"input": "de:test", "output": str(out), "edits": f"{out}.edits.jsonl"}
+    assert summary == expected_summary | paths
     assert summary["entities_edited"] > 0
     assert read_conll(out, lang="de") == expected
     assert out.read_text().startswith("0\t")  # the input's own (indexed) format
@@ -367,21 +384,22 @@ def test_cli_perturb_file_with_model_replays_from_the_edit_file(toy_root, tmp_pa
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["de:test", "OUT", "--kind", "shuffle"], "unknown perturbation 'shuffle'; valid: mask-entity"),
-        (["IN", "OUT", "--kind", "mask-entity"], "not LANG:SPLIT"),
-        (["IN", "OUT", "--kind", "mask-entity", "--lang", "de", "--rate", "2"], "rate must be between 0 and 1"),
-        (["IN", "OUT", "--kind", "unseen-entity"], "does not say its language; pass --lang"),
-        (["de:test", "OUT", "--kind", "unseen-context", "--train-lang", "nl"], r"word vectors \(--model\)"),
+        (["de:test", "--kind", "shuffle"], "unknown perturbation 'shuffle'; valid: mask-entity"),
+        (["missing.conll", "--kind", "mask-entity"], "not LANG:SPLIT"),
+        (["IN", "--kind", "mask-entity", "--lang", "de", "--rate", "2"], "rate must be between 0 and 1"),
+        (["IN", "--kind", "unseen-entity"], "does not say its language; pass --lang"),
+        (["de:test", "--kind", "unseen-context", "--train-lang", "nl"], r"word vectors \(--model\)"),
     ],
 )
 def test_cli_perturb_errors(data_root, tmp_path, args, message):
     source = tmp_path / "in.conll"
     source.write_text("Rom\tB-LOC\n")
-    args = [str(source) if a == "IN" and message != "not LANG:SPLIT" else a for a in args]
-    args = [str(tmp_path / "out.conll") if a == "OUT" else a for a in args]
-    result = run_cli("perturb", *args, "--data-dir", str(data_root))
+    source_arg, *options = [str(source) if a == "IN" else a for a in args]
+    out = str(tmp_path / "out.conll")
+    result = run_cli("perturb", source_arg, out, *options, "--data-dir", str(data_root))
     assert result.exit_code == 2
-    assert result.output.startswith("error: ") and __import__("re").search(message, result.output)
+    assert result.output.startswith("error: ") and re.search(message, result.output)
+    assert not (tmp_path / "out.conll").exists()
 
 
 @pytest.mark.slow
@@ -395,6 +413,7 @@ def test_unseen_entity_on_real_data_removes_exactly_the_typed_overlap(real_data)
     out, _, summary = perturb_corpus(test, "unseen-entity", seed=0, resources=resources)
     english = load_split("en", "train", data_dir=real_data)
     before = entity_overlap(english, test)
-    assert summary["entities_edited"] == round(before["entity_overlap_typed"] * before["target_mentions"] / 100)
+    shared = round(before["entity_overlap_typed"] * before["target_mentions"] / 100)
+    assert summary["entities_edited"] == shared
     assert entity_overlap(english, out)["entity_overlap_typed"] == 0.0
     assert [types(s) for s in out] == [types(s) for s in test]

@@ -389,17 +389,20 @@ def _unseen_entity(s: Sentence, rng, res: PerturbationResources, rate: float) ->
     return out
 
 
+def _shared_context(s: Sentence, res: PerturbationResources) -> list[int]:
+    """Positions of the context words ``unseen-context`` must replace."""
+    return [i for i, tag in enumerate(s.tags) if tag == "O" and res.shares_context(s.tokens[i])]
+
+
 def _unseen_context(s: Sentence, rng, res: PerturbationResources, rate: float) -> list[Replacement]:
-    units = _pick(rng, [i for i, tag in enumerate(s.tags) if tag == "O" and res.shares_context(s.tokens[i])], rate)
+    units = _pick(rng, _shared_context(s, res), rate)
     table = res.neighbours.lookup(s.tokens[i] for i in units)
     return [(i, i + 1, (table[s.tokens[i]],), ("O",)) for i in units if table[s.tokens[i]] is not None]
 
 
 def _prepare_neighbours(sentences: Sequence[Sentence], res: PerturbationResources) -> None:
     """Look up all of a corpus's shared context words in one batch before the per-sentence loop."""
-    res.neighbours.lookup(
-        t for s in sentences for t, tag in zip(s.tokens, s.tags, strict=True) if tag == "O" and res.shares_context(t)
-    )
+    res.neighbours.lookup(s.tokens[i] for s in sentences for i in _shared_context(s, res))
 
 
 # --- registry ------------------------------------------------------------------------------
@@ -443,9 +446,11 @@ PERTURBATIONS: dict[str, Perturbation] = {
     p.name: p
     for p in [
         Perturbation("unseen-entity.v1", "P1: L1-seen entity chunks -> same-type names unseen in L1", (_P1,)),
-        Perturbation("unseen-context.v1", "P2: L1-seen context words -> nearest L2 word unseen in L1", (_P2,)),
+        Perturbation("unseen-context.v1", "P2: L1-seen context words -> nearest L2 word not in L1", (_P2,)),
         Perturbation("unseen-both.v1", "P3: P1 then P2", (_P1, _P2)),
-        Perturbation("mask-entity.v1", "entity tokens -> the mask token", (_Step("mask-entity.v1", _mask_entity),)),
+        Perturbation(
+            "mask-entity.v1", "entity tokens -> the mask token", (_Step("mask-entity.v1", _mask_entity),)
+        ),
         Perturbation(
             "random-context.v1",
             "context words -> random training context words of the language",
@@ -526,7 +531,11 @@ def _apply(sentence: Sentence, replacements: list[Replacement], kind: str) -> tu
 
 
 def _run(
-    sentence: Sentence, perturbation: Perturbation, rng: np.random.Generator, resources: PerturbationResources, rate: float
+    sentence: Sentence,
+    perturbation: Perturbation,
+    rng: np.random.Generator,
+    resources: PerturbationResources,
+    rate: float,
 ) -> tuple[Sentence, list[Edit]]:
     edits: list[Edit] = []
     for step in perturbation.steps:
@@ -559,6 +568,9 @@ def perturb(
     perturbation = get_perturbation(kind)
     _check(perturbation, resources, rate)
     return _run(sentence, perturbation, rng, resources, rate)
+
+
+_SUMMARY_COUNTS = ("tokens", "entities", "sentences_edited", "tokens_edited", "entities_edited")
 
 
 def perturb_corpus(
@@ -597,8 +609,9 @@ def perturb_corpus(
         summary["sentences_edited"] += any(touched)
         summary["tokens_edited"] += sum(touched)
         summary["entities_edited"] += sum(any(touched[a:b]) for _, a, b in entity_spans(new.tags))
-    counts = {k: summary[k] for k in ("tokens", "entities", "sentences_edited", "tokens_edited", "entities_edited")}
-    return out, edits, {"kind": perturbation.name, "rate": rate, "seed": seed, "sentences": len(sentences), **counts}
+    counts = {k: summary[k] for k in _SUMMARY_COUNTS}
+    head = {"kind": perturbation.name, "rate": rate, "seed": seed, "sentences": len(sentences)}
+    return out, edits, head | counts
 
 
 def build_resources(
@@ -681,13 +694,9 @@ def perturb_file(
     seed: int = 0,
     *,
     lang: str | None = None,
-    train_lang: str | None = None,
-    names_from: str | None = None,
     dataset: str = "wikiann",
-    train_dataset: str | None = None,
-    names_dataset: str | None = None,
     data_dir: str | Path | None = None,
-    model: str | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
     """Perturb a file or split and write the result plus its edit records.
 
@@ -699,8 +708,9 @@ def perturb_file(
         out: the file to write.
         kind, rate, seed: as :func:`perturb_corpus`.
         lang: the input's language when the file does not say (needed for its resources).
-        train_lang, names_from, dataset, train_dataset, names_dataset, data_dir, model:
-            as :func:`build_resources`.
+        dataset, data_dir: where ``LANG:SPLIT`` and the training splits are read from.
+        options: the other keywords of :func:`build_resources` (``train_lang``,
+            ``names_from``, ``train_dataset``, ``names_dataset``, ``model``, ...).
 
     Returns:
         The :func:`perturb_corpus` summary plus ``input``, ``output`` and ``edits`` paths.
@@ -711,16 +721,7 @@ def perturb_file(
     target = lang or report.sentences[0].lang
     if not target:
         raise XnerError(f"{source}: the file does not say its language; pass --lang")
-    resources = build_resources(
-        target,
-        train_lang=train_lang,
-        names_from=names_from,
-        dataset=dataset,
-        train_dataset=train_dataset,
-        names_dataset=names_dataset,
-        data_dir=data_dir,
-        model=model,
-    )
+    resources = build_resources(target, dataset=dataset, data_dir=data_dir, **options)
     sentences, edits, summary = perturb_corpus(report.sentences, kind, rate, seed, resources)
     out = write_conll(sentences, out, format=report.format if report.format in FORMATS else "conll")
     edits_path = out.with_name(out.name + ".edits.jsonl")
