@@ -1,0 +1,170 @@
+"""The report folder: every file written and valid, the HTML self-contained, gaps explained."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.image import imread
+from PIL import Image
+from typer.testing import CliRunner
+
+from xner.cli import app
+from xner.errors import XnerError
+from xner.report import write_report
+
+FIGURES = ("volume_curves", "robustness_bars", "robustness_heatmap", "overlap_scatter")
+TABLES = ("volume_by_family", "volume_by_target", "mixed_effects_embedded", "family_slopes_embedded",
+          "transfer_correlates", "robustness")
+PAIRS = {("fr", "br"): 40.0, ("es", "ca"): 80.0, ("cs", "sk"): 65.0}
+"""(HRL, LRL) -> entity overlap of the tiny study."""
+COVARIATES = pd.DataFrame({"source": ["fr", "es", "cs"], "target": ["br", "ca", "sk"], "distance": [0.9, 0.1, 0.1]})
+FAST = {"n_resamples": 50, "covariates": COVARIATES}
+
+
+def tiny_study(students: bool = True, pairs: bool = True) -> pd.DataFrame:
+    """Two seeds of: a volume sweep for 3 targets in 2 families (teacher at volume 0), and
+    native/transfer models of 3 pairs, clean and under one perturbation."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for seed in (0, 1):
+        for target, family in (("sw", "Bantu") , ("zu", "Bantu"), ("af", "Germanic")) if students else ():
+            for volume in (0, 100, 1000, 10000):
+                f1 = 50 + 3 * np.log2(volume + 1) + rng.normal(0, 1)
+                rows.append({"run_id": f"s-{target}-{volume}-{seed}", "kind": "student", "model": "embedded",
+                             "source": "en", "target": target, "family": family, "volume": volume,
+                             "perturbation": "clean", "f1": f1, "seconds": 2.0})
+        for (hrl, lrl), overlap in PAIRS.items() if pairs else ():
+            for kind, source, clean in (("native", lrl, 88.0), ("transfer", hrl, 20 + 0.7 * overlap)):
+                for perturbation, drop in (("clean", 0.0), ("unseen-entity", 10.0 if kind == "native" else 4.0)):
+                    rows.append({"run_id": f"{kind}-{lrl}-{seed}", "kind": kind, "model": "embedded",
+                                 "source": source, "target": lrl, "volume": None, "perturbation": perturbation,
+                                 "f1": clean - drop + rng.normal(0, 0.5), "entity_overlap": overlap,
+                                 "train_size": 1000, "seconds": 5.0})
+    table = pd.DataFrame(rows).assign(seed=lambda t: t["run_id"].str[-1].astype(int))
+    table["f1_lo"], table["f1_hi"] = table["f1"] - 2, table["f1"] + 2
+    return table
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("report")
+    return write_report(tiny_study(), out, config={"name": "tiny", "seeds": [0, 1]}, **FAST)
+
+
+def test_report_path_and_results_csv(report):
+    assert report.name == "report.html" and report.is_file()
+    results = pd.read_csv(report.parent / "results.csv")
+    assert {"target", "family"} <= set(results.columns)
+    assert len(results) == len(tiny_study())
+    # the registry fills the family the pair rows left out
+    assert set(results.loc[results["target"] == "br", "family"]) == {"Celtic"}
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_every_figure_is_a_valid_png_and_svg(report, name):
+    png = report.parent / "figures" / f"{name}.png"
+    with Image.open(png) as image:
+        image.verify()
+        assert image.format == "PNG"
+    assert imread(png).ndim == 3
+    root = ET.parse(report.parent / "figures" / f"{name}.svg").getroot()
+    assert root.tag.endswith("svg")
+
+
+@pytest.mark.parametrize("name", TABLES)
+def test_every_table_in_csv_markdown_and_booktabs_latex(report, name):
+    tables = report.parent / "tables"
+    assert not pd.read_csv(tables / f"{name}.csv").empty
+    assert (tables / f"{name}.md").read_text().startswith("|")
+    latex = (tables / f"{name}.tex").read_text()
+    assert all(rule in latex for rule in (r"\toprule", r"\midrule", r"\bottomrule"))
+
+
+def test_markdown_report_and_mixed_model_summary(report):
+    markdown = (report.parent / "report.md").read_text()
+    assert "## Student F1 vs log2(unlabeled volume), per family" in markdown
+    assert "![Entity overlap vs transfer F1](figures/overlap_scatter.png)" in markdown
+    summary = (report.parent / "tables" / "mixed_effects_embedded.txt").read_text()
+    assert "f1 ~ log2_volume * C(family) + (1 | target)" in summary
+
+
+def test_html_is_self_contained(report):
+    page = report.read_text()
+    sources = re.findall(r'src="([^"]*)"', page)
+    assert len(sources) == len(FIGURES)
+    assert all(src.startswith("data:image/png;base64,") for src in sources)
+    assert 'src="http' not in page
+    assert "href" not in page and "<link" not in page and "url(" not in page
+    assert "name: tiny" in page  # the study config
+    assert "statsmodels" in page  # versions
+    assert "Run times" in page
+
+
+def test_robustness_only_study_skips_volume_figure_and_says_why(tmp_path):
+    page = write_report(tiny_study(students=False), tmp_path, **FAST)
+    assert not (tmp_path / "figures" / "volume_curves.png").exists()
+    assert (tmp_path / "figures" / "robustness_heatmap.png").exists()
+    reason = "no clean student rows with volume &gt; 0"
+    assert reason in page.read_text()
+    assert "Skipped: no clean student rows with volume > 0" in (tmp_path / "report.md").read_text()
+    assert "Skipped: no study config was given" in (tmp_path / "report.md").read_text()
+
+
+def test_sweep_only_study_skips_pair_figures(tmp_path):
+    write_report(tiny_study(pairs=False), tmp_path, **FAST)
+    assert (tmp_path / "figures" / "volume_curves.svg").exists()
+    assert not list((tmp_path / "figures").glob("robustness*"))
+    assert "Skipped: no perturbed native/transfer rows" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (pd.DataFrame(columns=["kind", "target"]), "nothing to report"),
+        ("missing.csv", "no such results table"),
+    ],
+)
+def test_bad_input_is_a_user_error(tmp_path, source, message):
+    with pytest.raises(XnerError, match=message):
+        write_report(source if isinstance(source, pd.DataFrame) else tmp_path / source, tmp_path / "out")
+
+
+def test_report_from_store(tmp_path):
+    store_module = pytest.importorskip("xner.study.store")
+    from xner.study.runs import RunOutcome, RunSpec
+
+    study = tiny_study(students=False)
+    with store_module.ResultStore(tmp_path / "study.sqlite") as store:
+        for (kind, source, target, seed), rows in study.groupby(["kind", "source", "target", "seed"]):
+            params = {"role": kind, "model": "embedded", "source": source, "target": target,
+                      "dataset": "wikiann", "seed": int(seed)}
+            spec = RunSpec("evaluate", 1, params)
+            store.register([spec])
+            metrics = rows[["perturbation", "f1", "f1_lo", "f1_hi", "entity_overlap"]].to_dict("records")
+            store.finish(spec.id, RunOutcome("done", {"rows": metrics}, None, None, "2026-01-01T00:00:00+00:00",
+                                             "2026-01-01T00:00:05+00:00", {"seconds": 5.0},
+                                             {"xner": "0.1.0", "torch": "2.13.0"}, "host"))
+    page = write_report(tmp_path / "study.sqlite", tmp_path / "report", **FAST).read_text()
+    assert "Versions recorded by the runs" in page and "2.13.0" in page
+    assert (tmp_path / "report" / "figures" / "robustness_bars.png").exists()
+
+
+@pytest.mark.slow
+def test_cli_writes_report_from_exported_table(tmp_path):
+    tiny_study().to_csv(tmp_path / "results.csv", index=False)
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "results.csv"), "--out", str(tmp_path / "r"),
+                                      "--resamples", "50"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == str(tmp_path / "r" / "report.html")
+    assert (tmp_path / "r" / "tables" / "transfer_correlates.csv").read_text().count("uriel_") == 3
+
+
+def test_cli_missing_store_is_one_line_error(tmp_path):
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "none.sqlite"), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert "no result store here" in result.output
