@@ -292,6 +292,61 @@ def _same_columns(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{c: row.get(c) for c in columns} for row in rows]
 
 
+@app.command("study")
+@user_errors
+def study_command(
+    config: str = typer.Argument(..., metavar="CONFIG", help="Study config (YAML)."),
+    store: str | None = typer.Option(None, "--store", help="Result store (default <output_dir>/study.sqlite)."),
+    executor: str | None = typer.Option(None, "--executor", help="sequential (default), process or ray."),
+    workers: int | None = typer.Option(None, "--workers", help="Process pool size / Ray runs in flight."),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster: auto or HOST:PORT (default: local)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only count the runs the study has and still needs."),
+) -> None:
+    """Run every run of a study that is not done yet, print the results table and write the report."""
+    from collections import Counter
+
+    from xner.study import ResultStore, run_study
+
+    run = run_study(config, store, executor, workers=workers, address=address, dry_run=dry_run)
+    kinds = ", ".join(f"{kind} {n}" for kind, n in Counter(spec.kind for spec in run.specs).items())
+    typer.echo(f"{run.study.name}: {len(run.specs)} runs ({kinds}); {run.to_run} were not done; store {run.store_path}")
+    if dry_run:
+        return
+    with ResultStore(run.store_path, create=False) as results:
+        print_rows(results.summary().to_dict("records"), OutputFormat.table, title=f"{run.study.name}: F1, mean over seeds")
+    typer.echo(f"report: {run.report}" if run.report else f"results: xner results {run.store_path} --format csv")
+    if run.counts.get("failed"):
+        typer.echo(f"{run.counts['failed']} runs failed: xner status {run.store_path}", err=True)
+        raise typer.Exit(1)
+
+
+@app.command("status")
+@user_errors
+def status_command(store: str = typer.Argument(..., metavar="STORE", help="Result store (SQLite).")) -> None:
+    """Count a study's runs by status and show why runs failed."""
+    from xner.study import ResultStore
+
+    with ResultStore(store, create=False) as results:
+        typer.echo(", ".join(f"{status} {n}" for status, n in results.status_counts().items()))
+        for record in results.records("failed"):
+            typer.echo(f"failed {record.id} {record.spec.label()}: {record.error}")
+
+
+@app.command("results")
+@user_errors
+def results_command(
+    store: str = typer.Argument(..., metavar="STORE", help="Result store (SQLite)."),
+    fmt: str = typer.Option("csv", "--format", help="csv, parquet or json."),
+    out: str | None = typer.Option(None, "--out", help="File to write (default: stdout; parquet needs it)."),
+) -> None:
+    """Export the tidy results table (one row per evaluation run and test set)."""
+    from xner.study import ResultStore
+
+    with ResultStore(store, create=False) as results:
+        text = results.export(fmt, out)
+    typer.echo(text.rstrip("\n") if text is not None else f"wrote {out}")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

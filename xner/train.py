@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xner.data.corpus import Sentence
+from xner.data.corpus import Sentence, SentenceSubset
 from xner.errors import XnerError, one_of
 from xner.models.tagger import Tagger, TrainConfig
 from xner.paths import cache_dir
@@ -175,47 +175,51 @@ def distill(
     unlabeled: Sequence[Sentence],
     *,
     config: DistillConfig | None = None,
+    weighting: TeacherWeighting | None = None,
     dev: Sequence[Sentence] | None = None,
     source_train: Sequence[Sentence] = (),
     model: str | None = None,
     progress: bool = False,
-    soft_label_pool: Sequence[Sentence] | None = None,
 ) -> Tagger:
     """Train a student on teacher-labelled target text.
 
     Args:
         teachers: trained taggers (one: single-source; several: multi-source).
-        unlabeled: the student's unlabeled target sentences (labels, if any, are ignored).
+        unlabeled: the student's target sentences (labels, if any, are ignored). A
+            :class:`~xner.data.corpus.SentenceSubset` (the nested volumes of a sweep)
+            shares the soft labels and frozen features computed once for its pool.
         config: loss, temperature, hard labels, threshold, weighting, training options.
+        weighting: a ready :class:`~xner.weighting.TeacherWeighting` (e.g. ``langid``
+            with its source sentences); default: ``config.weighting`` by name.
         dev: labelled *source-language* sentences for early stopping, if wanted
             (target labels are not available in a zero-resource setting).
         source_train: labelled source sentences; ``config.source_mix`` of them are
             mixed into the student's data with their gold labels.
-        model: the student's encoder (default: the first teacher's backbone).
-        soft_label_pool: a larger pool whose soft labels are cached and of which
-            ``unlabeled`` is a prefix (the nested volume sweep): computed once,
-            reused for every volume.
+        model: the student's encoder (default: the first teacher's pretrained encoder).
 
     Returns:
         The trained student; ``student.metadata["distillation"]`` records the
         loss, weighting and teacher weights used.
     """
     config = config or DistillConfig()
-    if not unlabeled:
+    if not len(unlabeled):
         raise XnerError("distillation needs at least one unlabeled sentence (volume 0 is the teacher itself)")
-    weighting = resolve_weighting(config.weighting)
-    pool = list(soft_label_pool) if soft_label_pool is not None else [s.unlabeled() for s in unlabeled]
-    if [s.tokens for s in pool[: len(unlabeled)]] != [s.tokens for s in unlabeled]:
-        raise XnerError("the unlabeled sentences must be a prefix of the soft-label pool")
-    pool = [s.unlabeled() for s in pool]
+    weighting = weighting or resolve_weighting(config.weighting)
+    if isinstance(unlabeled, SentenceSubset):
+        pool, indices = unlabeled.pool, np.asarray(unlabeled.indices, dtype=np.int64)
+    else:
+        pool, indices = unlabeled, np.arange(len(unlabeled))
     distributions, weights = soft_labels(teachers, pool, temperature=config.temperature, weighting=weighting)
-    distributions = distributions[: len(unlabeled)]
-    targets, sentences = _student_targets(distributions, unlabeled, config)
-    loss_name = "ce" if config.hard else config.loss
+    kept = [i for i in indices if _confident(distributions[i], config.threshold)]
+    if not kept:
+        raise XnerError(f"no unlabeled sentence passes the confidence threshold {config.threshold}")
+    sentences: Sequence[Sentence] = SentenceSubset(pool, tuple(int(i) for i in kept))
+    targets = [distributions[i].argmax(axis=1) if config.hard else distributions[i] for i in kept]
     if config.source_mix:
         mixed = list(source_train)[: config.source_mix]
-        sentences += mixed
+        sentences = list(sentences) + mixed
         targets += [_one_hot(s, teachers[0].labels, hard=config.hard) for s in mixed]
+    loss_name = "ce" if config.hard else config.loss
     student = Tagger.create(model or teachers[0].base_name, labels=teachers[0].labels, seed=config.train.seed)
     student.fit(sentences, dev=dev, config=config.train, targets=targets,
                 loss=make_loss(loss_name, config.temperature), progress=progress)
@@ -224,28 +228,20 @@ def distill(
         "loss": _versioned(loss_name, LOSSES),
         "weighting": weighting.name,
         "teachers": [t.metadata.get("name", t.fingerprint) for t in teachers],
-        "teacher_weights_mean": weights[: len(unlabeled)].mean(axis=0).round(4).tolist(),
-        "volume": len(unlabeled),
+        "teacher_weights_mean": weights[indices].mean(axis=0).round(4).tolist(),
+        "volume": len(indices),
+        "kept": len(kept),
     }
     return student
 
 
-def _student_targets(distributions, unlabeled, config: DistillConfig):
-    """Soft or hard targets per sentence; low-confidence words are masked by the threshold."""
-    targets: list[np.ndarray] = []
-    sentences: list[Sentence] = []
-    for dist, sentence in zip(distributions, unlabeled):
-        if config.threshold is not None and dist.max(axis=1).min() < config.threshold:
-            continue  # Wu et al. keep all; a threshold keeps only confidently labelled sentences
-        targets.append(dist.argmax(axis=1).astype(np.int64) if config.hard else dist)
-        sentences.append(sentence.unlabeled())
-    if not sentences:
-        raise XnerError(f"no unlabeled sentence passes the confidence threshold {config.threshold}")
-    return targets, sentences
+def _confident(distribution: np.ndarray, threshold: float | None) -> bool:
+    """Whether every word's teacher confidence reaches the threshold (sentence-level filter:
+    dropping single words would break the sentence context the student sees)."""
+    return threshold is None or len(distribution) == 0 or float(distribution.max(axis=1).min()) >= threshold
 
 
 def _one_hot(sentence: Sentence, labels: tuple[str, ...], hard: bool) -> np.ndarray:
     index = {label: i for i, label in enumerate(labels)}
     ids = np.array([index[t] for t in sentence.tags or ()], dtype=np.int64)
     return ids if hard else np.eye(len(labels), dtype=np.float32)[ids]
-

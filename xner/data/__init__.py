@@ -14,7 +14,7 @@ from xner.data.labels import (
     label_map_between,
     shared_labels,
 )
-from xner.data.sampling import nested_subset, unlabeled_pool
+from xner.data.sampling import nested_subset, subset_indices, unlabeled_pool
 from xner.data.stats import data_stats, sentence_stats
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "label_map_between",
     "load_split",
     "nested_subset",
+    "subset_indices",
     "parse_hf",
     "read_conll",
     "read_split",

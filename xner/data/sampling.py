@@ -24,7 +24,7 @@ from xner.data.corpus import Sentence
 from xner.data.formats import read_text
 from xner.errors import XnerError
 
-__all__ = ["ALL", "nested_subset", "unlabeled_pool"]
+__all__ = ["ALL", "nested_subset", "subset_indices", "unlabeled_pool"]
 
 ALL = -1
 """``size`` meaning every sentence (``None`` means the same)."""
@@ -49,15 +49,23 @@ def nested_subset(sentences: Sequence[Sentence], size: int | None, seed: int) ->
     >>> len(nested_subset([Sentence(("a",), ("O",))] * 5, None, seed=0))
     5
     """
-    available = len(sentences)
+    return [sentences[i] for i in subset_indices(len(sentences), size, seed)]
+
+
+def subset_indices(available: int, size: int | None, seed: int) -> tuple[int, ...]:
+    """Indices of :func:`nested_subset`'s sentences: wrap them in a
+    :class:`~xner.data.corpus.SentenceSubset` to let models reuse what they computed for the pool.
+
+    >>> subset_indices(10, 3, seed=1) == subset_indices(10, 6, seed=1)[:3]
+    True
+    """
     if size is None or size == ALL:
         size = available
     if size < 0:
         raise XnerError(f"subset size must be >= 0, or -1 / None for all; got {size}")
     if size > available:
         raise XnerError(f"asked for {size} sentences but only {available} are available")
-    order = np.random.default_rng(seed).permutation(available)[:size]
-    return [sentences[i] for i in order]
+    return tuple(int(i) for i in np.random.default_rng(seed).permutation(available)[:size])
 
 
 def unlabeled_pool(

@@ -64,6 +64,19 @@ class EncodedCorpus:
     def word_starts(self, i: int) -> np.ndarray:
         return self.first_subword[self.word_offsets[i] : self.word_offsets[i + 1]]
 
+    def subset(self, indices: np.ndarray) -> "EncodedCorpus":
+        """The encoding of some of the sentences, in the order of ``indices``."""
+        indices = np.asarray(indices, dtype=np.int64)
+        lengths = self.lengths[indices]
+        kept = np.diff(self.word_offsets)[indices]
+        return EncodedCorpus(
+            input_ids=_gather(self.input_ids, self.offsets, indices),
+            offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+            first_subword=_gather(self.first_subword, self.word_offsets, indices),
+            word_offsets=np.concatenate([[0], np.cumsum(kept)]).astype(np.int64),
+            n_words=self.n_words[indices],
+        )
+
     @property
     def fingerprint(self) -> str:
         """Content hash of the encoding: the cache key of anything computed from it."""
@@ -144,3 +157,8 @@ def _first_subwords(word_ids: list[int | None]) -> np.ndarray:
         starts.append(position)
         expected = word + 1
     return np.asarray(starts, dtype=np.int32)
+
+
+def _gather(flat: np.ndarray, offsets: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    parts = [flat[offsets[i] : offsets[i + 1]] for i in indices]
+    return np.concatenate(parts) if parts else flat[:0]

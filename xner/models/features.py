@@ -41,22 +41,31 @@ _MANIFEST = "manifest.json"
 
 @dataclass(frozen=True)
 class FrozenFeatures:
-    """Bottom-layer hidden states of an encoded corpus, row-aligned with its subwords."""
+    """Bottom-layer hidden states of the sentences of an encoded corpus.
+
+    ``hidden[starts[i] : starts[i] + encoded.lengths[i]]`` are sentence ``i``'s
+    subword states; a :meth:`subset` is a view on the same (memory-mapped) rows,
+    so every training size, volume and seed drawn from one pool reads one cache.
+    """
 
     hidden: np.ndarray  # [total_subwords, hidden_size] float16, usually a memmap
     encoded: EncodedCorpus
+    starts: np.ndarray
     path: Path | None = None
+
+    def subset(self, indices: np.ndarray) -> "FrozenFeatures":
+        indices = np.asarray(indices, dtype=np.int64)
+        return FrozenFeatures(self.hidden, self.encoded.subset(indices), self.starts[indices], self.path)
 
     def batch(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Padded ``(hidden [B, T, H] float32, attention_mask [B, T])`` for some sentences."""
-        offsets = self.encoded.offsets
-        lengths = offsets[indices + 1] - offsets[indices]
+        lengths = self.encoded.lengths[indices]
         width = int(lengths.max())
         out = np.zeros((len(indices), width, self.hidden.shape[1]), dtype=np.float32)
         mask = np.zeros((len(indices), width), dtype=np.int64)
         for row, i in enumerate(indices):
-            n = int(lengths[row])
-            out[row, :n] = self.hidden[offsets[i] : offsets[i] + n]
+            n, start = int(lengths[row]), int(self.starts[i])
+            out[row, :n] = self.hidden[start : start + n]
             mask[row, :n] = 1
         return torch.from_numpy(out), torch.from_numpy(mask)
 
@@ -148,7 +157,7 @@ def _load(entry: Path, encoded: EncodedCorpus) -> FrozenFeatures | None:
         hidden = np.load(data_path, mmap_mode="r")
     except (OSError, ValueError, KeyError):
         return None
-    return FrozenFeatures(hidden=hidden, encoded=encoded, path=entry)
+    return FrozenFeatures(hidden=hidden, encoded=encoded, starts=encoded.offsets[:-1], path=entry)
 
 
 def _checksum(path: Path) -> str:

@@ -35,9 +35,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import transformers
 from torch import nn
 
-from xner.data.corpus import Sentence
+from xner.data.corpus import Sentence, SentenceSubset
 from xner.errors import XnerError
 from xner.models.backbone import Backbone, load_backbone
 from xner.models.batching import length_batches, pad_batch
@@ -49,6 +50,11 @@ from xner.models.hooks import EarlyStopping, EpochLog, TrainHook
 from xner.models.split import TopLayers, freeze_bottom, num_layers
 
 __all__ = ["Tagger", "TrainConfig", "repair_iob2"]
+
+# A study loads hundreds of models: transformers' per-load reports and progress bars
+# (missing head weights are expected for a fresh classifier) would drown its output.
+transformers.logging.set_verbosity_error()
+transformers.utils.logging.disable_progress_bar()
 
 _METADATA = "xner.json"
 _PREDICT_TOKENS = 8192
@@ -134,13 +140,24 @@ class Tagger:
     def encode(self, sentences: Sequence[Sentence], max_length: int = 256) -> EncodedCorpus:
         return encode_corpus(sentences, self.backbone.tokenizer, max_length, self.backbone.normalize)
 
-    def _batches(self, encoded: EncodedCorpus) -> _Batches:
+    def _prepare(self, sentences: Sequence[Sentence], max_length: int) -> _Batches:
+        """Encode the sentences and, on the fast path, fetch their cached bottom features.
+
+        A :class:`SentenceSubset` is encoded (and its features cached) as its whole
+        pool, then viewed, so that every subset of one pool shares one cache entry.
+        """
+        pool = sentences.pool if isinstance(sentences, SentenceSubset) else sentences
+        encoded = self.encode(pool, max_length)
         features = None
         if self.n_frozen:
             features = frozen_features(
                 self.model, encoded, self.n_frozen, self.base_fingerprint,
                 pad_id=self._pad_id, device=self.device,
             )
+        if isinstance(sentences, SentenceSubset):
+            indices = np.asarray(sentences.indices, dtype=np.int64)
+            encoded = encoded.subset(indices)
+            features = features.subset(indices) if features is not None else None
         return _Batches(encoded, features, self._pad_id)
 
     @property
@@ -184,9 +201,9 @@ class Tagger:
         config = config or TrainConfig()
         seed_everything(config.seed)
         self._configure_layers(config)
-        encoded = self.encode(train, config.max_length)
+        batches = self._prepare(train, config.max_length)
+        encoded = batches.encoded
         word_targets = self._word_targets(train, targets, encoded)
-        batches = self._batches(encoded)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(_param_groups(self.model, config.weight_decay), lr=config.lr)
         steps_per_epoch = math.ceil(len(train) / config.batch_size)
@@ -278,8 +295,8 @@ class Tagger:
         ``temperature`` > 1 softens them (distillation). Words beyond ``max_length``
         subwords get probability 1 for ``O``.
         """
-        encoded = self.encode(sentences, max_length)
-        batches = self._batches(encoded)
+        batches = self._prepare(sentences, max_length)
+        encoded = batches.encoded
         network = self._network()
         self.model.eval()
         out: list[np.ndarray | None] = [None] * len(sentences)

@@ -1,0 +1,103 @@
+"""The steps a user (or a study run) takes: train a model on a language, evaluate it.
+
+These join the data layer, the models and the metrics; the CLI commands ``xner
+train`` and ``xner evaluate`` and the study's run kinds are thin layers over them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xner.data import dataset_labels, load_split
+from xner.data.corpus import SentenceSubset
+from xner.data.sampling import subset_indices
+from xner.data.labels import apply_label_map
+from xner.evaluation import evaluate_perturbed
+from xner.models.tagger import Tagger, TrainConfig
+
+__all__ = ["DataSpec", "evaluate_model", "train_model"]
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where a language's data comes from and how its labels are mapped."""
+
+    dataset: str = "wikiann"
+    data_dir: str | Path | None = None
+    label_map: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The tag set after the label map: what a model trained on this data predicts."""
+        return apply_label_map(dataset_labels(self.dataset), self.label_map)
+
+    def split(self, lang: str, split: str) -> list:
+        return load_split(lang, split, dataset=self.dataset, data_dir=self.data_dir,
+                          label_map=dict(self.label_map) or None)
+
+
+def train_model(
+    lang: str,
+    *,
+    data: DataSpec = DataSpec(),
+    model: str = "embedded",
+    train_size: int | None = None,
+    config: TrainConfig | None = None,
+    out: str | Path | None = None,
+    progress: bool = False,
+) -> Tagger:
+    """Train a tagger on ``train_size`` sentences (a seeded nested subset) of ``lang``'s train split.
+
+    Early stopping uses the language's dev split. With ``out``, the model is saved
+    there with its data provenance.
+    """
+    config = config or TrainConfig()
+    pool = data.split(lang, "train")
+    train = SentenceSubset(pool, subset_indices(len(pool), train_size, config.seed))
+    dev = data.split(lang, "dev")
+    tagger = Tagger.create(model, labels=data.labels, seed=config.seed)
+    tagger.fit(train, dev=dev, config=config, progress=progress)
+    tagger.metadata.update(name=f"{lang}-{data.dataset}-{len(train)}-s{config.seed}", dataset=data.dataset,
+                           label_map=dict(data.label_map))
+    if out is not None:
+        tagger.save(out)
+    return tagger
+
+
+def evaluate_model(
+    tagger: Tagger,
+    lang: str,
+    *,
+    data: DataSpec = DataSpec(),
+    split: str = "test",
+    perturbations: Sequence[str] = (),
+    train_lang: str | None = None,
+    train_dataset: str | None = None,
+    rate: float = 1.0,
+    seed: int = 0,
+    n_resamples: int = 1000,
+    limit: int | None = None,
+) -> list[dict]:
+    """Rows of clean (and perturbed) scores of a model on ``lang``'s ``split``.
+
+    Args:
+        train_lang: the model's training language L1 (for the ``unseen-*``
+            perturbations); default: the one recorded in the model.
+        limit: evaluate on the first ``limit`` sentences only.
+    """
+    from xner.perturb import build_resources
+
+    test = data.split(lang, split)[:limit]
+    resources = None
+    if perturbations:
+        recorded = tagger.metadata.get("languages") or [None]
+        resources = build_resources(
+            lang, train_lang=train_lang or recorded[0], dataset=data.dataset,
+            train_dataset=train_dataset or tagger.metadata.get("dataset") or data.dataset,
+            data_dir=data.data_dir, model=tagger.base_name,
+        )
+    rows = evaluate_perturbed(tagger, test, perturbations, resources, data_labels=data.labels,
+                              rate=rate, seed=seed, n_resamples=n_resamples)
+    return [{"target": lang, "split": split, **row} for row in rows]
