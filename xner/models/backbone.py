@@ -69,8 +69,10 @@ class Backbone:
         config: its model config.
         source: where its weights come from: a local directory, a hub id, or ``None`` for
             ``tiny`` (random weights from :data:`TINY_SEED`).
-        normalize: text normalisation to apply to each word before tokenizing, or ``None``
-            (the embedded model's code-point map, which its fast tokenizer cannot express).
+        normalize: text normalisation to apply before tokenizing, or ``None``: the embedded
+            model's code-point map (:class:`~xner.models.embedded.CharMap`), which its fast
+            tokenizer cannot express; for pre-split words use ``normalize.words(words)``,
+            which also strips the spaces the map leaves at word edges.
     """
 
     name: str
