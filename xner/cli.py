@@ -347,6 +347,94 @@ def results_command(
     typer.echo(text.rstrip("\n") if text is not None else f"wrote {out}")
 
 
+def _int_list(text: str, option: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise XnerError(f"{option} {text!r}: expected comma-separated integers, e.g. 0,100,500") from None
+
+
+@app.command("distill")
+@user_errors
+def distill_command(
+    teacher: str = typer.Option(..., "--teacher", help="Teacher model dir(s), comma-separated for multi-source."),
+    lang: str = typer.Option(..., "--lang", help="Target (lower-resource) language."),
+    volumes: str = typer.Option("0,100,500,1000", "--volumes", help="Unlabeled volumes; 0 = the teacher zero-shot."),
+    seeds: str = typer.Option("0", "--seeds", help="Seeds, comma-separated."),
+    dataset: str = typer.Option("wikiann", "--dataset"),
+    data_dir: str | None = typer.Option(None, "--data-dir"),
+    label_map: list[str] = typer.Option([], "--label-map", help="Entity-type map of the target data, e.g. DATE=O."),
+    loss: str = typer.Option("mse", "--loss", help="mse (Wu et al. 2020) | kl."),
+    temperature: float = typer.Option(1.0, "--temperature"),
+    hard: bool = typer.Option(False, "--hard", help="Argmax pseudo-labels + cross-entropy."),
+    threshold: float | None = typer.Option(None, "--threshold", help="Keep sentences whose every word's teacher confidence reaches this."),
+    weighting: str = typer.Option("uniform", "--weighting", help="Multi-source weighting: uniform | uriel | langid."),
+    train_layers: int = typer.Option(9, "--train-layers", help="Student trains the top K layers (Wu et al.: all but 3)."),
+    epochs: int = typer.Option(3, "--epochs"),
+    lr: float = typer.Option(2e-4, "--lr"),
+    perturb: str = typer.Option("", "--perturb", help="Also score on these perturbed test sets."),
+    test_limit: int | None = typer.Option(None, "--test-limit", help="Only the first N test sentences."),
+    out: str | None = typer.Option(None, "--out", help="Write the table here (.csv, plus a .md beside it)."),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format"),
+) -> None:
+    """Teacher-student distillation on unlabeled target text, swept over unlabeled volumes."""
+    from xner.models.tagger import Tagger, TrainConfig
+    from xner.pipeline import DataSpec
+    from xner.sweep import sweep_table, volume_sweep
+    from xner.train import DistillConfig
+
+    teachers = [Tagger.load(path) for path in teacher.split(",") if path.strip()]
+    data = DataSpec(dataset, data_dir, _label_map(label_map))
+    config = DistillConfig(loss=loss, temperature=temperature, hard=hard, threshold=threshold, weighting=weighting,
+                           train=TrainConfig(train_layers=train_layers, epochs=epochs, lr=lr, patience=None))
+    rows = volume_sweep(teachers, lang, _int_list(volumes, "--volumes"), _int_list(seeds, "--seeds"), data=data,
+                        config=config, weighting=_weighting(weighting, teachers, data), test_limit=test_limit,
+                        perturbed=_perturbed_sets(perturb, teachers, lang, data, test_limit), progress=True,
+                        on_row=lambda r: typer.echo(_sweep_line(r), err=True))
+    table = sweep_table(rows)
+    if out:
+        table.to_csv(out, index=False)
+        with open(out.rsplit(".", 1)[0] + ".md", "w") as handle:
+            handle.write(table.to_markdown(index=False, floatfmt=".2f") + "\n")
+    print_rows(table.round(2).to_dict("records"), fmt, title=f"{teacher} -> {lang}")
+
+
+def _sweep_line(row: dict[str, Any]) -> str:
+    if row["status"] != "done":
+        return f"volume {row['volume']} seed {row['seed']}: {row['status']}"
+    return (f"volume {row['volume']:>6} seed {row['seed']} {row['perturbation']}: F1 {row['f1']:.2f} "
+            f"(gain {row['gain']:+.2f}) {row['seconds']:.0f} s")
+
+
+def _weighting(name: str, teachers, data):
+    """A teacher weighting; ``langid`` trains on the teachers' own training languages' data."""
+    from xner.pipeline import DataSpec
+    from xner.weighting import resolve_weighting, teacher_language
+
+    if name.split(".")[0] != "langid":
+        return resolve_weighting(name)
+    sources = {}
+    for t in teachers:
+        source = DataSpec(t.metadata.get("dataset", data.dataset), data.data_dir, t.metadata.get("label_map", {}))
+        sources[teacher_language(t)] = source.split(teacher_language(t), "train")
+    return resolve_weighting(name, sources=sources)
+
+
+def _perturbed_sets(perturb: str, teachers, lang: str, data, limit: int | None) -> list:
+    """Perturbed copies of the target test set, relative to the (first) teacher's language."""
+    kinds = [k.strip() for k in perturb.split(",") if k.strip()]
+    if not kinds:
+        return []
+    from xner.perturb import build_resources, perturb_corpus
+    from xner.weighting import teacher_language
+
+    test = data.split(lang, "test")[:limit]
+    resources = build_resources(lang, train_lang=teacher_language(teachers[0]), dataset=data.dataset,
+                                train_dataset=teachers[0].metadata.get("dataset", data.dataset),
+                                data_dir=data.data_dir, model=teachers[0].base_name)
+    return [(kind, perturb_corpus(test, kind, resources=resources)[0]) for kind in kinds]
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -24,7 +24,7 @@ from xner.pipeline import DataSpec
 from xner.train import DistillConfig, distill, soft_labels
 from xner.weighting import TeacherWeighting, resolve_weighting, teacher_language
 
-__all__ = ["ensemble_predict", "volume_sweep"]
+__all__ = ["ensemble_predict", "sweep_table", "volume_sweep"]
 
 
 def ensemble_predict(teachers: Sequence[Tagger], sentences: Sequence[Sentence],
@@ -45,52 +45,76 @@ def volume_sweep(
     config: DistillConfig | None = None,
     weighting: TeacherWeighting | None = None,
     test_limit: int | None = None,
+    perturbed: Sequence[tuple[str, Sequence[Sentence]]] = (),
     n_resamples: int = 1000,
     on_row: Callable[[dict], None] | None = None,
     progress: bool = False,
 ) -> list[dict]:
     """Train and evaluate one student per (volume, seed); return tidy rows.
 
+    Args:
+        perturbed: ``(perturbation name, perturbed test sentences)`` pairs; every
+            model is also scored on each (see :func:`xner.perturb.perturb_corpus`).
+
     Returns:
-        One row per (volume, seed): ``target``, ``family``, ``source`` (teacher
+        One row per (volume, seed, test set): ``target``, ``family``, ``source`` (teacher
         languages joined by ``+``), ``volume``, ``seed``, ``precision``,
         ``recall``, ``f1``, ``f1_lo``, ``f1_hi``, ``teacher_f1``, ``gain``,
-        ``seconds``, ``status`` (``done`` or why the volume was skipped).
+        ``seconds``, ``perturbation`` (``clean`` or its name), ``status``
+        (``done`` or why the volume was skipped).
     """
     config = config or DistillConfig()
     weighting = weighting or resolve_weighting(config.weighting)
     pool = data.split(target, "train")
-    test = data.split(target, "test")[:test_limit]
-    gold = [s.tags for s in test]
+    test_sets = [("clean", list(data.split(target, "test")[:test_limit])), *perturbed]
     base = {"kind": "student", "target": target, "family": get_language(target).genus,
             "source": "+".join(teacher_language(t) for t in teachers), "dataset": data.dataset,
-            "weighting": weighting.name, "perturbation": "clean"}
+            "weighting": weighting.name}
 
-    def score(pred) -> dict:
-        s = score_predictions(gold, pred, teachers[0].labels, data.labels, n_resamples=n_resamples)
-        return {k: s[k] for k in ("precision", "recall", "f1", "f1_lo", "f1_hi")}
+    def scores(predict: Callable[[Sequence[Sentence]], list[list[str]]]) -> dict[str, dict]:
+        out = {}
+        for name, sentences in test_sets:
+            s = score_predictions([x.tags for x in sentences], predict(sentences), teachers[0].labels,
+                                  data.labels, n_resamples=n_resamples)
+            out[name] = {k: s[k] for k in ("precision", "recall", "f1", "f1_lo", "f1_hi")}
+        return out
 
     start = time.perf_counter()
-    teacher_scores = score(ensemble_predict(teachers, test, weighting))
+    teacher_scores = scores(lambda sentences: ensemble_predict(teachers, sentences, weighting))
     teacher_seconds = time.perf_counter() - start
     rows = []
     for seed in seeds:
         for volume in volumes:
-            row = {**base, "volume": int(volume), "seed": int(seed)}
+            key = {**base, "volume": int(volume), "seed": int(seed)}
             if volume > len(pool):
-                row |= {"status": f"skipped: volume {volume} > {len(pool)} unlabeled sentences available"}
-            elif volume == 0:
-                row |= {**teacher_scores, "seconds": teacher_seconds, "status": "done"}
+                skipped = f"skipped: volume {volume} > {len(pool)} unlabeled sentences available"
+                new_rows = [{**key, "perturbation": name, "status": skipped} for name, _ in test_sets]
             else:
                 start = time.perf_counter()
-                unlabeled = SentenceSubset(pool, subset_indices(len(pool), volume, seed))
-                seeded = replace(config, train=replace(config.train, seed=seed))
-                student = distill(teachers, unlabeled, config=seeded, weighting=weighting, progress=progress)
-                row |= {**score(student.predict(test)), "seconds": time.perf_counter() - start, "status": "done"}
-            if "f1" in row:
-                row |= {"teacher_f1": teacher_scores["f1"], "gain": row["f1"] - teacher_scores["f1"]}
-            rows.append(row)
-            if on_row is not None:
+                if volume == 0:
+                    result, seconds = teacher_scores, teacher_seconds
+                else:
+                    unlabeled = SentenceSubset(pool, subset_indices(len(pool), volume, seed))
+                    seeded = replace(config, train=replace(config.train, seed=seed))
+                    student = distill(teachers, unlabeled, config=seeded, weighting=weighting, progress=progress)
+                    result, seconds = scores(student.predict), time.perf_counter() - start
+                new_rows = [
+                    {**key, "perturbation": name, **result[name], "teacher_f1": teacher_scores[name]["f1"],
+                     "gain": result[name]["f1"] - teacher_scores[name]["f1"], "seconds": seconds, "status": "done"}
+                    for name, _ in test_sets
+                ]
+            rows += new_rows
+            for row in new_rows if on_row is not None else ():
                 on_row(row)
     return rows
 
+
+
+def sweep_table(rows: Sequence[dict]):
+    """The sweep's rows as a DataFrame in a stable column order (tidy results schema)."""
+    import pandas as pd
+
+    columns = ["target", "family", "source", "dataset", "weighting", "volume", "seed", "perturbation",
+               "precision", "recall", "f1", "f1_lo", "f1_hi", "teacher_f1", "gain", "seconds", "status"]
+    frame = pd.DataFrame(list(rows))
+    return frame[[c for c in columns if c in frame.columns]]

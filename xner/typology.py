@@ -10,8 +10,11 @@ closest listed relative (English).
 from __future__ import annotations
 
 import functools
+import importlib
+import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from scipy.spatial.distance import cosine
@@ -28,11 +31,17 @@ DEFAULT_FEATURES = ("syntax_knn", "phonology_knn", "inventory_knn", "fam", "geo"
 def _lang2vec():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # lang2vec imports the deprecated pkg_resources
+        # lang2vec also installs a script ``bin/lang2vec.py``; a console script (``xner``) runs
+        # with ``bin/`` first on sys.path, where that script would shadow the package.
+        shadowing = [p for p in sys.path if (Path(p or ".") / "lang2vec.py").is_file()]
+        saved = list(sys.path)
+        sys.path[:] = [p for p in sys.path if p not in shadowing]
         try:
-            import lang2vec.lang2vec as l2v
+            return importlib.import_module("lang2vec.lang2vec")
         except ImportError as err:  # pragma: no cover - dependency of xner
             raise XnerError(f"URIEL distances need lang2vec ({err}); pip install lang2vec 'setuptools<81'") from None
-    return l2v
+        finally:
+            sys.path[:] = saved
 
 
 @functools.cache
