@@ -135,8 +135,14 @@ def encode_corpus(
 
 
 def _words(sentence: Sentence, normalize: Callable[[str], str] | None) -> list[str]:
+    """Normalised words; a normaliser with a ``words`` method (the embedded model's
+    character map) also trims the spaces its map leaves at word edges."""
     words = list(sentence.tokens)
-    return [normalize(w) for w in words] if normalize else words
+    if normalize is None:
+        return words
+    if hasattr(normalize, "words"):
+        return normalize.words(words)
+    return [normalize(w) for w in words]
 
 
 def _first_subwords(word_ids: list[int | None]) -> np.ndarray:
