@@ -25,7 +25,6 @@ StudyRun(..., counts={'done': 42, 'failed': 0}, ...)
 from __future__ import annotations
 
 import heapq
-import importlib.util
 import multiprocessing
 import os
 import shutil
@@ -72,22 +71,13 @@ __all__ = [
 
 
 # -- progress --------------------------------------------------------------------------
-def _short_params(spec: RunSpec, kind: RunKind | None) -> str:
-    """``key=value`` of the params a summary line shows (the kind's ``show``, else short scalars)."""
-    names = kind.show if kind and kind.show else [
-        name for name, value in spec.params.items()
-        if isinstance(value, str | int | float) and not name.endswith("_run") and len(str(value)) <= 24
-    ][:6]  # fmt: skip
-    return " ".join(f"{name}={spec.params.get(name)}" for name in names)
-
-
 def summary_line(spec: RunSpec, outcome: RunOutcome, kind: RunKind | None = None) -> str:
     """One line per finished run: status, kind, key params, primary metric, seconds.
 
     >>> summary_line(spec, outcome, kind)  # doctest: +SKIP
     'done   train lang=nl dataset=wikiann seed=1 | f1 84.20 | 31.2 s'
     """
-    head = f"{outcome.status:<6} {spec.kind} {_short_params(spec, kind)}"
+    head = f"{outcome.status:<6} {spec.label(kind.show if kind else ())}"
     if outcome.status != "done":
         return f"{head} | {outcome.error}"
     primary = kind.primary if kind else "f1"
@@ -114,7 +104,7 @@ class RichReporter:
             console=self.console,
         )
         self._runs: TaskID | None = None
-        self._inner: TaskID | None = None
+        self._inner: dict[str, TaskID] = {}  # a bar per run in flight
 
     def start(self, total: int, skipped: int) -> None:
         self._progress.start()
@@ -123,20 +113,20 @@ class RichReporter:
         self._runs = self._progress.add_task("runs", total=total)
 
     def started(self, spec: RunSpec) -> None:
-        if self._inner is not None:
-            self._progress.remove_task(self._inner)
-        self._inner = self._progress.add_task(f"  {spec.kind} {spec.id}", total=None)
+        self._inner[spec.id] = self._progress.add_task(f"  {spec.kind} {spec.id}", total=None)
 
     def step(self, completed: float, total: float | None = None) -> None:
-        """Progress inside the current run (e.g. training batches)."""
-        if self._inner is not None:
-            self._progress.update(self._inner, completed=completed, total=total)
+        """Progress inside the run started last (sequential: the one running)."""
+        if self._inner:
+            self._progress.update(next(reversed(self._inner.values())), completed=completed, total=total)
 
     def log(self, message: str) -> None:
-        self.console.print(f"  {message}", style="dim", markup=False, highlight=False)
+        self.console.print(f"  {message}", style="dim", markup=False, highlight=False, soft_wrap=True)
 
     def finished(self, spec: RunSpec, outcome: RunOutcome, kind: RunKind | None) -> None:
-        self.console.print(summary_line(spec, outcome, kind), markup=False, highlight=False)
+        if spec.id in self._inner:
+            self._progress.remove_task(self._inner.pop(spec.id))
+        self.console.print(summary_line(spec, outcome, kind), markup=False, highlight=False, soft_wrap=True)
         if self._runs is not None:
             self._progress.advance(self._runs)
 
@@ -485,13 +475,13 @@ def _as_study(config: Study | Mapping[str, Any] | str | Path) -> Study:
     return load_study(config)
 
 
-def _write_report(store_path: Path, out_dir: Path) -> Path | None:
-    """The report hook: :func:`xner.report.write_report` where that module is installed."""
-    if importlib.util.find_spec("xner.report") is None:
+def _write_report(study: Study, store: ResultStore) -> Path | None:
+    """The report of a study with results (``<output_dir>/report``), else ``None``."""
+    if store.frame().empty:
         return None
     from xner.report import write_report
 
-    return Path(write_report(store_path, out_dir))
+    return Path(write_report(store.path, study.out_dir / "report", study.model_dump(mode="json")))
 
 
 def run_study(
@@ -517,7 +507,8 @@ def run_study(
         dry_run: plan only: expand the study and count what would run.
         registry: run kinds (default: xner's, see :func:`~xner.study.runs.default_registry`).
         progress: the progress reporter (default: rich, on stderr).
-        report: write the report at the end (when :mod:`xner.report` is available).
+        report: write the report (:func:`xner.report.write_report`) into
+            ``<output_dir>/report`` at the end, when there are results.
 
     Returns:
         A :class:`StudyRun`; the results are in ``ResultStore(run.store_path).frame()``.
@@ -541,5 +532,5 @@ def run_study(
         statuses = result_store.statuses()
         to_run = sum(statuses.get(spec.id) != "done" for spec in specs)
         counts = runner.run(specs, result_store, registry, progress)
-    written = _write_report(store_path, study.out_dir) if report else None
+        written = _write_report(study, result_store) if report else None
     return StudyRun(study, store_path, specs, to_run, dict(counts), written)

@@ -97,9 +97,24 @@ class RunSpec:
         object.__setattr__(self, "deps", tuple(self.deps))
         object.__setattr__(self, "id", run_id(self.kind, self.version, self.params, self.deps))
 
+    def label(self, show: tuple[str, ...] = ()) -> str:
+        """``kind key=value ...`` for progress and status lines: ``show`` params, else short ones.
+
+        >>> RunSpec("distill", 1, {"teachers": ["en", "de"], "seed": 1, "teacher_runs": ["1f.."]}).label()
+        'distill teachers=en+de seed=1'
+        """
+        shown = {
+            name: "+".join(value) if isinstance(value, list) else value
+            for name, value in self.params.items()
+            if not name.endswith(("_run", "_runs"))
+            and (isinstance(value, str | int | float) or (isinstance(value, list) and all(isinstance(v, str) for v in value)))
+        }
+        names = show or [name for name, value in shown.items() if len(str(value)) <= 24][:6]
+        return " ".join([self.kind, *(f"{name}={shown.get(name, self.params.get(name))}" for name in names)])
+
     def to_json(self) -> str:
-        """The spec as stored in the result store (canonical JSON)."""
-        return canonical_json(
+        """The spec as stored in the result store (params in their planned order)."""
+        return json.dumps(
             {
                 "kind": self.kind,
                 "version": self.version,
@@ -107,7 +122,8 @@ class RunSpec:
                 "deps": list(self.deps),
                 "resources": self.resources,
                 "data_dir": self.data_dir,
-            }
+            },
+            ensure_ascii=False,
         )
 
     @classmethod

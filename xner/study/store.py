@@ -300,6 +300,16 @@ class ResultStore:
             table[column] = table[column].astype("Int64")
         return _with_gain(table)
 
+    def summary(self) -> "pd.DataFrame":
+        """Mean F1 over seeds per model, kind, source, target, train size and volume, with
+        one column per perturbation (``clean`` first): the table a study ends with."""
+        table = self.frame()
+        keys = ["model", "kind", "source", "target", "train_size", "volume"]
+        means = table.groupby([*keys, "perturbation"], dropna=False, sort=False)["f1"].mean().unstack()
+        perturbations = sorted(means.columns, key=lambda name: (name != "clean", name))
+        means = means[perturbations].round(2).reset_index()
+        return means.astype(object).where(means.notna(), None)
+
     def export(self, fmt: str, out: str | Path | None = None) -> str | None:
         """Write :meth:`frame` as csv, parquet or json to ``out``, or return it as text.
 
