@@ -19,6 +19,7 @@ from xner.errors import XnerError
 from xner.metrics import bootstrap_f1, entity_overlap, entity_scores, pair_overlap, subword_overlap
 from xner.perturb import PERTURBATIONS, list_perturbations, perturb, perturb_corpus
 from xner.models import Backbone, embedded_model_dir, load_backbone
+from xner.study import ResultStore, RunSpec, Study, load_study, run_study
 from xner.languages import (
     STUDY_PAIRS,
     Language,
@@ -82,4 +83,9 @@ __all__ = [
     "entity_overlap",
     "pair_overlap",
     "subword_overlap",
+    "load_study",
+    "Study",
+    "RunSpec",
+    "ResultStore",
+    "run_study",
 ]
