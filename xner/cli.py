@@ -435,6 +435,55 @@ def _perturbed_sets(perturb: str, teachers, lang: str, data, limit: int | None) 
     return [(kind, perturb_corpus(test, kind, resources=resources)[0]) for kind in kinds]
 
 
+@app.command("robustness")
+@user_errors
+def robustness_command(
+    pairs: str = typer.Option("local", "--pairs", help="all (the 13 reference pairs) | local | HRL:LRL,..."),
+    model: str = typer.Option("embedded", "--model"),
+    train_size: int | None = typer.Option(2000, "--train-size", help="Training sentences per model (smaller languages: all)."),
+    perturb: str = typer.Option("unseen-entity,unseen-context,unseen-both", "--perturb"),
+    rate: float = typer.Option(1.0, "--rate"),
+    epochs: int = typer.Option(3, "--epochs"),
+    lr: float = typer.Option(2e-4, "--lr"),
+    train_layers: int | None = typer.Option(None, "--train-layers"),
+    seed: int = typer.Option(0, "--seed"),
+    test_limit: int | None = typer.Option(None, "--test-limit"),
+    data_dir: str | None = typer.Option(None, "--data-dir"),
+    models_dir: str = typer.Option("models", "--models-dir", help="Where trained models are kept and reused."),
+    out: str = typer.Option("robustness.csv", "--out", help="The table (.csv, plus a .md beside it)."),
+) -> None:
+    """Native vs transfer models on clean and perturbed LRL test sets, with entity overlap."""
+    import logging
+
+    import pandas as pd
+
+    from xner.models.tagger import TrainConfig
+    from xner.robustness import parse_pairs, robustness
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    config = TrainConfig(epochs=epochs, lr=lr, train_layers=train_layers, seed=seed)
+    kinds = [k.strip() for k in perturb.split(",") if k.strip()]
+    rows, missing = robustness(parse_pairs(pairs), data_dir=data_dir, model=model, train_size=train_size,
+                               config=config, perturbations=kinds, rate=rate, test_limit=test_limit,
+                               models_dir=models_dir, on_row=lambda r: typer.echo(_robustness_line(r), err=True))
+    for reason in missing:
+        typer.echo(f"missing: {reason}", err=True)
+    if not rows:
+        raise XnerError(f"no pair of {pairs!r} has its data under the data root; see the 'missing' lines above")
+    table = pd.DataFrame(rows)
+    table.to_csv(out, index=False)
+    columns = ["pair", "relation", "kind", "perturbation", "precision", "recall", "f1", "f1_lo", "f1_hi",
+               "drop", "entity_overlap"]
+    with open(out.rsplit(".", 1)[0] + ".md", "w") as handle:
+        handle.write(table[columns].to_markdown(index=False, floatfmt=".1f") + "\n")
+    typer.echo(table[columns].to_markdown(index=False, floatfmt=".1f"))
+    typer.echo(f"wrote {out}")
+
+
+def _robustness_line(row: dict[str, Any]) -> str:
+    return f"{row['pair']} {row['kind']:<8} {row['perturbation']:<16} F1 {row['f1']:.1f}"
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

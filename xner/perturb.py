@@ -625,6 +625,7 @@ def build_resources(
     data_dir: str | Path | None = None,
     model: str | None = None,
     stopword_count: int = DEFAULT_STOPWORDS,
+    train_sentences: Sequence[Sentence] | None = None,
 ) -> PerturbationResources:
     """Build the resources of a (training language, target language) pair from train splits.
 
@@ -639,6 +640,9 @@ def build_resources(
             ``unseen-context`` is unavailable. Its weights load only when ``unseen-context``
             first needs a word that its cached replacement list lacks.
         stopword_count: how many most frequent L2 words count as stopwords.
+        train_sentences: the sentences the model under test was actually trained on (e.g.
+            a 2,000-sentence subset of L1's train split); default: all of L1's train split.
+            "Unseen" then means unseen by that model.
     """
     from xner.data import load_split
     from xner.paths import cache_dir
@@ -653,7 +657,7 @@ def build_resources(
         backbone = load_backbone(model)
     return PerturbationResources.from_sentences(
         train(target_lang, dataset),
-        source_train=train(train_lang, train_dataset),
+        source_train=train_sentences if train_sentences is not None else train(train_lang, train_dataset),
         names_train=train(names_from, names_dataset),
         load_vectors=(lambda: _vectors(backbone)) if backbone is not None else None,
         model_fingerprint=backbone.fingerprint if backbone is not None else None,

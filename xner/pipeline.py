@@ -17,7 +17,7 @@ from xner.data.labels import apply_label_map
 from xner.evaluation import evaluate_perturbed
 from xner.models.tagger import Tagger, TrainConfig
 
-__all__ = ["DataSpec", "evaluate_model", "train_model"]
+__all__ = ["DataSpec", "evaluate_model", "train_model", "training_sentences"]
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,13 @@ def train_model(
     dev = data.split(lang, "dev")
     tagger = Tagger.create(model, labels=data.labels, seed=config.seed)
     tagger.fit(train, dev=dev, config=config, progress=progress)
-    tagger.metadata.update(name=f"{lang}-{data.dataset}-{len(train)}-s{config.seed}", dataset=data.dataset,
-                           label_map=dict(data.label_map))
+    tagger.metadata.update(
+        name=f"{lang}-{data.dataset}-{len(train)}-s{config.seed}", dataset=data.dataset,
+        label_map=dict(data.label_map),
+        train_data={"lang": lang, "dataset": data.dataset, "label_map": dict(data.label_map),
+                    "data_dir": None if data.data_dir is None else str(data.data_dir),
+                    "size": len(train), "seed": config.seed},
+    )
     if out is not None:
         tagger.save(out)
     return tagger
@@ -97,7 +102,19 @@ def evaluate_model(
             lang, train_lang=train_lang or recorded[0], dataset=data.dataset,
             train_dataset=train_dataset or tagger.metadata.get("dataset") or data.dataset,
             data_dir=data.data_dir, model=tagger.base_name,
+            train_sentences=training_sentences(tagger, data.data_dir),
         )
     rows = evaluate_perturbed(tagger, test, perturbations, resources, data_labels=data.labels,
                               rate=rate, seed=seed, n_resamples=n_resamples)
     return [{"target": lang, "split": split, **row} for row in rows]
+
+
+def training_sentences(tagger: Tagger, data_dir=None) -> list | None:
+    """The labelled sentences a model was trained on, rebuilt from its recorded provenance
+    (``None`` when it has none, e.g. a student trained on soft labels)."""
+    record = tagger.metadata.get("train_data")
+    if not record:
+        return None
+    data = DataSpec(record["dataset"], data_dir or record.get("data_dir"), record.get("label_map") or {})
+    pool = data.split(record["lang"], "train")
+    return list(SentenceSubset(pool, subset_indices(len(pool), record["size"], record["seed"])))
