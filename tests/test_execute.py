@@ -57,8 +57,13 @@ def train(spec, ctx):
     p = spec.params
     if ctx.data_dir and not (ctx.data_dir / p["dataset"] / p["lang"]).is_dir():
         raise ValueError(f"no training data for {p['lang']}\nsecond line")
-    weight = _weight(p["lang"], p["seed"], p["train_size"], p["training"]["epochs"])
+    if ctx.data_dir and (ctx.data_dir / p["dataset"] / p["lang"] / "crash").exists():
+        os._exit(3)  # the process dies (as when the OS kills it for memory)
+    with ctx.timed("fit"):
+        weight = _weight(p["lang"], p["seed"], p["train_size"], p["training"]["epochs"])
+        ctx.progress(1, 1)
     _write_model(ctx.run_dir, weight)
+    ctx.log(f"trained {p['lang']}")
     return {"f1": weight}
 
 
@@ -134,7 +139,7 @@ def test_outcome_records_metrics_timings_versions(tmp_path):
     record = next(r for r in store.records() if r.kind == "train")
     expected = _weight(record.spec.params["lang"], record.spec.params["seed"], None, 1)
     assert record.metrics == {"f1": expected}
-    assert record.timings["seconds"] >= 0
+    assert record.timings["seconds"] >= record.timings["fit"] >= 0
     assert set(record.versions) == {"xner", "torch", "transformers", "python"}
     assert record.host and record.started <= record.finished
 
@@ -207,7 +212,26 @@ def test_progress_prints_one_summary_line_per_run(tmp_path):
         run_study(config, registry=KINDS, progress=RichReporter(Console(file=handle, width=200)), report=False)
     text = lines.read_text()
     assert "done   train lang=en dataset=wikiann model=embedded seed=1 | f1 " in text
+    assert "  trained en\n" in text  # the run's own log lines
     assert text.count("done   evaluate ") == len([s for s in parse_study(config).expand(KINDS) if s.kind == "evaluate"])
+
+
+class Recorder(RichReporter):
+    def __init__(self) -> None:
+        super().__init__(Console(file=open(os.devnull, "w")))
+        self.order: list[str] = []
+
+    def finished(self, spec, outcome, kind) -> None:
+        super().finished(spec, outcome, kind)
+        self.order.append(f"{spec.kind} {spec.params.get('lang', spec.params.get('target'))}")
+
+
+def test_runs_of_one_language_run_together(tmp_path):
+    # planned per seed (nl de nl de); run per language, across seeds
+    recorder = Recorder()
+    config = {"name": "t", "languages": ["nl", "de"], "seeds": [1, 2], "output_dir": str(tmp_path)}
+    run_study(config, registry=KINDS, progress=recorder, report=False)
+    assert recorder.order == [f"{kind} {lang}" for lang in ("de", "nl") for _ in (1, 2) for kind in ("train", "evaluate")]
 
 
 def results(store: ResultStore):
@@ -218,6 +242,16 @@ def test_process_pool_gives_the_sequential_results(tmp_path):
     sequential = results(run(tmp_path / "seq"))
     pooled = results(run(tmp_path / "pool", executor="process", workers=2))
     assert pooled.equals(sequential)
+
+
+def test_a_dying_pool_worker_fails_its_run_only(tmp_path):
+    data = data_without(tmp_path, "")
+    (data / "wikiann" / "de" / "crash").touch()
+    config = {**STUDY, "seeds": [1], "data_dir": str(data)}
+    store = run(tmp_path, config, executor="process", workers=1)
+    [crashed] = [r for r in store.records("failed") if r.kind == "train"]
+    assert crashed.spec.params["lang"] == "de" and crashed.error.startswith("worker failed: BrokenProcessPool")
+    assert store.status_counts() == {"pending": 0, "running": 0, "done": 8, "failed": 6}
 
 
 # -- kill -9 in the middle of a study ----------------------------------------------------

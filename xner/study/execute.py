@@ -155,7 +155,6 @@ class Executor(ABC):
     one handle finished and returns ``(handle, outcome)`` pairs.
     """
 
-    name = ""
     capacity = 1  # runs in flight at once
 
     def run(
@@ -308,8 +307,6 @@ def _record(
 class SequentialExecutor(Executor):
     """One run at a time, in this process, with progress shown inside each run."""
 
-    name = "sequential"
-
     def __init__(self) -> None:
         self._finished: dict[int, RunOutcome] = {}
         self._submitted = 0
@@ -338,8 +335,6 @@ class ProcessExecutor(Executor):
     Each worker gets ``cores // workers`` threads. A worker that dies (killed, out of
     memory) fails the runs it held; the pool is restarted and the study goes on.
     """
-
-    name = "process"
 
     def __init__(self, workers: int | None = None) -> None:
         self.capacity = workers or os.cpu_count() or 1
@@ -390,8 +385,6 @@ class RayExecutor(Executor):
             initialised in this process, that cluster is used and left running.
         workers: runs in flight at once (default: the cluster's CPUs).
     """
-
-    name = "ray"
 
     def __init__(self, address: str | None = None, workers: int | None = None) -> None:
         self.address = address

@@ -58,7 +58,7 @@ ENTRY_POINT_GROUP = "xner.run_kinds"
 DEFAULT_RESOURCES: Mapping[str, float] = {"num_cpus": 1, "num_gpus": 0}
 
 
-def canonical_json(value: Any) -> str:
+def _canonical_json(value: Any) -> str:
     """JSON with sorted keys and no whitespace: equal values give equal text (and hashes)."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
@@ -73,7 +73,7 @@ def run_id(kind: str, version: int, params: Mapping[str, Any], deps: tuple[str, 
     '3f71bde9c7294f82'
     """
     payload = {"kind": kind, "version": version, "params": params, "deps": sorted(deps)}
-    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:16]
+    return hashlib.sha256(_canonical_json(payload).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ import os
 import shutil
 import sqlite3
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,7 +116,7 @@ class ResultStore:
         create: ``False`` to open an existing store only (``xner status``/``results``).
 
     Raises:
-        XnerError: ``create=False`` and no store at ``path``.
+        XnerError: ``create=False`` and no store at ``path``, or the file is no store.
     """
 
     def __init__(self, path: str | Path, runs_dir: str | Path | None = None, *, create: bool = True) -> None:
@@ -127,9 +127,14 @@ class ResultStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
         self._conn.row_factory = sqlite3.Row
-        if create:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.executescript(_SCHEMA)
+        try:
+            if create:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.executescript(_SCHEMA)
+            self._conn.execute("SELECT id FROM runs LIMIT 1")
+        except sqlite3.DatabaseError as err:
+            self._conn.close()
+            raise XnerError(f"{self.path}: not an xner result store ({err})") from None
 
     def close(self) -> None:
         self._conn.close()
