@@ -193,6 +193,19 @@ def test_unknown_run_kind_lists_registered_ones(tmp_path):
         make_executor().run([RunSpec("bake", 1, {})], store, KINDS, quiet())
 
 
+def test_an_empty_registry_says_where_kinds_come_from():
+    with pytest.raises(XnerError, match="no run kinds are registered .*'xner.run_kinds' entry points"):
+        RunRegistry().get("train")
+
+
+def test_a_taken_kind_name_cannot_be_reused():
+    registry = RunRegistry()
+    registry.register("train")(train)
+    registry.register("train")(train)  # the same function again (a re-imported module) is fine
+    with pytest.raises(XnerError, match="run kind 'train' is already registered by test_execute.train"):
+        registry.register("train")(evaluate)
+
+
 def test_unknown_executor():
     with pytest.raises(XnerError, match="unknown executor 'dask'; valid: process, ray, sequential"):
         make_executor("dask")

@@ -244,11 +244,14 @@ class RunRegistry:
 
     def get(self, name: str) -> RunKind:
         """The kind registered as ``name``; the error lists the registered ones."""
-        try:
+        if name in self._kinds:
             return self._kinds[name]
-        except KeyError:
-            hint = "" if self._kinds else f" (none registered: is xner installed with its {ENTRY_POINT_GROUP} entry points?)"
-            raise XnerError(f"{one_of('run kind', name, self._kinds)}{hint}") from None
+        if not self._kinds:
+            raise XnerError(
+                f"unknown run kind {name!r}: no run kinds are registered (modules named by the "
+                f"{ENTRY_POINT_GROUP!r} entry points register them; reinstall xner: pip install -e .)"
+            )
+        raise one_of("run kind", name, self._kinds)
 
     def version(self, name: str) -> int:
         return self.get(name).version
