@@ -155,7 +155,7 @@ def _load(entry: Path, encoded: EncodedCorpus) -> FrozenFeatures | None:
         if manifest["rows"] != len(encoded.input_ids) or _checksum(data_path) != manifest["checksum"]:
             return None
         hidden = np.load(data_path, mmap_mode="r")
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError):  # TypeError: a manifest that is no object
         return None
     return FrozenFeatures(hidden=hidden, encoded=encoded, starts=encoded.offsets[:-1], path=entry)
 

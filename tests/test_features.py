@@ -1,0 +1,253 @@
+"""Frozen-layer features and the split model: the correctness proof of the fast path.
+
+- the cached features are the model's own intermediate hidden states (``output_hidden_states``);
+- the top K layers run on them give the full model's logits (``TopLayers``);
+- the cache is hit, rebuilt when corrupt, missed when any part of its key changes, and
+  subset views read the same rows as a direct computation.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from xner.models import load_backbone
+from xner.models.batching import pad_batch
+from xner.models.encoding import encode_corpus
+from xner.models.features import _DATA_FILE, _MANIFEST, frozen_features
+from xner.models.split import TopLayers, bottom_layers, freeze_bottom, num_layers
+
+LABELS = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC")
+FP16 = {"atol": 5e-3, "rtol": 5e-3}  # fp16 storage of values of order 1
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    return load_backbone("tiny")
+
+
+@pytest.fixture
+def model(backbone):
+    network = backbone.token_classification_model(len(LABELS), dict(enumerate(LABELS)),
+                                                  {label: i for i, label in enumerate(LABELS)})
+    return network.eval()
+
+
+@pytest.fixture
+def encoded(backbone, make_corpus):
+    return encode_corpus(make_corpus(30, types=("PER", "LOC"), seed=7), backbone.tokenizer)
+
+
+@pytest.fixture
+def computes(monkeypatch):
+    """Counts the forward passes that fill a cache entry."""
+    import xner.models.features as features
+
+    calls = []
+    compute = features._compute
+
+    def counting(model, encoded, *args):
+        calls.append(len(encoded))
+        return compute(model, encoded, *args)
+
+    monkeypatch.setattr(features, "_compute", counting)
+    return calls
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XNER_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "features"
+
+
+def features_of(model, encoded, n_frozen=1, fingerprint="tiny-fp", **kwargs):
+    return frozen_features(model, encoded, n_frozen, fingerprint, pad_id=0, **kwargs)
+
+
+def rows(features, i):
+    start, n = int(features.starts[i]), int(features.encoded.lengths[i])
+    return np.asarray(features.hidden[start : start + n], dtype=np.float32)
+
+
+# --- the features are the model's hidden states ------------------------------------------------
+
+@pytest.mark.parametrize("n_frozen", [0, 1, 2])
+def test_features_are_the_models_intermediate_hidden_states(model, encoded, n_frozen):
+    features = features_of(model, encoded, n_frozen)
+    assert features.hidden.dtype == np.float16 and features.hidden.shape == (len(encoded.input_ids), 32)
+    with torch.inference_mode():
+        for i in range(len(encoded)):
+            ids = torch.from_numpy(encoded.ids(i).astype(np.int64))[None]
+            states = model.base_model(input_ids=ids, output_hidden_states=True).hidden_states
+            np.testing.assert_allclose(rows(features, i), states[n_frozen][0].numpy(), **FP16)
+
+
+# --- TopLayers: the top K layers on the bottom's output give the full model's logits ------------
+
+def padded_logits(model, encoded, n_frozen, bottom_hidden=None):
+    indices = np.arange(len(encoded))
+    ids, mask = pad_batch(encoded, indices, pad_id=0)
+    with torch.inference_mode():
+        full = model(input_ids=ids, attention_mask=mask).logits
+        if bottom_hidden is None:
+            with bottom_layers(model, n_frozen) as bottom:
+                bottom_hidden = bottom(input_ids=ids, attention_mask=mask).last_hidden_state
+        top = TopLayers(model, num_layers(model) - n_frozen).eval()(bottom_hidden, mask)
+    real = mask.bool()
+    return full[real].numpy(), top[real].numpy()
+
+
+@pytest.mark.parametrize("n_frozen", [0, 1, 2])
+def test_top_layers_on_bottom_states_equal_the_full_model(model, encoded, n_frozen):
+    full, top = padded_logits(model, encoded, n_frozen)  # one padded batch of uneven lengths
+    assert encoded.lengths.min() < encoded.lengths.max()
+    np.testing.assert_allclose(top, full, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("n_frozen", [0, 1])
+def test_top_layers_on_cached_features_equal_the_full_model(model, encoded, n_frozen):
+    hidden, _ = features_of(model, encoded, n_frozen).batch(np.arange(len(encoded)))
+    full, top = padded_logits(model, encoded, n_frozen, bottom_hidden=hidden)
+    np.testing.assert_allclose(top, full, atol=2e-2, rtol=1e-2)
+    assert (top.argmax(-1) == full.argmax(-1)).mean() > 0.97
+
+
+def test_bottom_layers_restores_the_encoder(model):
+    layers = model.base_model.encoder.layer
+    with pytest.raises(RuntimeError):
+        with bottom_layers(model, 1) as bottom:
+            assert len(bottom.encoder.layer) == 1
+            raise RuntimeError("boom")
+    assert model.base_model.encoder.layer is layers and num_layers(model) == 2
+
+
+@pytest.mark.parametrize(("n_frozen", "freeze_embeddings", "embeddings", "layers"), [
+    (0, False, True, [True, True]),
+    (0, True, False, [True, True]),
+    (1, False, False, [False, True]),  # frozen layers imply frozen embeddings
+    (2, True, False, [False, False]),
+])
+def test_freeze_bottom(model, n_frozen, freeze_embeddings, embeddings, layers):
+    freeze_bottom(model, n_frozen, freeze_embeddings)
+    base = model.base_model
+    assert all(p.requires_grad is embeddings for p in base.embeddings.parameters())
+    assert [all(p.requires_grad for p in layer.parameters()) for layer in base.encoder.layer] == layers
+    assert all(p.requires_grad for p in model.classifier.parameters())
+
+
+# --- the cache --------------------------------------------------------------------------------
+
+def test_second_call_reads_the_cache(model, encoded, computes, cache):
+    first = features_of(model, encoded)
+    second = features_of(model, encoded)
+    assert computes == [len(encoded)]
+    assert first.path == second.path and first.path.parent == cache
+    assert isinstance(second.hidden, np.memmap)
+    np.testing.assert_array_equal(first.hidden, second.hidden)
+    manifest = json.loads((first.path / _MANIFEST).read_text())
+    assert (manifest["rows"], manifest["n_frozen"], manifest["backbone"]) == (len(encoded.input_ids), 1, "tiny-fp")
+    assert [p.name for p in cache.iterdir()] == [first.path.name]  # no temporary folder left
+
+
+def _flip_a_value(entry):
+    path = entry / _DATA_FILE
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _truncate(entry):
+    path = entry / _DATA_FILE
+    path.write_bytes(path.read_bytes()[:-64])
+
+
+def _manifest(text):
+    return lambda entry: (entry / _MANIFEST).write_text(text)
+
+
+def _edit_manifest(**changes):
+    def edit(entry):
+        manifest = json.loads((entry / _MANIFEST).read_text())
+        (entry / _MANIFEST).write_text(json.dumps({**manifest, **changes}))
+    return edit
+
+
+@pytest.mark.parametrize("corrupt", [
+    _flip_a_value,
+    _truncate,
+    lambda entry: (entry / _DATA_FILE).unlink(),
+    lambda entry: (entry / _DATA_FILE).write_bytes(b""),
+    lambda entry: (entry / _MANIFEST).unlink(),
+    _manifest("{not json"),
+    _manifest("{}"),
+    _manifest("[]"),
+    _manifest("null"),
+    _edit_manifest(rows=3),
+    _edit_manifest(checksum="0" * 32),
+], ids=["flipped value", "truncated data", "no data", "empty data", "no manifest", "manifest not json",
+        "manifest empty", "manifest a list", "manifest null", "wrong row count", "wrong checksum"])
+def test_corrupt_entry_is_detected_and_rebuilt(model, encoded, computes, corrupt):
+    good = features_of(model, encoded)
+    expected, entry = np.array(good.hidden), good.path
+    del good  # release the memory map before damaging its file
+    corrupt(entry)
+    rebuilt = features_of(model, encoded)
+    assert computes == [len(encoded)] * 2
+    np.testing.assert_array_equal(rebuilt.hidden, expected)
+    features_of(model, encoded)
+    assert len(computes) == 2  # the rebuilt entry is valid again
+
+
+@pytest.mark.parametrize("change", ["n_frozen", "fingerprint", "corpus", "max_length"])
+def test_any_change_of_the_key_misses(model, encoded, backbone, make_corpus, computes, cache, change):
+    first = features_of(model, encoded)
+    if change == "n_frozen":
+        other = features_of(model, encoded, n_frozen=2)
+    elif change == "fingerprint":
+        other = features_of(model, encoded, fingerprint="other-weights")
+    elif change == "corpus":
+        other = features_of(model, encode_corpus(make_corpus(30, types=("PER", "LOC"), seed=8),
+                                                 backbone.tokenizer))
+    else:
+        other = features_of(model, encode_corpus(make_corpus(30, types=("PER", "LOC"), seed=7),
+                                                 backbone.tokenizer, max_length=6))
+    assert len(computes) == 2 and other.path != first.path
+    assert sorted(p.name for p in cache.iterdir()) == sorted([first.path.name, other.path.name])
+
+
+def test_subset_views_read_the_same_rows_as_a_direct_computation(model, encoded, computes):
+    pool = features_of(model, encoded)
+    indices = np.array([9, 2, 17, 2, 0])
+    view = pool.subset(indices)
+    assert view.hidden is pool.hidden and len(computes) == 1  # a view, nothing recomputed
+    direct = features_of(model, encoded.subset(indices))
+    for i in range(len(indices)):
+        np.testing.assert_array_equal(rows(view, i), rows(pool, int(indices[i])))
+        np.testing.assert_allclose(rows(view, i), rows(direct, i), atol=2e-3)
+    view_batch, view_mask = view.batch(np.arange(len(indices)))
+    direct_batch, direct_mask = direct.batch(np.arange(len(indices)))
+    torch.testing.assert_close(view_mask, direct_mask)
+    torch.testing.assert_close(view_batch, direct_batch, atol=2e-3, rtol=0)
+
+
+def test_batch_pads_with_zeros(model, encoded):
+    features = features_of(model, encoded)
+    indices = np.array([int(encoded.lengths.argmax()), int(encoded.lengths.argmin())])
+    hidden, mask = features.batch(indices)
+    assert hidden.dtype == torch.float32 and hidden.shape == (2, encoded.lengths.max(), 32)
+    assert mask.sum(dim=1).tolist() == encoded.lengths[indices].tolist()
+    assert (hidden[1, int(encoded.lengths.min()) :] == 0).all()
+    np.testing.assert_array_equal(hidden[0].numpy(), rows(features, int(indices[0])))
+
+
+def test_a_failed_build_leaves_nothing_behind(model, encoded, cache, monkeypatch):
+    def fail(*args):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr("xner.models.features._compute", fail)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        features_of(model, encoded)
+    assert list(cache.iterdir()) == []
