@@ -379,7 +379,7 @@ def distill_command(
 ) -> None:
     """Teacher-student distillation on unlabeled target text, swept over unlabeled volumes."""
     from xner.models.tagger import Tagger, TrainConfig
-    from xner.pipeline import DataSpec
+    from xner.pipeline import DataSpec, teacher_weighting
     from xner.sweep import sweep_table, volume_sweep
     from xner.train import DistillConfig
 
@@ -388,7 +388,7 @@ def distill_command(
     config = DistillConfig(loss=loss, temperature=temperature, hard=hard, threshold=threshold, weighting=weighting,
                            train=TrainConfig(train_layers=train_layers, epochs=epochs, lr=lr, patience=None))
     rows = volume_sweep(teachers, lang, _int_list(volumes, "--volumes"), _int_list(seeds, "--seeds"), data=data,
-                        config=config, weighting=_weighting(weighting, teachers, data), test_limit=test_limit,
+                        config=config, weighting=teacher_weighting(weighting, teachers, data.data_dir), test_limit=test_limit,
                         perturbed=_perturbed_sets(perturb, teachers, lang, data, test_limit), progress=True,
                         on_row=lambda r: typer.echo(_sweep_line(r), err=True))
     table = sweep_table(rows)
@@ -404,20 +404,6 @@ def _sweep_line(row: dict[str, Any]) -> str:
         return f"volume {row['volume']} seed {row['seed']}: {row['status']}"
     return (f"volume {row['volume']:>6} seed {row['seed']} {row['perturbation']}: F1 {row['f1']:.2f} "
             f"(gain {row['gain']:+.2f}) {row['seconds']:.0f} s")
-
-
-def _weighting(name: str, teachers, data):
-    """A teacher weighting; ``langid`` trains on the teachers' own training languages' data."""
-    from xner.pipeline import DataSpec
-    from xner.weighting import resolve_weighting, teacher_language
-
-    if name.split(".")[0] != "langid":
-        return resolve_weighting(name)
-    sources = {}
-    for t in teachers:
-        source = DataSpec(t.metadata.get("dataset", data.dataset), data.data_dir, t.metadata.get("label_map", {}))
-        sources[teacher_language(t)] = source.split(teacher_language(t), "train")
-    return resolve_weighting(name, sources=sources)
 
 
 def _perturbed_sets(perturb: str, teachers, lang: str, data, limit: int | None) -> list:

@@ -13,11 +13,12 @@ from pathlib import Path
 from xner.data import dataset_labels, load_split
 from xner.data.corpus import SentenceSubset
 from xner.data.sampling import subset_indices
+from xner.errors import XnerError
 from xner.data.labels import apply_label_map
 from xner.evaluation import evaluate_perturbed
 from xner.models.tagger import Tagger, TrainConfig
 
-__all__ = ["DataSpec", "evaluate_model", "train_model", "training_sentences"]
+__all__ = ["DataSpec", "evaluate_model", "teacher_weighting", "train_model", "training_sentences"]
 
 
 @dataclass(frozen=True)
@@ -118,3 +119,16 @@ def training_sentences(tagger: Tagger, data_dir=None) -> list | None:
     data = DataSpec(record["dataset"], data_dir or record.get("data_dir"), record.get("label_map") or {})
     pool = data.split(record["lang"], "train")
     return list(SentenceSubset(pool, subset_indices(len(pool), record["size"], record["seed"])))
+
+
+def teacher_weighting(name: str, teachers: Sequence[Tagger], data_dir=None):
+    """A teacher weighting by name; ``langid`` learns from each teacher's own training data."""
+    from xner.weighting import resolve_weighting, teacher_language
+
+    if name.split(".")[0] != "langid":
+        return resolve_weighting(name)
+    sources = {teacher_language(t): training_sentences(t, data_dir) for t in teachers}
+    missing = [lang for lang, sentences in sources.items() if not sentences]
+    if missing:
+        raise XnerError(f"langid weighting: teacher(s) {missing} record no training data to learn languages from")
+    return resolve_weighting(name, sources=sources)

@@ -24,15 +24,27 @@ from xner.pipeline import DataSpec
 from xner.train import DistillConfig, distill, soft_labels
 from xner.weighting import TeacherWeighting, resolve_weighting, teacher_language
 
-__all__ = ["ensemble_predict", "sweep_table", "volume_sweep"]
+__all__ = ["Ensemble", "sweep_table", "volume_sweep"]
 
 
-def ensemble_predict(teachers: Sequence[Tagger], sentences: Sequence[Sentence],
-                     weighting: TeacherWeighting) -> list[list[str]]:
-    """Tags of the teachers' weighted ensemble (a single teacher: its own predictions)."""
-    distributions, _ = soft_labels(teachers, sentences, weighting=weighting, use_cache=False)
-    labels = teachers[0].labels
-    return [repair_iob2([labels[j] for j in d.argmax(axis=1)]) for d in distributions]
+class Ensemble:
+    """The teachers' weighted ensemble as a predictor: volume 0 of a sweep, zero-shot.
+
+    It offers what evaluation needs of a tagger (``labels``, ``predict``, the first
+    teacher's ``metadata`` and ``base_name`` for perturbation resources); one
+    teacher is simply that teacher.
+    """
+
+    def __init__(self, teachers: Sequence[Tagger], weighting: TeacherWeighting) -> None:
+        self.teachers = list(teachers)
+        self.weighting = weighting
+        self.labels = teachers[0].labels
+        self.metadata = teachers[0].metadata
+        self.base_name = teachers[0].base_name
+
+    def predict(self, sentences: Sequence[Sentence]) -> list[list[str]]:
+        distributions, _ = soft_labels(self.teachers, sentences, weighting=self.weighting, use_cache=False)
+        return [repair_iob2([self.labels[j] for j in d.argmax(axis=1)]) for d in distributions]
 
 
 def volume_sweep(
@@ -80,7 +92,7 @@ def volume_sweep(
         return out
 
     start = time.perf_counter()
-    teacher_scores = scores(lambda sentences: ensemble_predict(teachers, sentences, weighting))
+    teacher_scores = scores(Ensemble(teachers, weighting).predict)
     teacher_seconds = time.perf_counter() - start
     rows = []
     for seed in seeds:

@@ -1,16 +1,19 @@
-"""Disk cache of frozen-layer features: the bottom of the encoder runs once per sentence.
+"""Content-addressed disk cache of frozen-layer features: the bottom of the encoder runs once per sentence.
 
-A study trains and evaluates many models on the same sentences (native, teacher,
-every student volume, every seed, every model evaluated on one test set). With
-the bottom L-K layers frozen, their output depends only on the pretrained
-weights and the subword ids, so it is computed once, stored as fp16 in a
-memory-mapped file, and read back by every later run.
+A study trains and evaluates many models on the same sentences: native and
+teacher models, every student volume and seed (nested subsets of one pool),
+every model scored on one test set, and perturbed test sets that differ from the
+clean one in a few sentences. With the bottom L-K layers frozen, a sentence's
+features depend only on the pretrained weights and its subword ids, so they are
+stored under the hash of those ids and computed only for sentences never seen
+before. Whatever the mix of subsets, each distinct sentence is encoded once.
 
-Cache key = backbone fingerprint + number of frozen layers + the encoded
-corpus's content hash: any change to weights, tokenizer, sentences or layer
-count gives a new key, so a stale entry is never used. Entries are written into
-a temporary folder and renamed when complete; the manifest holds a checksum
-that is verified on load, and a corrupt entry is rebuilt.
+Layout: ``$XNER_CACHE/features/<backbone fingerprint + layers>/shard-*.npy``
+(fp16 rows, memory-mapped) with a ``.json`` manifest each (sentence keys, row
+offsets, checksum). A shard is written under a temporary name and renamed when
+complete, so a reader never sees a partial one; a shard whose checksum fails is
+deleted and its sentences recomputed. Shards are immutable, so concurrent
+workers can only duplicate work, never corrupt it.
 """
 
 from __future__ import annotations
@@ -18,9 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,42 +34,94 @@ from xner.models.encoding import EncodedCorpus
 from xner.models.split import bottom_layers
 from xner.paths import cache_dir
 
-__all__ = ["FrozenFeatures", "frozen_features"]
+__all__ = ["FeatureStore", "FrozenFeatures", "frozen_features"]
 
-_FORMAT_VERSION = 1
-_DATA_FILE = "hidden.f16"
-_MANIFEST = "manifest.json"
+_FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
 class FrozenFeatures:
     """Bottom-layer hidden states of the sentences of an encoded corpus.
 
-    ``hidden[starts[i] : starts[i] + encoded.lengths[i]]`` are sentence ``i``'s
-    subword states; a :meth:`subset` is a view on the same (memory-mapped) rows,
-    so every training size, volume and seed drawn from one pool reads one cache.
+    Sentence ``i``'s ``encoded.lengths[i]`` subword states are rows
+    ``starts[i]:...`` of ``shards[shard_of[i]]`` (memory-mapped fp16 arrays).
     """
 
-    hidden: np.ndarray  # [total_subwords, hidden_size] float16, usually a memmap
     encoded: EncodedCorpus
+    shards: list[np.ndarray]
+    shard_of: np.ndarray
     starts: np.ndarray
-    path: Path | None = None
 
     def subset(self, indices: np.ndarray) -> "FrozenFeatures":
         indices = np.asarray(indices, dtype=np.int64)
-        return FrozenFeatures(self.hidden, self.encoded.subset(indices), self.starts[indices], self.path)
+        return FrozenFeatures(self.encoded.subset(indices), self.shards, self.shard_of[indices], self.starts[indices])
+
+    def rows(self, i: int) -> np.ndarray:
+        start = int(self.starts[i])
+        return self.shards[self.shard_of[i]][start : start + int(self.encoded.lengths[i])]
 
     def batch(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Padded ``(hidden [B, T, H] float32, attention_mask [B, T])`` for some sentences."""
         lengths = self.encoded.lengths[indices]
         width = int(lengths.max())
-        out = np.zeros((len(indices), width, self.hidden.shape[1]), dtype=np.float32)
+        out = np.zeros((len(indices), width, self.shards[0].shape[1]), dtype=np.float32)
         mask = np.zeros((len(indices), width), dtype=np.int64)
         for row, i in enumerate(indices):
-            n, start = int(lengths[row]), int(self.starts[i])
-            out[row, :n] = self.hidden[start : start + n]
+            n = int(lengths[row])
+            out[row, :n] = self.rows(int(i))
             mask[row, :n] = 1
         return torch.from_numpy(out), torch.from_numpy(mask)
+
+
+@dataclass
+class FeatureStore:
+    """The shards of one (backbone, frozen layer count): sentence key -> (shard, row)."""
+
+    root: Path
+    shards: list[np.ndarray] = field(default_factory=list)
+    index: dict[bytes, tuple[int, int]] = field(default_factory=dict)
+    _seen: set[str] = field(default_factory=set)
+
+    def refresh(self) -> None:
+        """Load shards written since the last look (by this or another process)."""
+        if not self.root.is_dir():
+            return
+        for manifest_path in sorted(self.root.glob("shard-*.json")):
+            if manifest_path.name in self._seen:
+                continue
+            self._seen.add(manifest_path.name)
+            data_path = manifest_path.with_suffix(".npy")
+            try:
+                manifest = json.loads(manifest_path.read_text())
+                if manifest["version"] != _FORMAT_VERSION or _checksum(data_path) != manifest["checksum"]:
+                    raise ValueError("checksum mismatch")
+                shard = np.load(data_path, mmap_mode="r")
+            except (OSError, ValueError, KeyError):
+                manifest_path.unlink(missing_ok=True)  # corrupt or stale: recompute its sentences
+                data_path.unlink(missing_ok=True)
+                continue
+            number = len(self.shards)
+            self.shards.append(shard)
+            for key, start in zip(manifest["keys"], manifest["starts"]):
+                self.index.setdefault(bytes.fromhex(key), (number, start))
+
+    def add(self, keys: list[bytes], hidden: np.ndarray, starts: list[int]) -> None:
+        """Write one new immutable shard (atomically) and index it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        name = f"shard-{uuid.uuid4().hex}"
+        tmp = self.root / f".{name}.npy.tmp"
+        with open(tmp, "wb") as handle:
+            np.save(handle, hidden)
+        manifest = {"version": _FORMAT_VERSION, "keys": [k.hex() for k in keys], "starts": starts,
+                    "checksum": _checksum(tmp)}
+        os.replace(tmp, self.root / f"{name}.npy")
+        tmp_manifest = self.root / f".{name}.json.tmp"
+        tmp_manifest.write_text(json.dumps(manifest))
+        os.replace(tmp_manifest, self.root / f"{name}.json")
+        self.refresh()
+
+
+_STORES: dict[Path, FeatureStore] = {}
 
 
 def frozen_features(
@@ -81,7 +135,7 @@ def frozen_features(
     batch_tokens: int = 8192,
     cache_root: Path | None = None,
 ) -> FrozenFeatures:
-    """Return the cached bottom-layer features, computing and storing them if needed.
+    """Bottom-layer features of every sentence, computing only those not cached yet.
 
     Args:
         model: a token-classification model whose bottom ``n_frozen`` layers are
@@ -92,44 +146,28 @@ def frozen_features(
         pad_id: the tokenizer's padding id.
         cache_root: defaults to ``$XNER_CACHE/features``.
     """
-    key = hashlib.blake2b(
-        f"{_FORMAT_VERSION}|{backbone_fingerprint}|{n_frozen}|{encoded.fingerprint}".encode(),
-        digest_size=16,
-    ).hexdigest()
-    root = cache_root or cache_dir() / "features"
-    entry = root / key
-    cached = _load(entry, encoded)
-    if cached is not None:
-        return cached
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
-    try:
-        hidden_size = model.config.hidden_size
-        data = np.lib.format.open_memmap(
-            tmp / _DATA_FILE, mode="w+", dtype=np.float16, shape=(len(encoded.input_ids), hidden_size)
-        )
-        _compute(model, encoded, n_frozen, data, pad_id, device, batch_tokens)
-        data.flush()
-        del data
-        manifest = {
-            "version": _FORMAT_VERSION,
-            "rows": int(len(encoded.input_ids)),
-            "hidden_size": int(hidden_size),
-            "n_frozen": n_frozen,
-            "backbone": backbone_fingerprint,
-            "corpus": encoded.fingerprint,
-            "checksum": _checksum(tmp / _DATA_FILE),
-        }
-        (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=1))
-        if entry.exists():  # a corrupt entry we are replacing
-            shutil.rmtree(entry)
-        os.replace(tmp, entry)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    loaded = _load(entry, encoded)
-    assert loaded is not None, f"feature cache {entry} unreadable right after writing"
-    return loaded
+    name = hashlib.blake2b(f"{_FORMAT_VERSION}|{backbone_fingerprint}|{n_frozen}".encode(), digest_size=12).hexdigest()
+    root = (cache_root or cache_dir() / "features") / name
+    store = _STORES.setdefault(root, FeatureStore(root))
+    store.refresh()
+    keys = [_sentence_key(encoded.ids(i)) for i in range(len(encoded))]
+    missing = sorted({k: i for i, k in enumerate(keys) if k not in store.index}.values())
+    if missing:
+        subset = encoded.subset(np.asarray(missing))
+        hidden = np.empty((len(subset.input_ids), model.config.hidden_size), dtype=np.float16)
+        _compute(model, subset, n_frozen, hidden, pad_id, device, batch_tokens)
+        store.add([keys[i] for i in missing], hidden, subset.offsets[:-1].tolist())
+    located = [store.index[k] for k in keys]
+    return FrozenFeatures(
+        encoded=encoded,
+        shards=store.shards,
+        shard_of=np.fromiter((s for s, _ in located), dtype=np.int64, count=len(located)),
+        starts=np.fromiter((r for _, r in located), dtype=np.int64, count=len(located)),
+    )
+
+
+def _sentence_key(ids: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(ids, dtype=np.int32).tobytes(), digest_size=16).digest()
 
 
 def _compute(model, encoded, n_frozen, out, pad_id, device, batch_tokens) -> None:
@@ -142,22 +180,6 @@ def _compute(model, encoded, n_frozen, out, pad_id, device, batch_tokens) -> Non
             for row, i in enumerate(indices):
                 start, end = encoded.offsets[i], encoded.offsets[i + 1]
                 out[start:end] = hidden[row, : end - start]
-
-
-def _load(entry: Path, encoded: EncodedCorpus) -> FrozenFeatures | None:
-    """The entry if complete and intact, else None (it will be rebuilt)."""
-    manifest_path = entry / _MANIFEST
-    if not manifest_path.is_file():
-        return None
-    try:
-        manifest = json.loads(manifest_path.read_text())
-        data_path = entry / _DATA_FILE
-        if manifest["rows"] != len(encoded.input_ids) or _checksum(data_path) != manifest["checksum"]:
-            return None
-        hidden = np.load(data_path, mmap_mode="r")
-    except (OSError, ValueError, KeyError, TypeError):  # TypeError: a manifest that is no object
-        return None
-    return FrozenFeatures(hidden=hidden, encoded=encoded, starts=encoded.offsets[:-1], path=entry)
 
 
 def _checksum(path: Path) -> str:

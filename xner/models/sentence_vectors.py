@@ -26,5 +26,4 @@ def sentence_vectors(backbone: Backbone, sentences: Sequence[Sentence], max_leng
     encoded = encode_corpus(sentences, backbone.tokenizer, max_length, backbone.normalize)
     pad = backbone.tokenizer.pad_token_id or 0
     features = frozen_features(model, encoded, num_layers(model), backbone.fingerprint, pad_id=pad)
-    sums = np.add.reduceat(features.hidden.astype(np.float32), encoded.offsets[:-1], axis=0)
-    return sums / encoded.lengths[:, None]
+    return np.stack([features.rows(i).astype(np.float32).mean(axis=0) for i in range(len(encoded))])

@@ -38,7 +38,7 @@ import torch
 import transformers
 from torch import nn
 
-from xner.data.corpus import Sentence, SentenceSubset
+from xner.data.corpus import Sentence
 from xner.errors import XnerError
 from xner.models.backbone import Backbone, load_backbone
 from xner.models.batching import length_batches, pad_batch
@@ -141,23 +141,15 @@ class Tagger:
         return encode_corpus(sentences, self.backbone.tokenizer, max_length, self.backbone.normalize)
 
     def _prepare(self, sentences: Sequence[Sentence], max_length: int) -> _Batches:
-        """Encode the sentences and, on the fast path, fetch their cached bottom features.
-
-        A :class:`SentenceSubset` is encoded (and its features cached) as its whole
-        pool, then viewed, so that every subset of one pool shares one cache entry.
-        """
-        pool = sentences.pool if isinstance(sentences, SentenceSubset) else sentences
-        encoded = self.encode(pool, max_length)
+        """Encode the sentences and, on the fast path, fetch their cached bottom features
+        (computed only for sentences no earlier run has seen)."""
+        encoded = self.encode(sentences, max_length)
         features = None
         if self.n_frozen:
             features = frozen_features(
                 self.model, encoded, self.n_frozen, self.base_fingerprint,
                 pad_id=self._pad_id, device=self.device,
             )
-        if isinstance(sentences, SentenceSubset):
-            indices = np.asarray(sentences.indices, dtype=np.int64)
-            encoded = encoded.subset(indices)
-            features = features.subset(indices) if features is not None else None
         return _Batches(encoded, features, self._pad_id)
 
     @property

@@ -280,6 +280,8 @@ def default_registry() -> RunRegistry:
     ``[project.entry-points."xner.run_kinds"] name = "package.module"`` where the module
     registers its kinds with :func:`register_run_kind`.
     """
+    import xner.study.kinds  # noqa: F401 - registers xner's own kinds
+
     for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
         entry_point.load()
     return REGISTRY

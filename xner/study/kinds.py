@@ -1,0 +1,100 @@
+"""xner's run kinds: what one run of a study does (train, distill, evaluate).
+
+Each kind is a thin adapter from a run spec's params (see :mod:`xner.study.spec`)
+to the library (:mod:`xner.pipeline`, :mod:`xner.train`, :mod:`xner.evaluation`);
+it writes its model into ``ctx.run_dir`` (renamed into place by the driver only
+when the run succeeded) and returns metrics for the store. Bump a kind's version
+when its results change, so that old results are not mistaken for new ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from xner.data import dataset_labels
+from xner.data.corpus import SentenceSubset
+from xner.data.labels import entity_types
+from xner.data.sampling import subset_indices
+from xner.errors import XnerError
+from xner.metrics import entity_overlap
+from xner.models.tagger import Tagger, TrainConfig
+from xner.pipeline import DataSpec, evaluate_model, teacher_weighting, train_model, training_sentences
+from xner.study.runs import RunContext, RunSpec, register_run_kind
+from xner.sweep import Ensemble
+from xner.train import DistillConfig, distill
+
+__all__: list[str] = []
+
+
+def _data(params: Mapping[str, Any], ctx: RunContext) -> DataSpec:
+    """The run's data; the study-wide label map keeps only the types this dataset has."""
+    types = set(entity_types(dataset_labels(params["dataset"])))
+    label_map = {k: v for k, v in (params.get("label_map") or {}).items() if k in types}
+    return DataSpec(params["dataset"], ctx.data_dir, label_map)
+
+
+@register_run_kind("train", version=1)
+def train_run(spec: RunSpec, ctx: RunContext) -> dict:
+    p = spec.params
+    config = TrainConfig(**p["training"], seed=p["seed"])
+    with ctx.timed("train"):
+        tagger = train_model(p["lang"], data=_data(p, ctx), model=p["model"], train_size=p["train_size"],
+                             config=config, out=ctx.run_dir)
+    record = tagger.metadata["trainings"][-1]
+    history = record["history"]
+    ctx.log(f"trained {p['lang']}: {record['train_sentences']} sentences, best epoch {record['best_epoch']}")
+    return {"train_sentences": record["train_sentences"], "best_epoch": record["best_epoch"],
+            "dev_f1": history[record["best_epoch"] - 1].get("dev_f1"), "epochs_run": len(history)}
+
+
+@register_run_kind("distill", version=1)
+def distill_run(spec: RunSpec, ctx: RunContext) -> dict:
+    """A student of the teachers on ``volume`` unlabeled target sentences (0: none, the
+    teachers' ensemble itself is evaluated)."""
+    p = spec.params
+    options = dict(p["distillation"])
+    if p["volume"] == 0:
+        return {"volume": 0, "teachers": p["teachers"]}
+    teachers = [Tagger.load(ctx.dep(run_id).dir) for run_id in p["teacher_runs"]]
+    pool = _data(p, ctx).split(p["target"], "train")
+    if p["volume"] > len(pool):
+        raise XnerError(f"volume {p['volume']} > {len(pool)} unlabeled {p['target']} sentences available")
+    unlabeled = SentenceSubset(pool, subset_indices(len(pool), p["volume"], p["seed"]))
+    student_options = options.pop("student")
+    config = DistillConfig(**options, train=TrainConfig(**student_options, seed=p["seed"]))
+    weighting = teacher_weighting(config.weighting, teachers, ctx.data_dir)
+    with ctx.timed("distill"):
+        student = distill(teachers, unlabeled, config=config, weighting=weighting)
+    student.save(ctx.run_dir)
+    info = student.metadata["distillation"]
+    return {"volume": p["volume"], "kept": info["kept"], "teacher_weights_mean": info["teacher_weights_mean"]}
+
+
+@register_run_kind("evaluate", version=1)
+def evaluate_run(spec: RunSpec, ctx: RunContext) -> dict:
+    """Clean and perturbed scores of a trained model, a student, or the teachers' ensemble."""
+    p = spec.params
+    model_dep = ctx.dep(p["model_run"])
+    predictor = _predictor(model_dep, ctx)
+    data = _data(p, ctx)
+    kinds = [k for k in p["perturbations"] if k != "clean"]
+    source = p["source"].split("+")[0]
+    with ctx.timed("evaluate"):
+        rows = evaluate_model(predictor, p["target"], data=data, split=p["split"], perturbations=kinds,
+                              train_lang=source, seed=p["seed"], n_resamples=max(p["bootstrap"], 1))
+    overlap = {}
+    if isinstance(predictor, Tagger) and (trained_on := training_sentences(predictor, ctx.data_dir)):
+        overlap = entity_overlap(trained_on, data.split(p["target"], p["split"]))
+    keep = ("perturbation", "precision", "recall", "f1", "f1_lo", "f1_hi", "drop", "tokens_edited",
+            "entities_edited", "label_map")
+    rows = [{**{k: row[k] for k in keep if k in row}, **overlap} for row in rows]
+    return {"rows": rows, "f1": rows[0]["f1"]}
+
+
+def _predictor(dep, ctx: RunContext):
+    """The model a run evaluates: a saved tagger, or (distill volume 0) the teachers' ensemble."""
+    if dep.spec.kind == "distill" and dep.spec.params["volume"] == 0:
+        teachers = [Tagger.load(ctx.dep(run_id).dir) for run_id in dep.spec.params["teacher_runs"]]
+        return Ensemble(teachers, teacher_weighting(dep.spec.params["distillation"]["weighting"], teachers, ctx.data_dir))
+    return Tagger.load(dep.dir)
