@@ -2,8 +2,9 @@
 
 - the cached features are the model's own intermediate hidden states (``output_hidden_states``);
 - the top K layers run on them give the full model's logits (``TopLayers``);
-- the cache is hit, rebuilt when corrupt, missed when any part of its key changes, and
-  subset views read the same rows as a direct computation.
+- the content-addressed cache computes each distinct sentence once, is hit by later calls
+  (and by a new process), rebuilds corrupt shards, misses when the backbone or layer count
+  changes, and subset views read the same rows as a direct computation.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 from xner.models import load_backbone
 from xner.models.batching import pad_batch
 from xner.models.encoding import encode_corpus
-from xner.models.features import _DATA_FILE, _MANIFEST, frozen_features
+from xner.models.features import frozen_features
 from xner.models.split import TopLayers, bottom_layers, freeze_bottom, num_layers
 
 LABELS = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC")
@@ -50,7 +51,7 @@ def computes(monkeypatch):
     compute = features._compute
 
     def counting(model, encoded, *args):
-        calls.append(len(encoded))
+        calls.append(len(encoded))  # sentences computed
         return compute(model, encoded, *args)
 
     monkeypatch.setattr(features, "_compute", counting)
@@ -68,8 +69,12 @@ def features_of(model, encoded, n_frozen=1, fingerprint="tiny-fp", **kwargs):
 
 
 def rows(features, i):
-    start, n = int(features.starts[i]), int(features.encoded.lengths[i])
-    return np.asarray(features.hidden[start : start + n], dtype=np.float32)
+    return np.asarray(features.rows(i), dtype=np.float32)
+
+
+def new_process(monkeypatch):
+    """Forget the stores this process has opened, as a fresh worker process would."""
+    monkeypatch.setattr("xner.models.features._STORES", {})
 
 
 # --- the features are the model's hidden states ------------------------------------------------
@@ -77,7 +82,7 @@ def rows(features, i):
 @pytest.mark.parametrize("n_frozen", [0, 1, 2])
 def test_features_are_the_models_intermediate_hidden_states(model, encoded, n_frozen):
     features = features_of(model, encoded, n_frozen)
-    assert features.hidden.dtype == np.float16 and features.hidden.shape == (len(encoded.input_ids), 32)
+    assert all(shard.dtype == np.float16 and shard.shape[1] == 32 for shard in features.shards)
     with torch.inference_mode():
         for i in range(len(encoded)):
             ids = torch.from_numpy(encoded.ids(i).astype(np.int64))[None]
@@ -140,97 +145,117 @@ def test_freeze_bottom(model, n_frozen, freeze_embeddings, embeddings, layers):
 
 # --- the cache --------------------------------------------------------------------------------
 
-def test_second_call_reads_the_cache(model, encoded, computes, cache):
+def shard_files(cache):
+    return sorted(p.name for p in cache.rglob("*") if p.is_file())
+
+
+def test_each_distinct_sentence_is_computed_once(model, encoded, computes, cache, monkeypatch):
+    distinct = len({encoded.ids(i).tobytes() for i in range(len(encoded))})
     first = features_of(model, encoded)
+    assert computes == [distinct]
     second = features_of(model, encoded)
-    assert computes == [len(encoded)]
-    assert first.path == second.path and first.path.parent == cache
-    assert isinstance(second.hidden, np.memmap)
-    np.testing.assert_array_equal(first.hidden, second.hidden)
-    manifest = json.loads((first.path / _MANIFEST).read_text())
-    assert (manifest["rows"], manifest["n_frozen"], manifest["backbone"]) == (len(encoded.input_ids), 1, "tiny-fp")
-    assert [p.name for p in cache.iterdir()] == [first.path.name]  # no temporary folder left
+    new_process(monkeypatch)
+    third = features_of(model, encoded)  # another process reads the shards from disk
+    assert computes == [distinct]
+    for later in (second, third):
+        assert all(isinstance(shard, np.memmap) for shard in later.shards)
+        for i in range(len(encoded)):
+            np.testing.assert_array_equal(rows(later, i), rows(first, i))
+    names = shard_files(cache)
+    assert len(names) == 2 and {n.rsplit(".", 1)[1] for n in names} == {"npy", "json"}  # no temporary files
 
 
-def _flip_a_value(entry):
-    path = entry / _DATA_FILE
-    data = bytearray(path.read_bytes())
+def test_only_new_sentences_are_computed(model, backbone, make_corpus, computes):
+    corpus = make_corpus(30, types=("PER", "LOC"), seed=7)
+    more = corpus[10:] + make_corpus(12, types=("PER", "LOC"), seed=99)  # 20 seen before
+    first = features_of(model, encode_corpus(corpus, backbone.tokenizer))
+    both = features_of(model, encode_corpus(more, backbone.tokenizer))
+    seen = {s.tokens for s in corpus}
+    assert computes[1] == len({s.tokens for s in more} - seen)
+    for i in range(20):  # the shared sentences read the first call's rows
+        np.testing.assert_array_equal(rows(both, i), rows(first, i + 10))
+
+
+def _flip_a_value(shard):
+    data = bytearray(shard.read_bytes())
     data[-3] ^= 0xFF
-    path.write_bytes(bytes(data))
-
-
-def _truncate(entry):
-    path = entry / _DATA_FILE
-    path.write_bytes(path.read_bytes()[:-64])
+    shard.write_bytes(bytes(data))
 
 
 def _manifest(text):
-    return lambda entry: (entry / _MANIFEST).write_text(text)
+    return lambda shard: shard.with_suffix(".json").write_text(text)
 
 
 def _edit_manifest(**changes):
-    def edit(entry):
-        manifest = json.loads((entry / _MANIFEST).read_text())
-        (entry / _MANIFEST).write_text(json.dumps({**manifest, **changes}))
+    def edit(shard):
+        manifest = json.loads(shard.with_suffix(".json").read_text())
+        shard.with_suffix(".json").write_text(json.dumps({**manifest, **changes}))
     return edit
 
 
 @pytest.mark.parametrize("corrupt", [
     _flip_a_value,
-    _truncate,
-    lambda entry: (entry / _DATA_FILE).unlink(),
-    lambda entry: (entry / _DATA_FILE).write_bytes(b""),
-    lambda entry: (entry / _MANIFEST).unlink(),
+    lambda shard: shard.write_bytes(shard.read_bytes()[:-64]),
+    lambda shard: shard.unlink(),
+    lambda shard: shard.write_bytes(b""),
+    lambda shard: shard.with_suffix(".json").unlink(),
     _manifest("{not json"),
     _manifest("{}"),
     _manifest("[]"),
     _manifest("null"),
-    _edit_manifest(rows=3),
     _edit_manifest(checksum="0" * 32),
+    _edit_manifest(version=0),
 ], ids=["flipped value", "truncated data", "no data", "empty data", "no manifest", "manifest not json",
-        "manifest empty", "manifest a list", "manifest null", "wrong row count", "wrong checksum"])
-def test_corrupt_entry_is_detected_and_rebuilt(model, encoded, computes, corrupt):
+        "manifest empty", "manifest a list", "manifest null", "wrong checksum", "old format"])
+def test_corrupt_shard_is_detected_and_recomputed(model, encoded, computes, cache, monkeypatch, corrupt):
     good = features_of(model, encoded)
-    expected, entry = np.array(good.hidden), good.path
+    expected = [rows(good, i) for i in range(len(encoded))]
+    [shard] = [p for p in cache.rglob("shard-*.npy")]
     del good  # release the memory map before damaging its file
-    corrupt(entry)
+    corrupt(shard)
+    new_process(monkeypatch)
     rebuilt = features_of(model, encoded)
-    assert computes == [len(encoded)] * 2
-    np.testing.assert_array_equal(rebuilt.hidden, expected)
+    assert len(computes) == 2 and computes[1] == computes[0]
+    for i in range(len(encoded)):
+        np.testing.assert_array_equal(rows(rebuilt, i), expected[i])
+    new_process(monkeypatch)
     features_of(model, encoded)
-    assert len(computes) == 2  # the rebuilt entry is valid again
+    assert len(computes) == 2  # the rebuilt shard is valid
 
 
-@pytest.mark.parametrize("change", ["n_frozen", "fingerprint", "corpus", "max_length"])
-def test_any_change_of_the_key_misses(model, encoded, backbone, make_corpus, computes, cache, change):
-    first = features_of(model, encoded)
-    if change == "n_frozen":
-        other = features_of(model, encoded, n_frozen=2)
-    elif change == "fingerprint":
-        other = features_of(model, encoded, fingerprint="other-weights")
-    elif change == "corpus":
-        other = features_of(model, encode_corpus(make_corpus(30, types=("PER", "LOC"), seed=8),
-                                                 backbone.tokenizer))
-    else:
-        other = features_of(model, encode_corpus(make_corpus(30, types=("PER", "LOC"), seed=7),
-                                                 backbone.tokenizer, max_length=6))
-    assert len(computes) == 2 and other.path != first.path
-    assert sorted(p.name for p in cache.iterdir()) == sorted([first.path.name, other.path.name])
+@pytest.mark.parametrize(("change", "misses"), [
+    ({"n_frozen": 2}, True),
+    ({"fingerprint": "other-weights"}, True),
+    ({"n_frozen": 1, "fingerprint": "tiny-fp"}, False),
+])
+def test_backbone_and_layer_count_are_part_of_the_key(model, encoded, computes, change, misses):
+    features_of(model, encoded)
+    features_of(model, encoded, **change)
+    assert (len(computes) == 2) is misses
+
+
+def test_truncation_changes_the_key(model, backbone, make_corpus, computes):
+    corpus = make_corpus(30, types=("PER", "LOC"), seed=7)
+    features_of(model, encode_corpus(corpus, backbone.tokenizer))
+    short = encode_corpus(corpus, backbone.tokenizer, max_length=6)
+    features = features_of(model, short)
+    assert len(computes) == 2
+    assert sum(len(rows(features, i)) for i in range(len(short))) == len(short.input_ids)
 
 
 def test_subset_views_read_the_same_rows_as_a_direct_computation(model, encoded, computes):
     pool = features_of(model, encoded)
     indices = np.array([9, 2, 17, 2, 0])
     view = pool.subset(indices)
-    assert view.hidden is pool.hidden and len(computes) == 1  # a view, nothing recomputed
     direct = features_of(model, encoded.subset(indices))
+    assert len(computes) == 1  # neither the view nor the subset's own lookup computes anything
     for i in range(len(indices)):
         np.testing.assert_array_equal(rows(view, i), rows(pool, int(indices[i])))
-        np.testing.assert_allclose(rows(view, i), rows(direct, i), atol=2e-3)
+        np.testing.assert_array_equal(rows(view, i), rows(direct, i))
     view_batch, view_mask = view.batch(np.arange(len(indices)))
     direct_batch, direct_mask = direct.batch(np.arange(len(indices)))
-    torch.testing.assert_close(view_mask, direct_mask)
-    torch.testing.assert_close(view_batch, direct_batch, atol=2e-3, rtol=0)
+    torch.testing.assert_close(view_mask, direct_mask, rtol=0, atol=0)
+    torch.testing.assert_close(view_batch, direct_batch, rtol=0, atol=0)
 
 
 def test_batch_pads_with_zeros(model, encoded):
@@ -250,4 +275,4 @@ def test_a_failed_build_leaves_nothing_behind(model, encoded, cache, monkeypatch
     monkeypatch.setattr("xner.models.features._compute", fail)
     with pytest.raises(RuntimeError, match="out of memory"):
         features_of(model, encoded)
-    assert list(cache.iterdir()) == []
+    assert shard_files(cache) == []

@@ -96,7 +96,7 @@ class FeatureStore:
                 if manifest["version"] != _FORMAT_VERSION or _checksum(data_path) != manifest["checksum"]:
                     raise ValueError("checksum mismatch")
                 shard = np.load(data_path, mmap_mode="r")
-            except (OSError, ValueError, KeyError):
+            except (OSError, ValueError, KeyError, TypeError):  # TypeError: a manifest that is no object
                 manifest_path.unlink(missing_ok=True)  # corrupt or stale: recompute its sentences
                 data_path.unlink(missing_ok=True)
                 continue
