@@ -43,7 +43,7 @@ class Ensemble:
         self.base_name = teachers[0].base_name
 
     def predict(self, sentences: Sequence[Sentence]) -> list[list[str]]:
-        distributions, _ = soft_labels(self.teachers, sentences, weighting=self.weighting, use_cache=False)
+        distributions, _ = soft_labels(self.teachers, sentences, weighting=self.weighting)
         return [repair_iob2([self.labels[j] for j in d.argmax(axis=1)]) for d in distributions]
 
 

@@ -24,13 +24,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xner.data.corpus import Sentence, SentenceSubset
+from xner.data.corpus import Sentence
 from xner.errors import XnerError, one_of
+from xner.models.features import FeatureStore, content_key
 from xner.models.tagger import Tagger, TrainConfig
 from xner.paths import cache_dir
 from xner.weighting import TeacherWeighting, resolve_weighting
 
-__all__ = ["DistillConfig", "LOSSES", "distill", "make_loss", "soft_labels"]
+__all__ = ["DistillConfig", "LOSSES", "distill", "make_loss", "soft_labels", "teacher_distributions"]
 
 WU_2020 = (
     "Wu, Q., Lin, Z., Karlsson, B., Lou, J.-G., Huang, B. (2020). Single-/Multi-Source "
@@ -104,20 +105,19 @@ class DistillConfig:
 
 def soft_labels(
     teachers: Sequence[Tagger],
-    pool: Sequence[Sentence],
+    sentences: Sequence[Sentence],
     *,
     temperature: float = 1.0,
     weighting: TeacherWeighting | None = None,
-    use_cache: bool = True,
 ) -> tuple[list[np.ndarray], np.ndarray]:
-    """Teachers' combined per-word label distributions on an unlabeled pool.
+    """Teachers' combined per-word label distributions on unlabeled sentences.
 
-    Computed once per (teachers, pool, temperature, weighting) and cached on disk
-    under ``$XNER_CACHE/soft-labels``; every student volume and seed then reads
-    rows of the same file (nested pools share a prefix).
+    Each teacher's distributions are cached per sentence (content-addressed, under
+    ``$XNER_CACHE/soft-labels``): nested volumes, seeds and reruns only ever ask a
+    teacher about sentences it has not labelled before.
 
     Returns:
-        ``(distributions, weights)``: one ``[n_words, n_labels]`` array per pool
+        ``(distributions, weights)``: one ``[n_words, n_labels]`` array per
         sentence, and the ``[n_sentences, n_teachers]`` teacher weights used.
     """
     labels = teachers[0].labels
@@ -125,49 +125,29 @@ def soft_labels(
         if teacher.labels != labels:
             raise XnerError(f"teachers disagree on labels: {list(labels)} vs {list(teacher.labels)}")
     weighting = weighting or resolve_weighting("uniform")
-    key = _soft_label_key(teachers, pool, temperature, weighting)
-    path = cache_dir() / "soft-labels" / f"{key}.npz"
-    if use_cache and path.is_file():
-        try:
-            return _read_soft_labels(path, len(pool))
-        except (OSError, ValueError, KeyError):
-            path.unlink(missing_ok=True)  # corrupt: recompute
-    weights = weighting.weights(teachers, pool)
-    per_teacher = [teacher.predict_proba(pool, temperature=temperature) for teacher in teachers]
+    weights = weighting.weights(teachers, sentences)
+    per_teacher = [teacher_distributions(teacher, sentences, temperature) for teacher in teachers]
     combined = [
         sum(weights[i, t] * per_teacher[t][i] for t in range(len(teachers))).astype(np.float32)
-        for i in range(len(pool))
+        for i in range(len(sentences))
     ]
-    if use_cache:
-        _write_soft_labels(path, combined, weights)
     return combined, weights
 
 
-def _soft_label_key(teachers, pool, temperature, weighting) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    for teacher in teachers:
-        digest.update(teacher.fingerprint.encode())
-    for sentence in pool:
-        digest.update("\x1f".join(sentence.tokens).encode() + b"\x1e")
-    digest.update(f"{temperature}|{weighting.name}".encode())
-    return digest.hexdigest()
+def teacher_distributions(teacher: Tagger, sentences: Sequence[Sentence], temperature: float = 1.0) -> list[np.ndarray]:
+    """One teacher's per-word distributions, computed only for sentences not cached yet."""
+    name = hashlib.blake2b(f"v1|{teacher.fingerprint}|{temperature}".encode(), digest_size=12).hexdigest()
+    store = FeatureStore.open(cache_dir() / "soft-labels" / name)
 
+    def compute(missing: list[int]) -> tuple[np.ndarray, list[int]]:
+        probs = teacher.predict_proba([sentences[i] for i in missing], temperature=temperature)
+        starts = np.concatenate([[0], np.cumsum([len(p) for p in probs])[:-1]]).astype(int).tolist()
+        return np.concatenate(probs).astype(np.float32), starts
 
-def _write_soft_labels(path, distributions, weights) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lengths = np.array([len(d) for d in distributions], dtype=np.int64)
-    flat = np.concatenate(distributions) if distributions else np.zeros((0, 1), np.float32)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, flat=flat.astype(np.float16), lengths=lengths, weights=weights)
-    tmp.replace(path)
-
-
-def _read_soft_labels(path, expected: int) -> tuple[list[np.ndarray], np.ndarray]:
-    with np.load(path) as data:
-        flat, lengths, weights = data["flat"].astype(np.float32), data["lengths"], data["weights"]
-    if len(lengths) != expected or flat.shape[0] != lengths.sum():
-        raise ValueError("soft-label cache does not match its pool")
-    return np.split(flat, np.cumsum(lengths)[:-1]), weights
+    keys = [content_key(np.frombuffer("\x1f".join(s.tokens).encode(), dtype=np.uint8)) for s in sentences]
+    shard_of, starts = store.locate(keys, compute)
+    return [np.asarray(store.shards[shard][start : start + len(s)])
+            for shard, start, s in zip(shard_of, starts, sentences)]
 
 
 def distill(
@@ -185,9 +165,9 @@ def distill(
 
     Args:
         teachers: trained taggers (one: single-source; several: multi-source).
-        unlabeled: the student's target sentences (labels, if any, are ignored). A
-            :class:`~xner.data.corpus.SentenceSubset` (the nested volumes of a sweep)
-            shares the soft labels and frozen features computed once for its pool.
+        unlabeled: the student's target sentences (labels, if any, are ignored). Soft
+            labels and frozen features are cached per sentence, so the nested volumes
+            of a sweep only compute what the previous volumes did not.
         config: loss, temperature, hard labels, threshold, weighting, training options.
         weighting: a ready :class:`~xner.weighting.TeacherWeighting` (e.g. ``langid``
             with its source sentences); default: ``config.weighting`` by name.
@@ -205,15 +185,11 @@ def distill(
     if not len(unlabeled):
         raise XnerError("distillation needs at least one unlabeled sentence (volume 0 is the teacher itself)")
     weighting = weighting or resolve_weighting(config.weighting)
-    if isinstance(unlabeled, SentenceSubset):
-        pool, indices = unlabeled.pool, np.asarray(unlabeled.indices, dtype=np.int64)
-    else:
-        pool, indices = unlabeled, np.arange(len(unlabeled))
-    distributions, weights = soft_labels(teachers, pool, temperature=config.temperature, weighting=weighting)
-    kept = [i for i in indices if _confident(distributions[i], config.threshold)]
+    distributions, weights = soft_labels(teachers, unlabeled, temperature=config.temperature, weighting=weighting)
+    kept = [i for i in range(len(unlabeled)) if _confident(distributions[i], config.threshold)]
     if not kept:
         raise XnerError(f"no unlabeled sentence passes the confidence threshold {config.threshold}")
-    sentences: Sequence[Sentence] = SentenceSubset(pool, tuple(int(i) for i in kept))
+    sentences: Sequence[Sentence] = [unlabeled[i] for i in kept]
     targets = [distributions[i].argmax(axis=1) if config.hard else distributions[i] for i in kept]
     if config.source_mix:
         mixed = list(source_train)[: config.source_mix]
@@ -228,8 +204,8 @@ def distill(
         "loss": _versioned(loss_name, LOSSES),
         "weighting": weighting.name,
         "teachers": [t.metadata.get("name", t.fingerprint) for t in teachers],
-        "teacher_weights_mean": weights[indices].mean(axis=0).round(4).tolist(),
-        "volume": len(indices),
+        "teacher_weights_mean": weights.mean(axis=0).round(4).tolist(),
+        "volume": len(unlabeled),
         "kept": len(kept),
     }
     return student

@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from xner.models.encoding import EncodedCorpus
 from xner.models.split import bottom_layers
 from xner.paths import cache_dir
 
-__all__ = ["FeatureStore", "FrozenFeatures", "frozen_features"]
+__all__ = ["FeatureStore", "FrozenFeatures", "content_key", "frozen_features"]
 
 _FORMAT_VERSION = 2
 
@@ -105,6 +106,28 @@ class FeatureStore:
             for key, start in zip(manifest["keys"], manifest["starts"]):
                 self.index.setdefault(bytes.fromhex(key), (number, start))
 
+    def locate(self, keys: list[bytes], compute: Callable[[list[int]], tuple[np.ndarray, list[int]]]) -> tuple[np.ndarray, np.ndarray]:
+        """``(shard_of, starts)`` of every key, computing the missing ones once.
+
+        Args:
+            keys: one content key per item (duplicates allowed).
+            compute: given the positions of the missing items, returns their rows
+                stacked in one array and where each item's rows start in it.
+        """
+        self.refresh()
+        missing = sorted({k: i for i, k in enumerate(keys) if k not in self.index}.values())
+        if missing:
+            rows, starts = compute(missing)
+            self.add([keys[i] for i in missing], rows, starts)
+        located = [self.index[k] for k in keys]
+        return (np.fromiter((s for s, _ in located), dtype=np.int64, count=len(located)),
+                np.fromiter((r for _, r in located), dtype=np.int64, count=len(located)))
+
+    @classmethod
+    def open(cls, root: Path) -> "FeatureStore":
+        """The process-wide store of a folder (its index is kept between calls)."""
+        return _STORES.setdefault(root, cls(root))
+
     def add(self, keys: list[bytes], hidden: np.ndarray, starts: list[int]) -> None:
         """Write one new immutable shard (atomically) and index it."""
         self.root.mkdir(parents=True, exist_ok=True)
@@ -148,26 +171,21 @@ def frozen_features(
     """
     name = hashlib.blake2b(f"{_FORMAT_VERSION}|{backbone_fingerprint}|{n_frozen}".encode(), digest_size=12).hexdigest()
     root = (cache_root or cache_dir() / "features") / name
-    store = _STORES.setdefault(root, FeatureStore(root))
-    store.refresh()
-    keys = [_sentence_key(encoded.ids(i)) for i in range(len(encoded))]
-    missing = sorted({k: i for i, k in enumerate(keys) if k not in store.index}.values())
-    if missing:
+    store = FeatureStore.open(root)
+
+    def compute(missing: list[int]) -> tuple[np.ndarray, list[int]]:
         subset = encoded.subset(np.asarray(missing))
         hidden = np.empty((len(subset.input_ids), model.config.hidden_size), dtype=np.float16)
         _compute(model, subset, n_frozen, hidden, pad_id, device, batch_tokens)
-        store.add([keys[i] for i in missing], hidden, subset.offsets[:-1].tolist())
-    located = [store.index[k] for k in keys]
-    return FrozenFeatures(
-        encoded=encoded,
-        shards=store.shards,
-        shard_of=np.fromiter((s for s, _ in located), dtype=np.int64, count=len(located)),
-        starts=np.fromiter((r for _, r in located), dtype=np.int64, count=len(located)),
-    )
+        return hidden, subset.offsets[:-1].tolist()
+
+    shard_of, starts = store.locate([content_key(encoded.ids(i)) for i in range(len(encoded))], compute)
+    return FrozenFeatures(encoded=encoded, shards=store.shards, shard_of=shard_of, starts=starts)
 
 
-def _sentence_key(ids: np.ndarray) -> bytes:
-    return hashlib.blake2b(np.ascontiguousarray(ids, dtype=np.int32).tobytes(), digest_size=16).digest()
+def content_key(ids: np.ndarray) -> bytes:
+    """The cache key of one sentence: a hash of its (subword or word-level) content."""
+    return hashlib.blake2b(np.ascontiguousarray(ids).tobytes(), digest_size=16).digest()
 
 
 def _compute(model, encoded, n_frozen, out, pad_id, device, batch_tokens) -> None:
