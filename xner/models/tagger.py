@@ -147,10 +147,21 @@ class Tagger:
         features = None
         if self.n_frozen:
             features = frozen_features(
-                self.model, encoded, self.n_frozen, self.base_fingerprint,
+                self.model, encoded, self.n_frozen, self._bottom_fingerprint(),
                 pad_id=self._pad_id, device=self.device,
             )
         return _Batches(encoded, features, self._pad_id)
+
+    def _bottom_fingerprint(self) -> str:
+        """Cache key of the frozen bottom: the pretrained encoder's, unless an earlier training
+        changed those layers; then this tagger's own weights, so that the shared cache of
+        pretrained features is neither read nor polluted."""
+        top = num_layers(self.model) - self.n_frozen
+        for training in self.metadata.get("trainings", []):
+            trained = training["config"]["train_layers"]
+            if trained is None or trained > top:
+                return self.fingerprint
+        return self.base_fingerprint
 
     @property
     def _pad_id(self) -> int:

@@ -1,0 +1,346 @@
+"""Tagger: learning, determinism, early stopping, probabilities, persistence, subsets, errors.
+
+The task is synthetic and learnable by the 2-layer ``tiny`` model in a few epochs: entity
+words of each type start with their own letter and stand between lowercase context words.
+``easy_corpus`` and ``LABELS`` are shared with the distillation, sweep and CLI tests.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from xner.data.corpus import Sentence, SentenceSubset
+from xner.data.labels import iob2_tags
+from xner.errors import XnerError
+from xner.models.tagger import Tagger, TrainConfig, repair_iob2
+
+LABELS = iob2_tags(["PER", "ORG", "LOC"])
+
+LATIN = {
+    "O": ("the", "of", "in", "said", "and", "was", "near", "with"),
+    "PER": ("Pablo", "Petra", "Pim", "Paz"),
+    "ORG": ("Omni", "Orbis", "Oxfam", "Opec"),
+    "LOC": ("Lima", "Lund", "Lagos", "Leeds"),
+}
+"""The synthetic language: each entity type has its own initial letter."""
+
+FAST = {"lr": 2e-2, "batch_size": 8, "patience": None}
+"""Training options that fit the tiny model to the synthetic task in 3 epochs."""
+
+
+def easy_corpus(n: int, seed: int = 0, lang: str = "de", lexicon: dict = LATIN) -> list[Sentence]:
+    """``n`` sentences of 1-3 (context words, one-word entity) groups drawn from ``lexicon``."""
+    rng = random.Random(seed)
+    sentences = []
+    for _ in range(n):
+        tokens, tags = [], []
+        for _ in range(rng.randint(1, 3)):
+            context = rng.randint(1, 2)
+            tokens += [rng.choice(lexicon["O"]) for _ in range(context)]
+            tags += ["O"] * context
+            etype = rng.choice(("PER", "ORG", "LOC"))
+            tokens.append(rng.choice(lexicon[etype]))
+            tags.append(f"B-{etype}")
+        sentences.append(Sentence(tuple(tokens), tuple(tags), lang))
+    return sentences
+
+
+def train_tagger(train, dev=None, seed=0, **options) -> Tagger:
+    tagger = Tagger.create("tiny", LABELS, seed=seed)
+    tagger.fit(train, dev=dev, config=TrainConfig(**{"epochs": 3, "seed": seed, **FAST, **options}))
+    return tagger
+
+
+def assert_same_predictions(a: Tagger, b: Tagger, sentences) -> None:
+    for x, y in zip(a.predict_proba(sentences), b.predict_proba(sentences)):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Run torch on one thread: tiny models gain nothing from more, and on a shared 2-core box
+    extra threads spin against other jobs (several times slower). Shared by the training tests."""
+    threads = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("xner.models.device.use_all_cores", lambda: 1)
+        torch.set_num_threads(1)
+        yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XNER_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture(scope="module")
+def data():
+    return {"train": easy_corpus(96, seed=1), "dev": easy_corpus(30, seed=2), "test": easy_corpus(40, seed=3)}
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory):
+    """One tagger trained on the synthetic task (tests must not train it further)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XNER_CACHE", str(tmp_path_factory.mktemp("cache")))
+        return train_tagger(data["train"], data["dev"])
+
+
+# --- learning ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("train_layers", [None, 1, 0])
+def test_learns_the_synthetic_task(data, train_layers):
+    tagger = Tagger.create("tiny", LABELS, seed=0)
+    untrained = tagger.evaluate(data["test"])["f1"]
+    record = tagger.fit(data["train"], dev=data["dev"],
+                        config=TrainConfig(epochs=3, train_layers=train_layers, **FAST))
+    f1 = tagger.evaluate(data["test"])["f1"]
+    assert untrained < 30 and f1 > 90, (untrained, f1)
+    losses = [h["loss"] for h in record["history"]]
+    assert losses == sorted(losses, reverse=True)
+    assert tagger.n_frozen == (0 if train_layers is None else 2 - train_layers)
+    assert record["train_sentences"] == 96 and len(record["history"]) == 3
+    assert tagger.metadata["languages"] == ["de"] and tagger.metadata["trainings"] == [record]
+
+
+@pytest.mark.parametrize("train_layers", [None, 1])
+def test_same_seed_same_model_other_seed_other_model(data, train_layers):
+    train = data["train"][:48]
+    first, again, other = (train_tagger(train, data["dev"], seed=s, epochs=2, train_layers=train_layers)
+                           for s in (0, 0, 1))
+    assert_same_predictions(first, again, data["test"])
+    assert first.evaluate(data["test"]) == again.evaluate(data["test"])
+    losses = [[h["loss"] for h in t.metadata["trainings"][0]["history"]] for t in (first, again, other)]
+    assert losses[0] == losses[1] != losses[2]
+    assert first.fingerprint == again.fingerprint != other.fingerprint
+    assert not all(np.array_equal(x, y) for x, y in zip(first.predict_proba(data["test"]),
+                                                         other.predict_proba(data["test"])))
+
+
+def test_fast_path_predictions_match_the_full_model(trained, data):
+    tagger = train_tagger(data["train"][:48], train_layers=1, epochs=2)
+    fast = tagger.predict_proba(data["test"])
+    tagger.n_frozen = 0  # the same weights, run end to end
+    full = tagger.predict_proba(data["test"])
+    for x, y in zip(fast, full):
+        np.testing.assert_allclose(x, y, atol=1e-2)
+
+
+def test_fast_path_reuses_the_feature_cache(data, monkeypatch):
+    import xner.models.features as features
+
+    calls = []
+    compute = features._compute
+    monkeypatch.setattr(features, "_compute", lambda model, encoded, *a: calls.append(len(encoded))
+                        or compute(model, encoded, *a))
+    train_tagger(data["train"], data["dev"], train_layers=1, epochs=2)
+    train, dev = ({s.tokens for s in data[split]} for split in ("train", "dev"))
+    distinct = [len(train), len(dev - train)]
+    assert calls == distinct  # each distinct sentence once
+    train_tagger(data["train"], data["dev"], train_layers=1, epochs=2, seed=1)  # another run, same data
+    train_tagger(data["train"][:40], data["dev"], train_layers=1, epochs=1, seed=2)  # a subset
+    assert calls == distinct
+
+
+# --- early stopping ------------------------------------------------------------------------------
+
+class Snapshots:
+    """A hook that keeps the classifier weights at every epoch end."""
+
+    def __init__(self):
+        self.weights = []
+
+    def on_epoch_end(self, tagger, record):
+        self.weights.append(tagger.model.classifier.weight.detach().clone())
+        return False
+
+
+@pytest.mark.parametrize(("dev_f1", "patience", "epochs_run", "best"), [
+    ([10, 30, 20, 25, 5, 50], 2, 4, 2),
+    ([10, 30, 20, 25, 5, 50], 1, 3, 2),
+    ([10, 30, 20, 25, 5, 50], 3, 5, 2),
+    ([10, 30, 20, 25, 5, 50], None, 6, 6),
+    ([30, 30, 30, 30], 2, 3, 1),  # a tie is no improvement
+    ([1, 2, 3, 4], 1, 4, 4),
+])
+def test_early_stopping_restores_the_best_epoch(data, monkeypatch, dev_f1, patience, epochs_run, best):
+    tagger = Tagger.create("tiny", LABELS, seed=0)
+    scores = iter(dev_f1)
+    monkeypatch.setattr(tagger, "evaluate", lambda sentences: {"f1": next(scores)})
+    snapshots = Snapshots()
+    record = tagger.fit(data["train"][:16], dev=data["dev"][:2], hooks=[snapshots],
+                        config=TrainConfig(epochs=len(dev_f1), lr=1e-2, batch_size=8, patience=patience))
+    assert [h["dev_f1"] for h in record["history"]] == dev_f1[:epochs_run]
+    assert record["best_epoch"] == best and len(snapshots.weights) == epochs_run
+    torch.testing.assert_close(tagger.model.classifier.weight, snapshots.weights[best - 1], rtol=0, atol=0)
+    if best != epochs_run:
+        assert not torch.equal(tagger.model.classifier.weight, snapshots.weights[-1])
+
+
+def test_without_dev_the_last_epoch_is_kept(data):
+    snapshots = Snapshots()
+    tagger = Tagger.create("tiny", LABELS, seed=0)
+    record = tagger.fit(data["train"][:16], hooks=[snapshots], config=TrainConfig(epochs=2, lr=1e-2, patience=1))
+    assert record["best_epoch"] == 2 and "dev_f1" not in record["history"][-1]
+    assert torch.equal(tagger.model.classifier.weight, snapshots.weights[-1])
+
+
+# --- probabilities and decoding ------------------------------------------------------------------
+
+def test_probabilities_are_distributions_per_word(trained, data):
+    probs = trained.predict_proba(data["test"])
+    assert len(probs) == len(data["test"])
+    for p, s in zip(probs, data["test"]):
+        assert p.dtype == np.float32 and p.shape == (len(s), len(LABELS))
+        np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
+    soft = trained.predict_proba(data["test"], temperature=4.0)
+    for p, q in zip(probs, soft):
+        np.testing.assert_allclose(q.sum(axis=1), 1.0, atol=1e-5)
+        assert (q.max(axis=1) <= p.max(axis=1) + 1e-6).all()  # flatter...
+        assert (q.argmax(axis=1) == p.argmax(axis=1)).all()  # ...same ranking
+
+
+def test_words_beyond_max_length_are_outside(trained):
+    sentence = Sentence(("Pablo", "said", "Lima", "and", "Oxfam"))  # 5+4+4+3+5 characters
+    full = trained.predict([sentence])[0]
+    assert full == ["B-PER", "O", "B-LOC", "O", "B-ORG"]
+    probs = trained.predict_proba([sentence], max_length=10)  # [CLS] + 8 + [SEP]: 2 words start
+    assert probs[0].shape == (5, len(LABELS))
+    np.testing.assert_array_equal(probs[0][2:], np.eye(len(LABELS), dtype=np.float32)[[0, 0, 0]])
+    assert trained.predict([sentence], max_length=10)[0] == ["B-PER", "O", "O", "O", "O"]
+    assert trained.encode([sentence], max_length=10).truncated_words == 3
+
+
+@pytest.mark.parametrize(("tags", "repaired"), [
+    ([], []),
+    (["O", "O"], ["O", "O"]),
+    (["I-PER"], ["B-PER"]),
+    (["O", "I-PER", "I-PER"], ["O", "B-PER", "I-PER"]),
+    (["B-PER", "I-PER", "I-LOC"], ["B-PER", "I-PER", "B-LOC"]),
+    (["B-ORG", "O", "I-ORG"], ["B-ORG", "O", "B-ORG"]),
+    (["B-LOC", "B-LOC", "I-LOC"], ["B-LOC", "B-LOC", "I-LOC"]),
+    (["I-DATE", "I-DATE"], ["B-DATE", "I-DATE"]),
+])
+def test_repair_iob2(tags, repaired):
+    assert repair_iob2(tags) == repaired
+
+
+# --- persistence -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("train_layers", [None, 1])
+def test_save_load_round_trip(data, tmp_path, train_layers):
+    tagger = train_tagger(data["train"][:48], epochs=2, train_layers=train_layers)
+    directory = tagger.save(tmp_path / "model", name="de-test")
+    loaded = Tagger.load(directory)
+    assert_same_predictions(tagger, loaded, data["test"])
+    assert loaded.labels == LABELS and loaded.n_frozen == tagger.n_frozen
+    assert (loaded.base_name, loaded.base_fingerprint) == ("tiny", tagger.backbone.fingerprint)
+    assert loaded.metadata["name"] == "de-test" and loaded.metadata["languages"] == ["de"]
+    assert loaded.metadata["trainings"][0]["history"] == json.loads(json.dumps(
+        tagger.metadata["trainings"][0]["history"]))
+    assert loaded.fingerprint == tagger.fingerprint
+    from transformers import AutoModelForTokenClassification
+
+    plain = AutoModelForTokenClassification.from_pretrained(directory)  # an ordinary HF directory
+    assert plain.config.id2label == dict(enumerate(LABELS))
+
+
+@pytest.mark.parametrize("make", [lambda p: p / "missing", lambda p: p])
+def test_load_a_non_model_directory(tmp_path, make):
+    (tmp_path / "notes.txt").write_text("not a model")
+    with pytest.raises(XnerError, match="not an xner model directory.*xner train") as err:
+        Tagger.load(make(tmp_path))
+    assert "\n" not in str(err.value)
+
+
+# --- subsets ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("train_layers", [None, 1])
+def test_subset_training_equals_list_training(data, train_layers):
+    pool = data["train"]
+    indices = tuple(range(60, 0, -3))
+    subset = train_tagger(SentenceSubset(pool, indices), epochs=2, train_layers=train_layers)
+    listed = train_tagger([pool[i] for i in indices], epochs=2, train_layers=train_layers)
+    assert_same_predictions(subset, listed, data["test"])
+    assert subset.metadata["trainings"][0]["train_fingerprint"] == listed.metadata["trainings"][0]["train_fingerprint"]
+
+
+# --- targets and errors ----------------------------------------------------------------------------
+
+def test_soft_targets_train_like_labels(data):
+    train = data["train"][:48]
+    eye = np.eye(len(LABELS), dtype=np.float32)
+    targets = [eye[[LABELS.index(t) for t in s.tags]] for s in train]
+    unlabeled = [s.unlabeled() for s in train]
+    from xner.train import make_loss
+
+    tagger = Tagger.create("tiny", LABELS, seed=0)
+    tagger.fit(unlabeled, targets=targets, loss=make_loss("mse"), config=TrainConfig(epochs=3, **FAST))
+    assert tagger.evaluate(data["test"])["f1"] > 80
+
+
+@pytest.mark.parametrize(("train", "targets", "message"), [
+    ([Sentence(("Ada", "spoke"), ("B-PER", "O")), Sentence(("in", "Accra"), ("O", "B-GPE"))], None,
+     r"training sentence 1: tag 'B-GPE' is not among the model's labels"),
+    ([Sentence(("Ada", "spoke"))], None, "training sentence 0 has no labels and no targets"),
+    ([Sentence(("Ada", "spoke"))], [np.zeros(2, np.int64)] * 2, "2 target arrays for 1 sentences"),
+])
+def test_training_data_errors(train, targets, message):
+    tagger = Tagger.create("tiny", LABELS, seed=0)
+    with pytest.raises(XnerError, match=message) as err:
+        tagger.fit(train, targets=targets, config=TrainConfig(epochs=1))
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("labels", [(), ("B-PER", "O"), ("PER",)])
+def test_labels_must_start_with_outside(labels):
+    with pytest.raises(XnerError, match="labels must start with 'O'"):
+        Tagger.create("tiny", labels)
+
+
+@pytest.mark.parametrize("train_layers", [-1, 3])
+def test_train_layers_out_of_range(data, train_layers):
+    with pytest.raises(XnerError, match=f"train_layers must be between 0 and 2, got {train_layers}"):
+        Tagger.create("tiny", LABELS).fit(data["train"][:4], config=TrainConfig(train_layers=train_layers))
+
+
+def test_progress_bar_option(data, capsys):
+    tagger = Tagger.create("tiny", LABELS, seed=0)
+    tagger.fit(data["train"][:8], config=TrainConfig(epochs=1, batch_size=4), progress=True)
+    assert "epoch 1/1" in capsys.readouterr().err
+
+
+def test_model_directory_holds_weights_tokenizer_and_metadata(trained, tmp_path):
+    directory = Path(trained.save(tmp_path / "m"))
+    names = {p.name for p in directory.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "xner.json"} <= names
+    metadata = json.loads((directory / "xner.json").read_text())
+    assert metadata["labels"] == list(LABELS) and metadata["n_frozen"] == 0 and metadata["backbone"] == "tiny"
+
+
+def test_fast_path_after_training_the_bottom_uses_the_trained_bottom(data):
+    """The feature cache holds the *pretrained* bottom's output; a tagger whose bottom layers
+    an earlier training changed must neither read it nor write its own features into it."""
+    train, test = data["train"][:48], data["test"]
+    train_tagger(train, epochs=1, train_layers=1)  # another run fills the cache for this data
+    tagger = train_tagger(train, epochs=2)  # every layer trains
+    tagger.fit(train, config=TrainConfig(epochs=1, train_layers=1, **FAST))  # then only the top
+    fast = tagger.predict_proba(train + test)
+    tagger.n_frozen = 0
+    for x, y in zip(fast, tagger.predict_proba(train + test)):
+        np.testing.assert_allclose(x, y, atol=1e-2)
+    pretrained = Tagger.create("tiny", LABELS)
+    pretrained.n_frozen = 1
+    cached = pretrained._prepare(test, 256).features  # what a pretrained run now reads
+    with torch.inference_mode():
+        for i, s in enumerate(test[:5]):
+            ids = torch.from_numpy(cached.encoded.ids(i).astype(np.int64))[None]
+            states = pretrained.model.base_model(input_ids=ids, output_hidden_states=True).hidden_states[1]
+            np.testing.assert_allclose(np.asarray(cached.rows(i), np.float32), states[0].numpy(), atol=5e-3)
