@@ -1,0 +1,125 @@
+"""The unlabeled-volume sweep: one row per (volume, seed, test set), volume 0 = the teacher,
+volumes beyond the pool reported as skipped, gains over the teacher, perturbed test sets."""
+
+from __future__ import annotations
+
+import pytest
+from test_tagger import FAST, one_thread  # noqa: F401 - autouse
+
+from xner.data.corpus import Sentence
+from xner.models.tagger import Tagger, TrainConfig
+from xner.pipeline import DataSpec
+from xner.sweep import Ensemble, sweep_table, volume_sweep
+from xner.train import DistillConfig
+from xner.weighting import resolve_weighting
+
+CONFIG = DistillConfig(train=TrainConfig(epochs=1, train_layers=1, **FAST))
+SCORES = ("precision", "recall", "f1", "f1_lo", "f1_hi")
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XNER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("xner.models.features._STORES", {})
+
+
+@pytest.fixture
+def data(data_root):
+    return DataSpec("wikiann", data_root)
+
+
+@pytest.fixture
+def teacher(data):
+    """A tiny teacher trained on the fixture root's Dutch."""
+    tagger = Tagger.create("tiny", data.labels, seed=0)
+    tagger.fit(data.split("nl", "train"), config=TrainConfig(epochs=2, **FAST))
+    return tagger
+
+
+def masked(sentences: list[Sentence]) -> list[Sentence]:
+    """Entity words replaced by a mask word: a perturbed copy of a test set."""
+    return [Sentence(tuple("[MASK]" if t != "O" else w for w, t in zip(s.tokens, s.tags)), s.tags, s.lang)
+            for s in sentences]
+
+
+def run(teachers, data, volumes, seeds=(0,), **options):
+    return volume_sweep(teachers, "de", volumes, seeds, data=data, config=CONFIG, n_resamples=50, **options)
+
+
+def test_rows_for_every_volume_and_seed(teacher, data):
+    seen = []
+    rows = run([teacher], data, [0, 10, 40, 1000], seeds=(0, 1), on_row=seen.append)
+    assert seen == rows
+    assert [(r["volume"], r["seed"]) for r in rows] == [(v, s) for s in (0, 1) for v in (0, 10, 40, 1000)]
+    for row in rows:
+        assert (row["target"], row["family"], row["source"], row["dataset"]) == ("de", "Germanic", "nl", "wikiann")
+        assert (row["perturbation"], row["weighting"], row["kind"]) == ("clean", "uniform.v1", "student")
+    teacher_f1 = rows[0]["f1"]
+    for row in rows:
+        if row["volume"] == 1000:  # more than the 40 sentences of the pool: reported, not capped
+            assert row["status"] == "skipped: volume 1000 > 40 unlabeled sentences available"
+            assert not set(SCORES) & set(row)
+            continue
+        assert row["status"] == "done" and row["teacher_f1"] == teacher_f1
+        assert row["gain"] == pytest.approx(row["f1"] - teacher_f1)
+        assert row["f1_lo"] <= row["f1"] <= row["f1_hi"] and row["seconds"] >= 0
+        if row["volume"] == 0:  # the teacher itself, zero-shot
+            assert row["gain"] == 0 and row["f1"] == teacher_f1
+    assert teacher_f1 == pytest.approx(teacher.evaluate(data.split("de", "test"))["f1"])
+
+
+def test_the_teacher_labels_each_sentence_once(teacher, data, monkeypatch):
+    asked = []
+    predict = teacher.predict_proba
+    monkeypatch.setattr(teacher, "predict_proba", lambda s, *a, **k: asked.extend(x.tokens for x in s)
+                        or predict(s, *a, **k))
+    run([teacher], data, [10, 20, 40], seeds=(0, 1))
+    assert len(asked) == len(set(asked))  # test set and pool, every sentence once
+    assert set(asked) == {s.tokens for split in ("train", "test") for s in data.split("de", split)}
+
+
+def test_same_sweep_same_numbers(teacher, data):
+    first, again = (run([teacher], data, [0, 20]) for _ in range(2))
+    assert [{k: r[k] for k in SCORES} for r in first] == [{k: r[k] for k in SCORES} for r in again]
+
+
+def test_perturbed_test_sets_add_rows(teacher, data):
+    test = data.split("de", "test")
+    rows = run([teacher], data, [0, 20, 1000], perturbed=[("mask-entity", masked(test))])
+    assert [(r["volume"], r["perturbation"]) for r in rows] == [
+        (v, p) for v in (0, 20, 1000) for p in ("clean", "mask-entity")]
+    teacher_rows = {r["perturbation"]: r for r in rows if r["volume"] == 0}
+    clean_f1 = teacher.evaluate(test)["f1"]
+    assert teacher_rows["clean"]["f1"] == pytest.approx(clean_f1)
+    assert teacher_rows["mask-entity"]["f1"] == pytest.approx(teacher.evaluate(masked(test))["f1"])
+    for row in rows:
+        if row["status"] == "done":  # each test set's gain is over the teacher on that test set
+            assert row["teacher_f1"] == teacher_rows[row["perturbation"]]["f1"]
+
+
+def test_test_limit(teacher, data):
+    [row] = run([teacher], data, [0], test_limit=5)
+    assert row["f1"] == pytest.approx(teacher.evaluate(data.split("de", "test")[:5])["f1"])
+
+
+def test_multi_source_sweep(teacher, data):
+    other = Tagger.create("tiny", data.labels, seed=1)
+    other.fit(data.split("de", "dev"), config=TrainConfig(epochs=1, **FAST))
+    other.metadata["languages"] = ["en"]
+    weighting = resolve_weighting("given", by_language={"nl": 1, "en": 3})
+    rows = run([teacher, other], data, [0, 10], weighting=weighting)
+    assert [(r["source"], r["weighting"]) for r in rows] == [("nl+en", "given.v1")] * 2
+    ensemble = Ensemble([teacher, other], weighting)
+    test = data.split("de", "test")
+    from xner.metrics import entity_scores
+
+    assert rows[0]["f1"] == pytest.approx(entity_scores([list(s.tags) for s in test], ensemble.predict(test))["f1"])
+
+
+def test_sweep_table_has_a_stable_column_order(teacher, data):
+    table = sweep_table(run([teacher], data, [0, 1000]))
+    assert list(table.columns) == ["target", "family", "source", "dataset", "weighting", "volume", "seed",
+                                   "perturbation", "precision", "recall", "f1", "f1_lo", "f1_hi",
+                                   "teacher_f1", "gain", "seconds", "status"]
+    assert table["status"].tolist() == ["done", "skipped: volume 1000 > 40 unlabeled sentences available"]
+    assert table["f1"].isna().tolist() == [False, True]
