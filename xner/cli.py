@@ -281,7 +281,9 @@ def evaluate_command(
     kinds = [k.strip() for k in perturb.split(",") if k.strip()]
     rows = evaluate_model(tagger, lang, data=DataSpec(dataset, data_dir, _label_map(label_map)), split=split,
                           perturbations=kinds, train_lang=train_lang, rate=rate, seed=seed, limit=limit)
-    if fmt is not OutputFormat.json:
+    if fmt is OutputFormat.table:  # per-type scores make a row far wider than a terminal
+        rows = _measure_columns(rows, [row["perturbation"] for row in rows])
+    elif fmt is OutputFormat.csv:
         rows = [{k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()} for row in rows]
     print_rows(_same_columns(rows), fmt, title=f"{model_dir} on {lang} {split}")
 
@@ -290,6 +292,13 @@ def _same_columns(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Give every row every column (perturbed rows carry edit counts the clean row lacks)."""
     columns = list(dict.fromkeys(key for row in rows for key in row))
     return [{c: row.get(c) for c in columns} for row in rows]
+
+
+def _measure_columns(rows: list[dict[str, Any]], names: list[str]) -> list[dict[str, str]]:
+    """Several flat results side by side: a row per measure, a column per result (``names``)."""
+    per_result = [_measure_rows({k: "" if v is None else v for k, v in row.items()}) for row in _same_columns(rows)]
+    return [{"measure": cells[0]["measure"], **{n: c["value"] for n, c in zip(names, cells)}}
+            for cells in zip(*per_result)]
 
 
 @app.command("study")
