@@ -289,6 +289,18 @@ def test_distill_multi_source_and_perturbed(nl_model, data_root, tmp_path):
     assert {r["source"] for r in rows} == {"nl+de"} and {r["weighting"] for r in rows} == {"uniform.v1"}
 
 
+def test_distill_json_is_strict_json(nl_model, data_root):
+    result = cli("distill", "--teacher", nl_model, "--lang", "de", "--data-dir", data_root, "--volumes", "0,10000",
+                 "--format", "json", *DISTILL)
+    assert result.exit_code == 0, result.output
+
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    teacher, skipped = json.loads(result.stdout, parse_constant=refuse)
+    assert isinstance(teacher["f1"], float) and skipped["f1"] is None and skipped["status"].startswith("skipped")
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (("--volumes", "0,abc"), "--volumes '0,abc': expected comma-separated integers"),
     (("--seeds", "1;2"), "--seeds '1;2': expected comma-separated integers"),

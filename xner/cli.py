@@ -405,7 +405,8 @@ def distill_command(
         table.to_csv(out, index=False)
         with open(out.rsplit(".", 1)[0] + ".md", "w") as handle:
             handle.write(table.to_markdown(index=False, floatfmt=".2f") + "\n")
-    print_rows(table.round(2).to_dict("records"), fmt, title=f"{teacher} -> {lang}")
+    shown = table.round(2).astype(object).where(table.notna(), None)  # skipped volumes: null, not NaN
+    print_rows(shown.to_dict("records"), fmt, title=f"{teacher} -> {lang}")
 
 
 def _sweep_line(row: dict[str, Any]) -> str:
