@@ -344,3 +344,36 @@ def test_fast_path_after_training_the_bottom_uses_the_trained_bottom(data):
             ids = torch.from_numpy(cached.encoded.ids(i).astype(np.int64))[None]
             states = pretrained.model.base_model(input_ids=ids, output_hidden_states=True).hidden_states[1]
             np.testing.assert_allclose(np.asarray(cached.rows(i), np.float32), states[0].numpy(), atol=5e-3)
+
+
+@pytest.mark.parametrize("train_layers", [None, 1])
+def test_sentences_without_words(data, train_layers):
+    """Empty sentences (and sentences of characters with no subword) predict nothing and, bucketed
+    together into one batch by length, must not turn the loss into NaN."""
+    wordless = [Sentence((), (), "de"), Sentence(("\u200b",), ("O",), "de")] * 4
+    tagger = train_tagger(data["train"][:40] + wordless, epochs=2, train_layers=train_layers, batch_size=4)
+    losses = [h["loss"] for h in tagger.metadata["trainings"][0]["history"]]
+    assert all(np.isfinite(losses)) and tagger.evaluate(data["test"])["f1"] > 50
+    assert tagger.predict([]) == [] and tagger.predict([Sentence(())]) == [[]]
+    assert tagger.predict([Sentence(("\u200b",))]) == [["O"]]
+
+
+@pytest.mark.parametrize(("device", "precision", "dtype"), [
+    ("cpu", "auto", None), ("cpu", "fp32", None), ("cpu", "bf16", torch.bfloat16),
+    ("cuda", "fp32", None),
+])
+def test_autocast_policy(device, precision, dtype):
+    from xner.models.device import autocast
+
+    context = autocast(torch.device(device), precision)
+    assert (getattr(context, "fast_dtype", None)) == dtype
+
+
+def test_seed_everything_makes_torch_and_numpy_repeat():
+    from xner.models.device import seed_everything
+
+    seed_everything(5)
+    first = (torch.rand(3), np.random.rand(3))
+    seed_everything(5)
+    again = (torch.rand(3), np.random.rand(3))
+    assert torch.equal(first[0], again[0]) and np.array_equal(first[1], again[1])

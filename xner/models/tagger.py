@@ -225,6 +225,8 @@ class Tagger:
             order = length_batches(encoded.lengths, batch_size=config.batch_size, rng=rng)
             epoch_loss = 0.0
             for indices in _progress(order, progress, f"epoch {epoch}/{config.epochs}"):
+                if not any(len(word_targets[int(i)]) for i in indices):
+                    continue  # only word-less sentences (bucketed together): an empty loss is NaN
                 inputs, mask = batches.inputs(indices, self.device)
                 with autocast(self.device, config.precision):
                     logits = network(inputs, mask)
