@@ -70,6 +70,16 @@ def test_scores_on_the_shared_types_with_the_mapping_stated(gold, pred, model_la
     assert row["f1_lo"] <= row["f1"] <= row["f1_hi"]
 
 
+def test_without_declared_labels_rare_types_still_count():
+    """A type the model predicts but this small gold sample lacks is a false positive, not erased."""
+    gold, pred = [["B-PER", "O"]], [["B-PER", "B-ORG"]]
+    row = score_predictions(gold, pred, WIKIANN, n_resamples=20)
+    assert (row["precision"], row["recall"]) == (50.0, 100.0) and row["label_map"] == "none"
+    assert row["types"] == "LOC,ORG,PER"
+    declared = score_predictions(gold, pred, WIKIANN, iob2_tags(["PER"]), n_resamples=20)
+    assert declared["precision"] == 100.0 and declared["label_map"] == "predicted: B-/I-LOC -> O; B-/I-ORG -> O"
+
+
 def test_confidence_interval_contains_f1():
     gold = [["B-PER", "O"], ["B-LOC"], ["O", "B-ORG"], ["B-PER", "I-PER"]] * 5
     pred = [["B-PER", "O"], ["O"], ["O", "B-ORG"], ["B-PER", "O"]] * 5
