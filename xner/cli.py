@@ -358,9 +358,12 @@ def results_command(
 
 def _int_list(text: str, option: str) -> list[int]:
     try:
-        return [int(x) for x in text.split(",") if x.strip()]
+        values = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise XnerError(f"{option} {text!r}: expected comma-separated integers, e.g. 0,100,500") from None
+        values = []
+    if not values or min(values) < 0:
+        raise XnerError(f"{option} {text!r}: expected comma-separated integers >= 0, e.g. 0,100,500")
+    return values
 
 
 @app.command("distill")
@@ -422,12 +425,14 @@ def _perturbed_sets(perturb: str, teachers, lang: str, data, limit: int | None) 
     if not kinds:
         return []
     from xner.perturb import build_resources, perturb_corpus
+    from xner.pipeline import training_sentences
     from xner.weighting import teacher_language
 
     test = data.split(lang, "test")[:limit]
     resources = build_resources(lang, train_lang=teacher_language(teachers[0]), dataset=data.dataset,
                                 train_dataset=teachers[0].metadata.get("dataset", data.dataset),
-                                data_dir=data.data_dir, model=teachers[0].base_name)
+                                data_dir=data.data_dir, model=teachers[0].base_name,
+                                train_sentences=training_sentences(teachers[0], data.data_dir))
     return [(kind, perturb_corpus(test, kind, resources=resources)[0]) for kind in kinds]
 
 

@@ -219,5 +219,9 @@ def _confident(distribution: np.ndarray, threshold: float | None) -> bool:
 
 def _one_hot(sentence: Sentence, labels: tuple[str, ...], hard: bool) -> np.ndarray:
     index = {label: i for i, label in enumerate(labels)}
+    unknown = sorted(set(sentence.tags or ()) - set(index))
+    if unknown:
+        raise XnerError(f"source sentence tags {unknown} are not among the teachers' labels {list(labels)}; "
+                        "map them explicitly (label_map)")
     ids = np.array([index[t] for t in sentence.tags or ()], dtype=np.int64)
     return ids if hard else np.eye(len(labels), dtype=np.float32)[ids]

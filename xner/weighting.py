@@ -122,7 +122,10 @@ class LanguageId:
             ys.append(np.full(len(sentences), index))
         features, classes = np.concatenate(xs), np.concatenate(ys)
         classifier = LogisticRegression(max_iter=1000, random_state=0)
-        self.accuracy = float(cross_val_score(classifier, features, classes, cv=3).mean())
+        smallest = int(np.bincount(classes).min())
+        if smallest < 2:
+            raise XnerError(f"langid weighting needs at least 2 sentences per teacher language, got {smallest}")
+        self.accuracy = float(cross_val_score(classifier, features, classes, cv=min(3, smallest)).mean())
         classifier.fit(features, classes)
         return classifier.predict_proba(sentence_vectors(backbone, pool))
 
