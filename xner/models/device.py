@@ -17,8 +17,16 @@ def default_device() -> torch.device:
 
 
 def use_all_cores() -> int:
-    """Set torch's intra-op threads to the cores this process may use (cgroup/affinity aware)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """Set torch's intra-op threads to the cores this process may use (affinity aware).
+
+    A scheduler that shares the machine between workers (xner's process pool, Ray)
+    says how many threads each gets through ``OMP_NUM_THREADS``; that wins.
+    """
+    requested = os.environ.get("OMP_NUM_THREADS", "")
+    if requested.isdigit() and int(requested) > 0:
+        cores = int(requested)
+    else:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     if torch.get_num_threads() != cores:
         torch.set_num_threads(cores)
     return cores
