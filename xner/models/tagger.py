@@ -78,6 +78,7 @@ class TrainConfig:
     train_layers: int | None = None  # None: every layer trains; K: top K from cached features
     freeze_embeddings: bool = True
     patience: int | None = 2  # epochs without dev improvement before stopping; None: never
+    min_steps: int = 0  # more epochs for small data, so that every run gets at least this many updates
     dev_size: int | None = 1000  # dev sentences used for early stopping (a fixed prefix)
     seed: int = 0
     precision: str = "auto"  # auto (bf16/fp16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16
@@ -210,7 +211,8 @@ class Tagger:
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(_param_groups(self.model, config.weight_decay), lr=config.lr)
         steps_per_epoch = math.ceil(len(train) / config.batch_size)
-        scheduler = _linear_warmup(optimizer, config.warmup_ratio, steps_per_epoch * config.epochs)
+        epochs = max(config.epochs, math.ceil(config.min_steps / max(steps_per_epoch, 1)))
+        scheduler = _linear_warmup(optimizer, config.warmup_ratio, steps_per_epoch * epochs)
         loss = loss or nn.CrossEntropyLoss()
         dev = list(dev)[: config.dev_size] if dev is not None and config.dev_size else dev
         stopper = EarlyStopping(config.patience, trainable_state=lambda: _trainable_state(self.model))
@@ -219,12 +221,12 @@ class Tagger:
         network = self._network()
         history: list[dict] = []
         started = time.perf_counter()
-        for epoch in range(1, config.epochs + 1):
+        for epoch in range(1, epochs + 1):
             epoch_start = time.perf_counter()
             self.model.train()
             order = length_batches(encoded.lengths, batch_size=config.batch_size, rng=rng)
             epoch_loss = 0.0
-            for indices in _progress(order, progress, f"epoch {epoch}/{config.epochs}"):
+            for indices in _progress(order, progress, f"epoch {epoch}/{epochs}"):
                 if not any(len(word_targets[int(i)]) for i in indices):
                     continue  # only word-less sentences (bucketed together): an empty loss is NaN
                 inputs, mask = batches.inputs(indices, self.device)

@@ -82,10 +82,11 @@ def evaluate_run(spec: RunSpec, ctx: RunContext) -> dict:
     source = p["source"].split("+")[0]
     with ctx.timed("evaluate"):
         rows = evaluate_model(predictor, p["target"], data=data, split=p["split"], perturbations=kinds,
-                              train_lang=source, seed=p["seed"], n_resamples=max(p["bootstrap"], 1))
+                              train_lang=source, seed=p["seed"], n_resamples=max(p["bootstrap"], 1),
+                              limit=p["test_size"])
     overlap = {}
     if isinstance(predictor, Tagger) and (trained_on := training_sentences(predictor, ctx.data_dir)):
-        overlap = entity_overlap(trained_on, data.split(p["target"], p["split"]))
+        overlap = entity_overlap(trained_on, data.split(p["target"], p["split"])[: p["test_size"]])
     keep = ("perturbation", "precision", "recall", "f1", "f1_lo", "f1_hi", "drop", "tokens_edited",
             "entities_edited", "label_map")
     rows = [{**{k: row[k] for k in keep if k in row}, **overlap} for row in rows]

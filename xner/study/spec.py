@@ -192,6 +192,7 @@ class TrainingOptions(_Section):
     train_layers: int | None = Field(None, ge=1)
     freeze_embeddings: bool = True
     patience: int | None = Field(2, ge=1)
+    min_steps: int = Field(0, ge=0)
     dev_size: int | None = Field(1000, ge=1)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
 
@@ -213,9 +214,11 @@ class DistillationOptions(_Section):
 
 
 class EvaluationOptions(_Section):
-    """Which split models are scored on and how many bootstrap resamples give the CI."""
+    """Which split models are scored on (all of it, or its first ``test_size`` sentences)
+    and how many bootstrap resamples give the CI."""
 
     split: Literal["test", "dev"] = "test"
+    test_size: int | None = Field(None, ge=1)
     bootstrap: int = Field(1000, ge=0)
 
 
@@ -437,6 +440,7 @@ class _Expansion:
             "volume": volume,
             "split": self.study.evaluation.split,
             "perturbations": ["clean", *self.study.perturbations],
+            "test_size": self.study.evaluation.test_size,
             "bootstrap": self.study.evaluation.bootstrap,
         }
         return self.add("evaluate", params, [model_run])
