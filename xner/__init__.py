@@ -31,13 +31,23 @@ from xner.languages import (
 )
 
 _LAZY = {
+    "Tagger": "xner.models.tagger",
+    "TrainConfig": "xner.models.tagger",
+    "DataSpec": "xner.pipeline",
+    "train_model": "xner.pipeline",
+    "evaluate_model": "xner.pipeline",
+    "DistillConfig": "xner.train",
+    "distill": "xner.train",
+    "soft_labels": "xner.train",
+    "volume_sweep": "xner.sweep",
+    "robustness": "xner.robustness",
     "volume_correlations": "xner.analysis",
     "mixed_effects": "xner.analysis",
     "robustness_table": "xner.analysis",
     "write_report": "xner.report",
 }
-"""Exports whose modules import statsmodels and matplotlib (~2 s): loaded on first use
-(PEP 562), so ``import xner`` and every CLI command stay fast."""
+"""Exports whose modules import torch, statsmodels or matplotlib (seconds): loaded on first
+use (PEP 562), so ``import xner`` and every CLI command stay fast."""
 
 
 def __getattr__(name: str) -> object:
@@ -49,6 +59,16 @@ def __getattr__(name: str) -> object:
 __version__ = "0.1.0"
 
 __all__ = [
+    "Tagger",
+    "TrainConfig",
+    "DataSpec",
+    "train_model",
+    "evaluate_model",
+    "DistillConfig",
+    "distill",
+    "soft_labels",
+    "volume_sweep",
+    "robustness",
     "Backbone",
     "embedded_model_dir",
     "load_backbone",
