@@ -66,7 +66,7 @@ def baseline(backbone, labels, train, test, args) -> dict:
     with tempfile.TemporaryDirectory() as out:
         targs = TrainingArguments(
             output_dir=out, per_device_train_batch_size=16, per_device_eval_batch_size=64,
-            learning_rate=args.lr, num_train_epochs=args.epochs, warmup_ratio=0.1, weight_decay=0.01,
+            learning_rate=args.lr, num_train_epochs=args.epochs, warmup_steps=0.1, weight_decay=0.01,
             save_strategy="no", report_to=[], logging_strategy="no", use_cpu=True, seed=args.seed,
             disable_tqdm=True,
         )

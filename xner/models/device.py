@@ -9,7 +9,7 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["autocast", "default_device", "seed_everything", "use_all_cores"]
+__all__ = ["autocast", "default_device", "inference_precision", "seed_everything", "use_all_cores"]
 
 
 def default_device() -> torch.device:
@@ -52,3 +52,18 @@ def autocast(device: torch.device, precision: str = "auto"):
         precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def inference_precision(device: torch.device, precision: str = "auto") -> str:
+    """The precision prediction runs in: ``auto`` means mixed bfloat16 on CPUs that compute
+    it natively (AVX512-BF16/AMX), mixed precision on GPU, else fp32."""
+    if precision == "auto" and device.type == "cpu":
+        return "bf16" if _cpu_has_bf16() else "fp32"
+    return precision
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False

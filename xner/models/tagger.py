@@ -43,7 +43,7 @@ from xner.errors import XnerError
 from xner.models.backbone import Backbone, load_backbone
 from xner.models.batching import length_batches, pad_batch
 from xner.models.embedded import CHARMAP_FILE, CharMap
-from xner.models.device import autocast, default_device, seed_everything
+from xner.models.device import autocast, default_device, inference_precision, seed_everything
 from xner.models.encoding import EncodedCorpus, encode_corpus
 from xner.models.features import FrozenFeatures, frozen_features
 from xner.models.hooks import EarlyStopping, EpochLog, TrainHook
@@ -169,12 +169,12 @@ class Tagger:
         pad = self.backbone.tokenizer.pad_token_id
         return 0 if pad is None else int(pad)
 
-    def _network(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    def _network(self, model: nn.Module | None = None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         """``(inputs, mask) -> logits``: the full model, or only its top on cached features."""
+        model = model or self.model
         if self.n_frozen:
-            top = TopLayers(self.model, num_layers(self.model) - self.n_frozen)
-            return top
-        return lambda ids, mask: self.model(input_ids=ids, attention_mask=mask).logits
+            return TopLayers(model, num_layers(model) - self.n_frozen)
+        return lambda ids, mask: model(input_ids=ids, attention_mask=mask).logits
 
     # ------------------------------------------------------------------ training
     def fit(
@@ -295,22 +295,30 @@ class Tagger:
 
     # ------------------------------------------------------------------ prediction
     def predict_proba(
-        self, sentences: Sequence[Sentence], max_length: int = 256, temperature: float = 1.0
+        self, sentences: Sequence[Sentence], max_length: int = 256, temperature: float = 1.0,
+        precision: str = "auto",
     ) -> list[np.ndarray]:
         """Per-word label distributions ``[n_words, n_labels]`` (float32) of each sentence.
 
-        ``temperature`` > 1 softens them (distillation). Words beyond ``max_length``
-        subwords get probability 1 for ``O``.
+        Args:
+            temperature: > 1 softens the distributions (distillation).
+            precision: ``auto`` runs mixed precision (autocast: matrix products in
+                bfloat16/fp16, accumulation and normalisation in fp32) on GPU and on CPUs
+                with native bfloat16 (AVX512-BF16/AMX); ``fp32`` forces full precision.
+
+        Words beyond ``max_length`` subwords get probability 1 for ``O``.
         """
         batches = self._prepare(sentences, max_length)
         encoded = batches.encoded
-        network = self._network()
-        self.model.eval()
+        model = self.model
+        network = self._network(model)
+        model.eval()
+        precision = inference_precision(self.device, precision)
         out: list[np.ndarray | None] = [None] * len(sentences)
         with torch.inference_mode():
             for indices in length_batches(encoded.lengths, batch_tokens=_PREDICT_TOKENS):
                 inputs, mask = batches.inputs(indices, self.device)
-                with autocast(self.device, "auto"):
+                with autocast(self.device, precision):
                     logits = network(inputs, mask)
                 probs = torch.softmax(logits.float() / temperature, dim=-1).cpu().numpy()
                 for row, i in enumerate(indices):
