@@ -384,6 +384,7 @@ def distill_command(
     train_layers: int = typer.Option(9, "--train-layers", help="Student trains the top K layers (Wu et al.: all but 3)."),
     epochs: int = typer.Option(3, "--epochs"),
     lr: float = typer.Option(2e-4, "--lr"),
+    min_steps: int = typer.Option(0, "--min-steps", help="Small volumes train more epochs to reach this many updates."),
     perturb: str = typer.Option("", "--perturb", help="Also score on these perturbed test sets."),
     test_limit: int | None = typer.Option(None, "--test-limit", help="Only the first N test sentences."),
     out: str | None = typer.Option(None, "--out", help="Write the table here (.csv, plus a .md beside it)."),
@@ -398,7 +399,8 @@ def distill_command(
     teachers = [Tagger.load(path) for path in teacher.split(",") if path.strip()]
     data = DataSpec(dataset, data_dir, _label_map(label_map))
     config = DistillConfig(loss=loss, temperature=temperature, hard=hard, threshold=threshold, weighting=weighting,
-                           train=TrainConfig(train_layers=train_layers, epochs=epochs, lr=lr, patience=None))
+                           train=TrainConfig(train_layers=train_layers, epochs=epochs, lr=lr, patience=None,
+                                             min_steps=min_steps))
     rows = volume_sweep(teachers, lang, _int_list(volumes, "--volumes"), _int_list(seeds, "--seeds"), data=data,
                         config=config, weighting=teacher_weighting(weighting, teachers, data.data_dir), test_limit=test_limit,
                         perturbed=_perturbed_sets(perturb, teachers, lang, data, test_limit), progress=True,
