@@ -8,6 +8,7 @@ the baseline: ``transformers.Trainer`` + ``DataCollatorForTokenClassification``
 
     python benchmarks/train_speed.py --lang es --train-size 2000 --epochs 2
 
+Needs the ``bench`` extra (``pip install -e ".[bench]"``: the Trainer needs accelerate).
 ``--train-layers 1,2,4,6`` adds the fast path (top K layers from cached frozen
 features; the one-off cache build is timed separately and shown on its own row).
 """
