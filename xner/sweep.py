@@ -79,7 +79,7 @@ def volume_sweep(
     weighting = weighting or resolve_weighting(config.weighting)
     pool = data.split(target, "train")
     test_sets = [("clean", list(data.split(target, "test")[:test_limit])), *perturbed]
-    base = {"kind": "student", "target": target, "family": get_language(target).genus,
+    base = {"kind": "student", "model": teachers[0].base_name, "target": target, "family": get_language(target).genus,
             "source": "+".join(teacher_language(t) for t in teachers), "dataset": data.dataset,
             "weighting": weighting.name}
 
@@ -126,7 +126,7 @@ def sweep_table(rows: Sequence[dict]):
     """The sweep's rows as a DataFrame in a stable column order (tidy results schema)."""
     import pandas as pd
 
-    columns = ["target", "family", "source", "dataset", "weighting", "volume", "seed", "perturbation",
+    columns = ["kind", "model", "target", "family", "source", "dataset", "weighting", "volume", "seed", "perturbation",
                "precision", "recall", "f1", "f1_lo", "f1_hi", "teacher_f1", "gain", "seconds", "status"]
     frame = pd.DataFrame(list(rows))
     return frame[[c for c in columns if c in frame.columns]]
