@@ -118,7 +118,7 @@ def test_multi_source_sweep(teacher, data):
 
 def test_sweep_table_has_a_stable_column_order(teacher, data):
     table = sweep_table(run([teacher], data, [0, 1000]))
-    assert list(table.columns) == ["target", "family", "source", "dataset", "weighting", "volume", "seed",
+    assert list(table.columns) == ["kind", "model", "target", "family", "source", "dataset", "weighting", "volume", "seed",
                                    "perturbation", "precision", "recall", "f1", "f1_lo", "f1_hi",
                                    "teacher_f1", "gain", "seconds", "status"]
     assert table["status"].tolist() == ["done", "skipped: volume 1000 > 40 unlabeled sentences available"]
