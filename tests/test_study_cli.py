@@ -42,7 +42,7 @@ def cli(*args: object):
 def test_dry_run_counts_runs_and_writes_nothing(config, tmp_path):
     result = cli("study", config, "--dry-run")
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("tiny: 28 runs (train 6, evaluate 14, distill 8); 28 were not done;")
+    assert result.output.startswith("tiny: 28 runs (train 6, evaluate 14, distill 8); 28 to run, 0 already done;")
     assert not (tmp_path / "out").exists()
 
 
@@ -58,7 +58,7 @@ def test_study_runs_prints_the_table_and_the_report(config, tmp_path, test_kinds
     assert reported_config["pairs"] == ["en:nl"] and reported_config["training"]["epochs"] == 1
 
     again = cli("study", config)
-    assert "28 runs (train 6, evaluate 14, distill 8); 0 were not done" in again.output
+    assert "28 runs (train 6, evaluate 14, distill 8); 0 to run, 28 already done" in again.output
 
     status = cli("status", store)
     assert status.exit_code == 0 and status.output == "pending 0, running 0, done 28, failed 0\n"

@@ -318,7 +318,7 @@ def study_command(
 
     run = run_study(config, store, executor, workers=workers, address=address, dry_run=dry_run)
     kinds = ", ".join(f"{kind} {n}" for kind, n in Counter(spec.kind for spec in run.specs).items())
-    typer.echo(f"{run.study.name}: {len(run.specs)} runs ({kinds}); {run.to_run} were not done; store {run.store_path}")
+    typer.echo(f"{run.study.name}: {len(run.specs)} runs ({kinds}); {run.to_run} to run, {len(run.specs) - run.to_run} already done; store {run.store_path}")
     if dry_run:
         return
     with ResultStore(run.store_path, create=False) as results:
