@@ -466,20 +466,27 @@ def robustness_command(
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = TrainConfig(epochs=epochs, lr=lr, train_layers=train_layers, seed=seed)
     kinds = [k.strip() for k in perturb.split(",") if k.strip()]
+    columns = ["pair", "relation", "kind", "perturbation", "precision", "recall", "f1", "f1_lo", "f1_hi",
+               "drop", "entity_overlap"]
+    done: list[dict[str, Any]] = []
+
+    def write(row: dict[str, Any]) -> None:
+        """Rewrite the tables after every row: an interrupted run keeps what it finished."""
+        typer.echo(_robustness_line(row), err=True)
+        done.append(row)
+        table = pd.DataFrame(done)
+        table.to_csv(out, index=False)
+        with open(out.rsplit(".", 1)[0] + ".md", "w") as handle:
+            handle.write(table[columns].to_markdown(index=False, floatfmt=".1f") + "\n")
+
     rows, missing = robustness(parse_pairs(pairs), data_dir=data_dir, model=model, train_size=train_size,
                                config=config, perturbations=kinds, rate=rate, test_limit=test_limit,
-                               models_dir=models_dir, on_row=lambda r: typer.echo(_robustness_line(r), err=True))
+                               models_dir=models_dir, on_row=write)
     for reason in missing:
         typer.echo(f"missing: {reason}", err=True)
     if not rows:
         raise XnerError(f"no pair of {pairs!r} has its data under the data root; see the 'missing' lines above")
-    table = pd.DataFrame(rows)
-    table.to_csv(out, index=False)
-    columns = ["pair", "relation", "kind", "perturbation", "precision", "recall", "f1", "f1_lo", "f1_hi",
-               "drop", "entity_overlap"]
-    with open(out.rsplit(".", 1)[0] + ".md", "w") as handle:
-        handle.write(table[columns].to_markdown(index=False, floatfmt=".1f") + "\n")
-    typer.echo(table[columns].to_markdown(index=False, floatfmt=".1f"))
+    typer.echo(pd.DataFrame(rows)[columns].to_markdown(index=False, floatfmt=".1f"))
     typer.echo(f"wrote {out}")
 
 
