@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from xner.data.corpus import Sentence, SentenceSubset
+from xner.data.corpus import Sentence
 from xner.data.labels import iob2_tags
 from xner.errors import XnerError
 from xner.models.tagger import Tagger, TrainConfig, repair_iob2
@@ -258,18 +258,6 @@ def test_load_a_non_model_directory(tmp_path, make):
     with pytest.raises(XnerError, match="not an xner model directory.*xner train") as err:
         Tagger.load(make(tmp_path))
     assert "\n" not in str(err.value)
-
-
-# --- subsets ---------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("train_layers", [None, 1])
-def test_subset_training_equals_list_training(data, train_layers):
-    pool = data["train"]
-    indices = tuple(range(60, 0, -3))
-    subset = train_tagger(SentenceSubset(pool, indices), epochs=2, train_layers=train_layers)
-    listed = train_tagger([pool[i] for i in indices], epochs=2, train_layers=train_layers)
-    assert_same_predictions(subset, listed, data["test"])
-    assert subset.metadata["trainings"][0]["train_fingerprint"] == listed.metadata["trainings"][0]["train_fingerprint"]
 
 
 # --- targets and errors ----------------------------------------------------------------------------

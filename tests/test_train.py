@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from test_tagger import FAST, LABELS, easy_corpus, one_thread, train_tagger  # noqa: F401 - autouse
 
-from xner.data.corpus import Sentence, SentenceSubset
-from xner.data.sampling import subset_indices
+from xner.data.corpus import Sentence
+from xner.data.sampling import nested_subset, subset_indices
 from xner.errors import XnerError
 from xner.models.tagger import Tagger, TrainConfig
 from xner.train import (
@@ -162,14 +162,14 @@ def test_soft_labels_are_reused_across_volumes_and_seeds(teachers, pool, asked):
     teacher = teachers[:1]
     for seed in (0, 1):
         for volume in (10, 20, 40):
-            soft_labels(teacher, SentenceSubset(pool, subset_indices(len(pool), volume, seed)))
+            soft_labels(teacher, nested_subset(pool, volume, seed))
             if seed == 0:
                 assert asked == {"nl-teacher": volume}  # only the sentences new to this volume
     assert asked == {"nl-teacher": 40}  # the second seed asks nothing: every sentence is known
 
 
 def test_distillation_over_volumes_asks_each_sentence_once(teachers, pool, asked):
-    students = [distill(teachers[:1], SentenceSubset(pool, subset_indices(len(pool), volume, 0)),
+    students = [distill(teachers[:1], nested_subset(pool, volume, 0),
                         config=DistillConfig(train=STUDENT)) for volume in (40, 10, 20)]
     assert asked == {"nl-teacher": 40}
     assert [s.metadata["distillation"]["volume"] for s in students] == [40, 10, 20]

@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from xner.data import dataset_labels, load_split
-from xner.data.corpus import SentenceSubset
-from xner.data.sampling import subset_indices
+from xner.data.sampling import nested_subset
 from xner.errors import XnerError
 from xner.data.labels import apply_label_map
 from xner.evaluation import evaluate_perturbed
@@ -55,8 +54,7 @@ def train_model(
     there with its data provenance.
     """
     config = config or TrainConfig()
-    pool = data.split(lang, "train")
-    train = SentenceSubset(pool, subset_indices(len(pool), train_size, config.seed))
+    train = nested_subset(data.split(lang, "train"), train_size, config.seed)
     dev = data.split(lang, "dev")
     tagger = Tagger.create(model, labels=data.labels, seed=config.seed)
     tagger.fit(train, dev=dev, config=config, progress=progress)
@@ -117,8 +115,7 @@ def training_sentences(tagger: Tagger, data_dir=None) -> list | None:
     if not record:
         return None
     data = DataSpec(record["dataset"], data_dir or record.get("data_dir"), record.get("label_map") or {})
-    pool = data.split(record["lang"], "train")
-    return list(SentenceSubset(pool, subset_indices(len(pool), record["size"], record["seed"])))
+    return nested_subset(data.split(record["lang"], "train"), record["size"], record["seed"])
 
 
 def teacher_weighting(name: str, teachers: Sequence[Tagger], data_dir=None):

@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from xner.data.corpus import Sentence, SentenceSubset
-from xner.data.sampling import subset_indices
+from xner.data.corpus import Sentence
+from xner.data.sampling import nested_subset
 from xner.evaluation import score_predictions
 from xner.languages import get_language
 from xner.models.tagger import Tagger, repair_iob2
@@ -106,7 +106,7 @@ def volume_sweep(
                 if volume == 0:
                     result, seconds = teacher_scores, teacher_seconds
                 else:
-                    unlabeled = SentenceSubset(pool, subset_indices(len(pool), volume, seed))
+                    unlabeled = nested_subset(pool, volume, seed)
                     seeded = replace(config, train=replace(config.train, seed=seed))
                     student = distill(teachers, unlabeled, config=seeded, weighting=weighting, progress=progress)
                     result, seconds = scores(student.predict), time.perf_counter() - start

@@ -8,10 +8,9 @@ caches can key on content.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Sentence", "SentenceSubset", "entity_spans"]
+__all__ = ["Sentence", "entity_spans"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,27 +53,3 @@ def entity_spans(tags: tuple[str, ...] | list[str]) -> list[tuple[str, int, int]
 
     return [(etype, start, end + 1) for etype, start, end in get_entities(list(tags))]
 
-
-@dataclass(frozen=True)
-class SentenceSubset(Sequence):
-    """Some sentences of a larger pool, by index: a list of sentences that remembers its pool.
-
-    Nested training sizes and unlabeled volumes are subsets of one pool; passing
-    them as ``SentenceSubset`` lets a model reuse what was computed once for the
-    whole pool (subword encoding, frozen-layer features, teacher soft labels).
-
-    >>> pool = [Sentence(("a",)), Sentence(("b",)), Sentence(("c",))]
-    >>> [s.tokens for s in SentenceSubset(pool, (2, 0))]
-    [('c',), ('a',)]
-    """
-
-    pool: Sequence[Sentence]
-    indices: tuple[int, ...]
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, item):
-        if isinstance(item, slice):
-            return SentenceSubset(self.pool, self.indices[item])
-        return self.pool[self.indices[item]]

@@ -53,8 +53,7 @@ def nested_subset(sentences: Sequence[Sentence], size: int | None, seed: int) ->
 
 
 def subset_indices(available: int, size: int | None, seed: int) -> tuple[int, ...]:
-    """Indices of :func:`nested_subset`'s sentences: wrap them in a
-    :class:`~xner.data.corpus.SentenceSubset` to let models reuse what they computed for the pool.
+    """Indices of :func:`nested_subset`'s sentences (nested across sizes for one seed).
 
     >>> subset_indices(10, 3, seed=1) == subset_indices(10, 6, seed=1)[:3]
     True

@@ -13,9 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from xner.data import dataset_labels
-from xner.data.corpus import SentenceSubset
 from xner.data.labels import entity_types
-from xner.data.sampling import subset_indices
+from xner.data.sampling import nested_subset
 from xner.errors import XnerError
 from xner.metrics import entity_overlap
 from xner.models.tagger import Tagger, TrainConfig
@@ -60,7 +59,7 @@ def distill_run(spec: RunSpec, ctx: RunContext) -> dict:
     pool = _data(p, ctx).split(p["target"], "train")
     if p["volume"] > len(pool):
         raise XnerError(f"volume {p['volume']} > {len(pool)} unlabeled {p['target']} sentences available")
-    unlabeled = SentenceSubset(pool, subset_indices(len(pool), p["volume"], p["seed"]))
+    unlabeled = nested_subset(pool, p["volume"], p["seed"])
     student_options = options.pop("student")
     config = DistillConfig(**options, train=TrainConfig(**student_options, seed=p["seed"]))
     weighting = teacher_weighting(config.weighting, teachers, ctx.data_dir)
