@@ -343,6 +343,25 @@ def test_cli_perturb_split_writes_output_edits_and_summary(data_root, tmp_path, 
     assert out.read_text().startswith("0\t")  # the input's own (indexed) format
     records = read_edits(out.with_name(out.name + ".edits.jsonl"))
     assert records == [{"sentence": i, **e.to_json()} for i, es in enumerate(expected_edits) for e in es]
+    stats = json.loads(run_cli("data", "stats", str(out), "--format", "json").output)[0]
+    edited = ("sentences_edited", "tokens_edited", "entities_edited")
+    assert {k: stats[k] for k in edited} == {k: summary[k] for k in edited}  # stats say what changed
+
+
+@pytest.mark.parametrize("kind", ["mask-entity+random-context", "swap-entity"])
+def test_edit_summary_from_the_files_matches_the_perturbation(kind, tmp_path):
+    from xner.data import write_conll
+    from xner.perturb import edit_summary
+
+    corpus = [*TARGET_TRAIN, *TARGET_TRAIN]
+    resources = PerturbationResources.from_sentences(TARGET_TRAIN)
+    edited, edits, summary = perturb_corpus(corpus, kind, 0.7, 5, resources)
+    path = write_conll(edited, tmp_path / "p.conll")
+    jsonl = tmp_path / "p.conll.edits.jsonl"
+    jsonl.write_text("".join(json.dumps({"sentence": i, **e.to_json()}) + "\n" for i, es in enumerate(edits) for e in es))
+    edited_keys = ("sentences_edited", "tokens_edited", "entities_edited")
+    assert edit_summary(edited, jsonl) == {k: summary[k] for k in edited_keys}
+    assert path.is_file()
 
 
 @pytest.fixture

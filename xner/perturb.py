@@ -112,6 +112,43 @@ def _replay(sentence: Sentence, edits: Iterable[Edit]) -> tuple[Sentence, list[b
     return Sentence(tuple(tokens), tuple(tags), sentence.lang), touched
 
 
+def _edit_counts(edited: Sentence, touched: Sequence[bool]) -> Counter:
+    """Tokens some edit wrote, mentions containing one, and whether the sentence changed."""
+    return Counter(
+        sentences_edited=int(any(touched)),
+        tokens_edited=sum(touched),
+        entities_edited=sum(any(touched[a:b]) for _, a, b in entity_spans(edited.tags)),
+    )
+
+
+def edit_summary(edited: Sequence[Sentence], edits_path: str | Path) -> dict[str, int]:
+    """What a perturbation changed, from its output and its ``*.edits.jsonl`` alone.
+
+    Args:
+        edited: the perturbed sentences, in file order.
+        edits_path: the edit records :func:`perturb_file` wrote beside them.
+    """
+    by_sentence: dict[int, list[Edit]] = {}
+    with open(edits_path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                record = json.loads(line)
+                by_sentence.setdefault(int(record["sentence"]), []).append(Edit.from_json(record))
+            except (ValueError, KeyError, TypeError) as err:
+                raise XnerError(f"{edits_path}:{number}: not an edit record ({err})") from None
+    totals: Counter = Counter(sentences_edited=0, tokens_edited=0, entities_edited=0)
+    for index, edits in by_sentence.items():
+        if index >= len(edited):
+            raise XnerError(f"{edits_path}: edit of sentence {index} but the file has {len(edited)} sentences")
+        sentence = edited[index]
+        length = len(sentence) - sum(len(e.new_tokens) - len(e.old_tokens) for e in edits)
+        touched = [False] * length
+        for e in edits:
+            touched[e.start : e.start + len(e.old_tokens)] = [True] * len(e.new_tokens)
+        totals.update(_edit_counts(sentence, touched))
+    return dict(totals)
+
+
 def apply_edits(sentence: Sentence, edits: Iterable[Edit]) -> Sentence:
     """Replay edit records on the original sentence; raises if an edit does not fit.
 
@@ -606,9 +643,7 @@ def perturb_corpus(
         edits.append(sentence_edits)
         summary["tokens"] += len(s)
         summary["entities"] += len(entity_spans(s.tags))
-        summary["sentences_edited"] += any(touched)
-        summary["tokens_edited"] += sum(touched)
-        summary["entities_edited"] += sum(any(touched[a:b]) for _, a, b in entity_spans(new.tags))
+        summary.update(_edit_counts(new, touched))
     counts = {k: summary[k] for k in _SUMMARY_COUNTS}
     head = {"kind": perturbation.name, "rate": rate, "seed": seed, "sentences": len(sentences)}
     return out, edits, head | counts

@@ -113,12 +113,20 @@ def file_stats(
 
     Returns:
         A row with ``dataset`` and ``split`` ``None`` and ``lang`` the sentences' language
-        when they all share one (Rahimi files name it).
+        when they all share one (Rahimi files name it); for the output of ``xner perturb``
+        (an ``<file>.edits.jsonl`` beside it), also ``sentences_edited``, ``tokens_edited``
+        and ``entities_edited``.
     """
     report = parse_conll(path, format=format, labels=labels, repair=repair)
     langs = {s.lang for s in report.sentences}
     lang = langs.pop() if len(langs) == 1 else None
-    return _row(report, (), dataset=None, lang=lang, split=None)
+    row = _row(report, (), dataset=None, lang=lang, split=None)
+    edits = Path(path).with_name(Path(path).name + ".edits.jsonl")
+    if edits.is_file():  # the output of `xner perturb`: also say what it changed
+        from xner.perturb import edit_summary
+
+        row |= edit_summary(report.sentences, edits)
+    return row
 
 
 def _same_keys(rows: list[Row]) -> list[Row]:
