@@ -44,7 +44,8 @@ from typing import Any
 import numpy as np
 
 from xner.data.corpus import Sentence, entity_spans
-from xner.errors import XnerError, one_of
+from xner.errors import XnerError
+from xner.registry import resolve_name
 from xner.models.word_vectors import nearest_words
 
 __all__ = [
@@ -502,8 +503,6 @@ PERTURBATIONS: dict[str, Perturbation] = {
 }
 """Every perturbation under its versioned name; old versions stay so old results keep their meaning."""
 
-_VERSIONED = re.compile(r"^(?P<base>.+)\.v(?P<version>\d+)$")
-
 
 def list_perturbations() -> list[str]:
     """Versioned names of all registered perturbations."""
@@ -511,17 +510,7 @@ def list_perturbations() -> list[str]:
 
 
 def _resolve(part: str) -> Perturbation:
-    if part in PERTURBATIONS:
-        return PERTURBATIONS[part]
-    versions = [
-        (int(m["version"]), name)
-        for name in PERTURBATIONS
-        if (m := _VERSIONED.match(name)) and m["base"] == part
-    ]
-    if not versions:
-        bare = {_VERSIONED.match(name)["base"] for name in PERTURBATIONS}
-        raise one_of("perturbation", part, bare | set(PERTURBATIONS))
-    return PERTURBATIONS[max(versions)[1]]
+    return PERTURBATIONS[resolve_name("perturbation", part, PERTURBATIONS, list_versions=True)]
 
 
 def get_perturbation(kind: str) -> Perturbation:

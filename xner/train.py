@@ -25,10 +25,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from xner.data.corpus import Sentence
-from xner.errors import XnerError, one_of
+from xner.errors import XnerError
 from xner.models.features import FeatureStore, content_key
 from xner.models.tagger import Tagger, TrainConfig
 from xner.paths import cache_dir
+from xner.registry import resolve_name
 from xner.weighting import TeacherWeighting, resolve_weighting
 
 __all__ = ["DistillConfig", "LOSSES", "distill", "make_loss", "soft_labels", "teacher_distributions"]
@@ -82,12 +83,7 @@ def make_loss(name: str, temperature: float = 1.0) -> nn.Module:
 
 
 def _versioned(name: str, registry: dict) -> str:
-    if name in registry:
-        return name
-    versions = sorted(k for k in registry if k.split(".")[0] == name)
-    if not versions:
-        raise one_of("loss", name, sorted({k.split(".")[0] for k in registry}))
-    return versions[-1]
+    return resolve_name("loss", name, registry)
 
 
 @dataclass

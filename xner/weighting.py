@@ -22,7 +22,8 @@ from typing import Protocol
 import numpy as np
 
 from xner.data.corpus import Sentence
-from xner.errors import XnerError, one_of
+from xner.errors import XnerError
+from xner.registry import resolve_name
 
 __all__ = ["TeacherWeighting", "WEIGHTINGS", "resolve_weighting", "teacher_language"]
 
@@ -141,9 +142,7 @@ def resolve_weighting(name: str | TeacherWeighting, **resources) -> TeacherWeigh
     """
     if not isinstance(name, str):
         return name
-    key = name if name in WEIGHTINGS else max((k for k in WEIGHTINGS if k.split(".")[0] == name), default=None)
-    if key is None:
-        raise one_of("teacher weighting", name, sorted({k.split(".")[0] for k in WEIGHTINGS}))
+    key = resolve_name("teacher weighting", name, WEIGHTINGS)
     try:
         return WEIGHTINGS[key](**resources)
     except TypeError as err:
