@@ -23,6 +23,7 @@ BASE = {"name": "t", "languages": ["nl"]}
     ("config", "fragments"),
     [
         ({**BASE, "volumes": [10, 20, -1]}, ["study.volumes[2]: must be >= 0"]),
+        ({**BASE, "volumes": [10, "full"]}, ["study.volumes[1]: must be a number of sentences or 'all', got 'full'"]),
         ({**BASE, "trainig": {}}, ["study: unknown key 'trainig'", "valid: data_dir, dataset,", "training"]),
         ({**BASE, "training": {"epoch": 2}}, ["study.training: unknown key 'epoch'", "epochs"]),
         ({**BASE, "training": {"epochs": 0}}, ["study.training.epochs: must be >= 1"]),
@@ -121,6 +122,21 @@ def test_volume_zero_is_the_teachers_zero_shot_baseline():
     assert sorted(distills) == [0, 100]
     assert distills[0].params["distillation"] == {"weighting": "uniform"}
     assert distills[100].params["distillation"]["student"]["epochs"] == 3
+
+
+def test_volume_all_is_each_targets_whole_train_split():
+    config = {"name": "t", "teachers": {"de": ["nl"], "kin": ["swa"]}, "volumes": [500, 8000, "all"],
+              "dataset_of": {"kin": "masakhaner2", "swa": "masakhaner2"}}
+    specs = parse_study(config).expand(KINDS)
+    volumes = sorted((s.params["target"], s.params["volume"]) for s in specs if s.kind == "distill")
+    assert volumes == [("de", 0), ("de", 500), ("de", 8000), ("de", 20000),  # kin's pool is below 8000:
+                       ("kin", 0), ("kin", 500), ("kin", 7825)]  # its grid ends at all
+
+
+def test_volume_all_without_a_known_train_size_is_an_error():
+    study = parse_study({"name": "t", "dataset": "myfolder", "teachers": {"nl": ["en"]}, "volumes": ["all"]})
+    with pytest.raises(XnerError, match=r"study.volumes: 'all' needs the train size of nl in myfolder"):
+        study.expand(KINDS)
 
 
 def test_ids_are_stable_across_processes_and_key_order():

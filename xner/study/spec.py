@@ -89,6 +89,15 @@ def _all_to_none(value: Any) -> Any:
     return None if value == "all" else value
 
 
+def _volume(value: int | str) -> int | str:
+    """A number of unlabeled sentences, or ``all`` (the target's whole train split)."""
+    if isinstance(value, str) and value != "all":
+        raise _fail(f"must be a number of sentences or 'all', got {value!r}")
+    if isinstance(value, int) and value < 0:
+        raise _fail("must be >= 0")
+    return value
+
+
 def _pair_names() -> list[str]:
     return [f"{pair.hrl}:{pair.lrl}" for pair in STUDY_PAIRS]
 
@@ -275,7 +284,8 @@ class Study(_Section):
         teachers: per target (a language, a family/genus, or ``*`` = every target), a list
             of teacher sets: ``en`` (single-source) or ``en+de`` (multi-source).
         train_sizes: labelled training sentences (``all`` or a positive number).
-        volumes: unlabeled target sentences for students (0 = teachers zero-shot).
+        volumes: unlabeled target sentences for students (0 = teachers zero-shot;
+            ``all`` = the target's whole train split, from the language registry).
         perturbations: test-set perturbation names, stored versioned (``mask-entity.v1``);
             ``clean`` is always evaluated.
         seeds: one full repetition of the study per seed.
@@ -293,7 +303,7 @@ class Study(_Section):
     families: list[FamilyName] = []
     teachers: dict[TeacherTarget, Annotated[list[TeacherSet], BeforeValidator(_as_list)]] = {}
     train_sizes: list[Annotated[Annotated[int, Field(gt=0)] | None, BeforeValidator(_all_to_none)]] = [None]
-    volumes: list[Annotated[int, Field(ge=0)]] = []
+    volumes: list[Annotated[int | str, AfterValidator(_volume)]] = []
     perturbations: list[PerturbationName] = []
     seeds: Annotated[list[int], BeforeValidator(_as_list), Field(min_length=1)] = [0]
     training: TrainingOptions = TrainingOptions()
@@ -445,13 +455,31 @@ class _Expansion:
         }
         return self.add("evaluate", params, [model_run])
 
+    def volumes(self, target: Language) -> list[int]:
+        """The study's volumes for one target, ``all`` resolved to its train split's size
+        (so that results carry the real number of sentences, which the analysis needs).
+
+        With ``all``, the grid ends there: numbers at or above a target's pool are that
+        target's ``all`` (pools differ, e.g. WikiANN 20,000 vs MasakhaNER 3-8k). Without
+        it, a volume above the pool fails its run with a message saying so.
+        """
+        numbers = {0, *(v for v in self.study.volumes if v != "all")}
+        if "all" not in self.study.volumes:
+            return sorted(numbers)
+        dataset = self.dataset(target)
+        size = getattr(target, DATA_FIELD[dataset], None) if dataset in DATA_FIELD else None
+        if size is None:
+            raise XnerError(f"study.volumes: 'all' needs the train size of {target.code} in {dataset}, "
+                            "which the language registry does not know; list the volumes as numbers")
+        return sorted({v for v in numbers if v < size} | {size})
+
     def students(self, teachers: tuple[Language, ...], target: Language) -> None:
         """Teachers' zero-shot scores, then the student volume sweep (with volume 0)."""
         teacher_runs = [self.train(lang) for lang in teachers]
         for lang, run in zip(teachers, teacher_runs):
             self.evaluate(run, "transfer", (lang,), target)
         distillation = self.study.distillation.model_dump(exclude={"student"})
-        for volume in sorted({0, *self.study.volumes}):
+        for volume in self.volumes(target):
             options = {**distillation, "student": self.student} if volume else {"weighting": distillation["weighting"]}
             params = {
                 "teacher_runs": [run.id for run in teacher_runs],
