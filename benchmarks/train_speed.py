@@ -41,53 +41,16 @@ def parse_args() -> argparse.Namespace:
 
 def baseline(backbone, labels, train, test, args) -> dict:
     """transformers.Trainer fine-tuning (fp32, CPU), as a user of run_ner.py would run it."""
-    import torch
-    from datasets import Dataset
-    from transformers import DataCollatorForTokenClassification, Trainer, TrainingArguments
+    from naive_hf import NaiveTagger
 
-    label_id = {label: i for i, label in enumerate(labels)}
-    normalize = backbone.normalize or (lambda w: w)
-
-    def encode(sentences):
-        words = [[normalize(w) for w in s.tokens] for s in sentences]
-        enc = backbone.tokenizer(words, is_split_into_words=True, truncation=True, max_length=256)
-        rows = []
-        for i, s in enumerate(sentences):
-            previous, row = None, []
-            for word in enc.word_ids(i):
-                row.append(-100 if word is None or word == previous else label_id[s.tags[word]])
-                previous = word
-            rows.append(row)
-        return Dataset.from_dict({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
-                                  "labels": rows})
-
-    torch.manual_seed(args.seed)
-    model = backbone.token_classification_model(len(labels), dict(enumerate(labels)), label_id)
-    train_ds, test_ds = encode(train), encode(test)
-    with tempfile.TemporaryDirectory() as out:
-        targs = TrainingArguments(
-            output_dir=out, per_device_train_batch_size=16, per_device_eval_batch_size=64,
-            learning_rate=args.lr, num_train_epochs=args.epochs, warmup_steps=0.1, weight_decay=0.01,
-            save_strategy="no", report_to=[], logging_strategy="no", use_cpu=True, seed=args.seed,
-            disable_tqdm=True,
-        )
-        trainer = Trainer(model=model, args=targs, train_dataset=train_ds,
-                          data_collator=DataCollatorForTokenClassification(backbone.tokenizer))
-        start = time.perf_counter()
-        trainer.train()
-        train_seconds = time.perf_counter() - start
-        start = time.perf_counter()
-        output = trainer.predict(test_ds)
-        predict_seconds = time.perf_counter() - start
-    pred = []
-    for logits, gold in zip(output.predictions, output.label_ids):
-        keep = gold != -100
-        pred.append([labels[j] for j in logits.argmax(-1)[keep]])
-    from xner.models.tagger import repair_iob2
-
-    gold_tags = [list(s.tags) for s in test]
-    pred = [repair_iob2(p + ["O"] * (len(g) - len(p))) for p, g in zip(pred, gold_tags)]
-    return {"train_s": train_seconds, "predict_s": predict_seconds, "f1": _f1(gold_tags, pred)}
+    tagger = NaiveTagger(backbone, labels, seed=args.seed)
+    start = time.perf_counter()
+    tagger.fit(train, epochs=args.epochs, lr=args.lr)
+    train_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    pred = tagger.predict(test)
+    predict_seconds = time.perf_counter() - start
+    return {"train_s": train_seconds, "predict_s": predict_seconds, "f1": _f1([list(s.tags) for s in test], pred)}
 
 
 def _f1(gold, pred) -> float:

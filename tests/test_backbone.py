@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -98,6 +99,17 @@ def test_fingerprint_is_stable_and_follows_the_files(saved_tiny: Path, tmp_path:
     config = copy / "config.json"
     config.write_text(config.read_text().replace('"hidden_size": 32', '"hidden_size": 32 '))
     assert load_backbone(str(copy)).fingerprint != local
+
+
+def test_a_tokenizer_is_parsed_once_per_process_per_content(saved_tiny: Path, tmp_path: Path):
+    first = load_backbone(str(saved_tiny)).tokenizer
+    copy = shutil.copytree(saved_tiny, tmp_path / "copy")
+    assert load_backbone(str(copy)).tokenizer is first  # every tagger of a study carries the same one
+    settings = copy / "tokenizer_config.json"
+    config = json.loads(settings.read_text())
+    settings.write_text(json.dumps({**config, "model_max_length": 7}))
+    changed = load_backbone(str(copy)).tokenizer
+    assert changed is not first and changed.model_max_length == 7
 
 
 @pytest.mark.parametrize(("make", "message"), [

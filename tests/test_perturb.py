@@ -436,3 +436,18 @@ def test_unseen_entity_on_real_data_removes_exactly_the_typed_overlap(real_data)
     assert summary["entities_edited"] == shared
     assert entity_overlap(english, out)["entity_overlap_typed"] == 0.0
     assert [types(s) for s in out] == [types(s) for s in test]
+
+
+def test_resources_are_built_once_per_process_and_keyed_by_the_models_training_data(data_root, tmp_path, monkeypatch):
+    from xner.data import load_split
+    from xner.perturb import build_resources
+
+    monkeypatch.setenv("XNER_CACHE", str(tmp_path / "cache"))
+    first = build_resources("de", train_lang="nl", data_dir=data_root)
+    assert build_resources("de", train_lang="nl", data_dir=data_root) is first  # a study's later evaluations
+    seen_by_model = load_split("nl", "train", data_dir=data_root)[:1]
+    other = build_resources("de", train_lang="nl", data_dir=data_root, train_sentences=seen_by_model)
+    assert other is not first
+    assert other.source_mentions < first.source_mentions  # fewer sentences seen, fewer overlapping mentions
+    monkeypatch.setenv("XNER_CACHE", str(tmp_path / "elsewhere"))
+    assert build_resources("de", train_lang="nl", data_dir=data_root) is not first

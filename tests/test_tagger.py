@@ -357,6 +357,14 @@ def test_autocast_policy(device, precision, dtype):
     assert (getattr(context, "fast_dtype", None)) == dtype
 
 
+@pytest.mark.parametrize(("native_bf16", "dtype"), [(True, torch.bfloat16), (False, None)])
+def test_mixed_precision_uses_bf16_only_where_the_cpu_computes_it(monkeypatch, native_bf16, dtype):
+    from xner.models import device
+
+    monkeypatch.setattr(device, "_cpu_has_bf16", lambda: native_bf16)
+    assert getattr(device.autocast(torch.device("cpu"), "mixed"), "fast_dtype", None) == dtype
+
+
 def test_seed_everything_makes_torch_and_numpy_repeat():
     from xner.models.device import seed_everything
 

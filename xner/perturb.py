@@ -668,6 +668,12 @@ def build_resources(
             a 2,000-sentence subset of L1's train split); default: all of L1's train split.
             "Unseen" then means unseen by that model.
     """
+    key = _resources_key(
+        dict(target_lang=target_lang, train_lang=train_lang, names_from=names_from, dataset=dataset,
+             train_dataset=train_dataset, names_dataset=names_dataset, data_dir=data_dir, model=model,
+             stopword_count=stopword_count, data_env=os.environ.get("XNER_DATA_DIR")), train_sentences)
+    if key in _RESOURCES:
+        return _RESOURCES[key]
     from xner.data import load_split
     from xner.paths import cache_dir
 
@@ -679,7 +685,7 @@ def build_resources(
         from xner.models.backbone import load_backbone
 
         backbone = load_backbone(model)
-    return PerturbationResources.from_sentences(
+    resources = PerturbationResources.from_sentences(
         train(target_lang, dataset),
         source_train=train_sentences if train_sentences is not None else train(train_lang, train_dataset),
         names_train=train(names_from, names_dataset),
@@ -690,6 +696,27 @@ def build_resources(
         stopword_count=stopword_count,
         train_lang=train_lang,
     )
+    _RESOURCES[key] = resources
+    while len(_RESOURCES) > _RESOURCES_KEPT:
+        _RESOURCES.pop(next(iter(_RESOURCES)))
+    return resources
+
+
+_RESOURCES: dict[str, PerturbationResources] = {}
+_RESOURCES_KEPT = 8  # a study evaluates many models against the same few (L1, L2) pairs
+
+
+def _resources_key(arguments: dict, train_sentences: Sequence[Sentence] | None) -> str:
+    """What :func:`build_resources` depends on, including the content of ``train_sentences``
+    and where ``$XNER_CACHE`` points (the word-vector neighbours live there)."""
+    from xner.paths import cache_dir
+
+    digest = hashlib.blake2b(b"all" if train_sentences is None else b"given", digest_size=16)
+    for sentence in train_sentences or ():
+        digest.update("\x1f".join(sentence.tokens + tuple(sentence.tags or ())).encode())
+        digest.update(b"\x1e")
+    plain = {k: str(v) for k, v in sorted(arguments.items())}
+    return json.dumps([plain, digest.hexdigest(), str(cache_dir())])
 
 
 def _vectors(backbone):

@@ -146,7 +146,7 @@ def _load_pretrained(name: str, where: str | Path) -> Backbone:
 
     try:
         config = AutoConfig.from_pretrained(where)
-        tokenizer = AutoTokenizer.from_pretrained(where)
+        tokenizer = _shared_tokenizer(where) if isinstance(where, Path) else AutoTokenizer.from_pretrained(where)
     except (OSError, ValueError) as err:
         if isinstance(where, Path):
             raise XnerError(f"{where}: not a loadable Hugging Face model directory ({err})".replace("\n", " ")) from None
@@ -156,6 +156,25 @@ def _load_pretrained(name: str, where: str | Path) -> Backbone:
     charmap = Path(where) / CHARMAP_FILE if isinstance(where, Path) else None
     normalize = CharMap.load(charmap) if charmap is not None and charmap.is_file() else None
     return Backbone(name, tokenizer, config, where, normalize)
+
+
+_TOKENIZERS: dict[str, object] = {}
+
+
+def _shared_tokenizer(directory: Path):  # -> PreTrainedTokenizerFast
+    """A directory's tokenizer, parsed once per process per content: parsing a
+    250k-entry tokenizer.json takes seconds, and every tagger a study loads carries the
+    same one. Keyed by a hash of the tokenizer files, so a changed directory is reparsed."""
+    from transformers import AutoTokenizer
+
+    digest = hashlib.blake2b(digest_size=16)
+    for path in sorted(directory.glob("*token*.json")) + sorted(directory.glob("*.model")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    key = digest.hexdigest()
+    if key not in _TOKENIZERS:
+        _TOKENIZERS[key] = AutoTokenizer.from_pretrained(directory)
+    return _TOKENIZERS[key]
 
 
 def _load_embedded() -> Backbone:

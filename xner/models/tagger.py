@@ -81,7 +81,7 @@ class TrainConfig:
     min_steps: int = 0  # more epochs for small data, so that every run gets at least this many updates
     dev_size: int | None = 1000  # dev sentences used for early stopping (a fixed prefix)
     seed: int = 0
-    precision: str = "auto"  # auto (bf16/fp16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16
+    precision: str = "auto"  # auto (bf16/fp16 on GPU, fp32 on CPU) | mixed (also bf16 on bf16 CPUs) | fp32 | bf16 | fp16
 
 
 @dataclass

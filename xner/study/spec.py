@@ -203,7 +203,7 @@ class TrainingOptions(_Section):
     patience: int | None = Field(2, ge=1)
     min_steps: int = Field(0, ge=0)
     dev_size: int | None = Field(1000, ge=1)
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    precision: Literal["auto", "mixed", "fp32", "bf16", "fp16"] = "auto"
 
 
 class DistillationOptions(_Section):
