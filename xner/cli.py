@@ -376,7 +376,7 @@ def distill_command(
     dataset: str = typer.Option("wikiann", "--dataset"),
     data_dir: str | None = typer.Option(None, "--data-dir"),
     label_map: list[str] = typer.Option([], "--label-map", help="Entity-type map of the target data, e.g. DATE=O."),
-    loss: str = typer.Option("mse", "--loss", help="mse (Wu et al. 2020) | kl."),
+    loss: str = typer.Option("mse", "--loss", help="mse (Wu et al. 2020; can stall at all-O where entities are rare) | kl."),
     temperature: float = typer.Option(1.0, "--temperature"),
     hard: bool = typer.Option(False, "--hard", help="Argmax pseudo-labels + cross-entropy."),
     threshold: float | None = typer.Option(None, "--threshold", help="Keep sentences whose every word's teacher confidence reaches this."),
@@ -385,6 +385,7 @@ def distill_command(
     epochs: int = typer.Option(3, "--epochs"),
     lr: float = typer.Option(2e-4, "--lr"),
     min_steps: int = typer.Option(0, "--min-steps", help="Small volumes train more epochs to reach this many updates."),
+    precision: str = typer.Option("auto", "--precision", help="auto | mixed (bf16 where the CPU has it natively) | fp32 | bf16 | fp16."),
     perturb: str = typer.Option("", "--perturb", help="Also score on these perturbed test sets."),
     test_limit: int | None = typer.Option(None, "--test-limit", help="Only the first N test sentences."),
     out: str | None = typer.Option(None, "--out", help="Write the table here (.csv, plus a .md beside it)."),
@@ -400,7 +401,7 @@ def distill_command(
     data = DataSpec(dataset, data_dir, _label_map(label_map))
     config = DistillConfig(loss=loss, temperature=temperature, hard=hard, threshold=threshold, weighting=weighting,
                            train=TrainConfig(train_layers=train_layers, epochs=epochs, lr=lr, patience=None,
-                                             min_steps=min_steps))
+                                             min_steps=min_steps, precision=precision))
     rows = volume_sweep(teachers, lang, _int_list(volumes, "--volumes"), _int_list(seeds, "--seeds"), data=data,
                         config=config, weighting=teacher_weighting(weighting, teachers, data.data_dir), test_limit=test_limit,
                         perturbed=_perturbed_sets(perturb, teachers, lang, data, test_limit), progress=True,
