@@ -9,6 +9,7 @@ import pytest
 from xner.analysis import (
     correlate,
     mixed_effects,
+    robustness_overlap,
     robustness_table,
     transfer_correlates,
     uriel_distances,
@@ -297,3 +298,26 @@ def test_robustness_drop_pairs_seeds_and_bootstraps_over_them():
 )
 def test_robustness_without_pairs_is_empty(scores):
     assert robustness_table(hand_robustness({0: scores})).empty
+
+
+def overlap_models(slope: float, noise: float, n: int = 12) -> pd.DataFrame:
+    """n (native or transfer) models of different targets whose P1 drop = slope * overlap + noise."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for i, overlap in enumerate(rng.uniform(0, 40, n)):
+        kind, target = ("native" if i % 2 else "transfer"), f"t{i}"
+        drop = slope * overlap + rng.normal(0, noise)
+        for perturbation, f1 in (("clean", 70.0), ("unseen-entity", 70.0 - drop)):
+            rows.append({"kind": kind, "model": "embedded", "source": "s" if kind == "transfer" else target,
+                         "target": target, "seed": 0, "perturbation": perturbation, "f1": f1, "f1_lo": f1 - 1,
+                         "f1_hi": f1 + 1, "entity_overlap": overlap})
+    return pd.DataFrame(rows)
+
+
+def test_drop_vs_overlap_recovers_a_proportional_drop_and_not_noise():
+    strong = robustness_overlap(overlap_models(slope=0.4, noise=0.3), **FAST).iloc[0]
+    assert (strong["perturbation"], strong["n_models"]) == ("unseen-entity", 12)
+    assert strong["pearson"] > 0.95 and strong["pearson_lo"] > 0.8 and strong["pearson_p"] < 1e-4
+    unrelated = robustness_overlap(overlap_models(slope=0.0, noise=3.0), **FAST).iloc[0]
+    assert abs(unrelated["pearson"]) < 0.6 and unrelated["pearson_lo"] < 0 < unrelated["pearson_hi"]
+    assert robustness_overlap(overlap_models(0.4, 0.3).drop(columns="entity_overlap")).empty

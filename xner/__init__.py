@@ -44,6 +44,7 @@ _LAZY = {
     "volume_correlations": "xner.analysis",
     "mixed_effects": "xner.analysis",
     "robustness_table": "xner.analysis",
+    "robustness_overlap": "xner.analysis",
     "write_report": "xner.report",
 }
 """Exports whose modules import torch, statsmodels or matplotlib (seconds): loaded on first
@@ -79,6 +80,7 @@ __all__ = [
     "volume_correlations",
     "mixed_effects",
     "robustness_table",
+    "robustness_overlap",
     "write_report",
     "Language",
     "StudyPair",

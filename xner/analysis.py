@@ -44,6 +44,7 @@ __all__ = [
     "URIEL_FEATURES",
     "correlate",
     "mixed_effects",
+    "robustness_overlap",
     "robustness_table",
     "transfer_correlates",
     "transfer_pairs",
@@ -715,3 +716,40 @@ def robustness_table(
         np.where(comparable, table["drop"] < table["native_drop"], None), dtype="boolean"
     )
     return table
+
+
+def robustness_overlap(
+    df: pd.DataFrame, table: pd.DataFrame | None = None, *, n_resamples: int = 2000, seed: int = 0,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Does a perturbation hurt a model in proportion to the overlap it removes?
+
+    Per (model, perturbation): the correlation, over the native and transfer models of a
+    study, of each model's F1 drop with its entity overlap (share of target test mentions
+    seen as entities in its training data). The overlap-removing perturbations can only take
+    away what overlaps, so a strong correlation says that the models' advantage there *was*
+    memorised names -- the reference study's explanation of why native models degrade more.
+
+    Args:
+        df: the tidy results (needs ``entity_overlap``).
+        table: :func:`robustness_table` of ``df`` when already computed.
+
+    Returns:
+        ``model, perturbation, n_models`` and :func:`correlate`'s columns; empty without
+        perturbed rows or overlap measures.
+    """
+    if "entity_overlap" not in df.columns:
+        return pd.DataFrame()
+    options = {"n_resamples": n_resamples, "seed": seed, "confidence": confidence}
+    table = robustness_table(df, **options) if table is None else table
+    if table.empty:
+        return table
+    keys = ["model", "kind", "source", "target"]
+    overlap = _numeric(df, ("entity_overlap",)).groupby(keys)["entity_overlap"].mean()
+    rows = table.join(overlap, on=keys)
+    records = [
+        {"model": model, "perturbation": perturbation, "n_models": int(group["entity_overlap"].notna().sum()),
+         **correlate(group["entity_overlap"], group["drop"], **options)}
+        for (model, perturbation), group in rows.groupby(["model", "perturbation"], sort=True)
+    ]
+    return pd.DataFrame.from_records(records)

@@ -37,6 +37,7 @@ from matplotlib.figure import Figure
 
 from xner.analysis import (
     mixed_effects,
+    robustness_overlap,
     robustness_table,
     transfer_correlates,
     transfer_pairs,
@@ -301,10 +302,10 @@ def heatmap_figure(table: pd.DataFrame) -> Figure:
 
 
 def _volume_sections(df: pd.DataFrame, options: Mapping[str, int]) -> list[Section]:
-    curves = volume_curves(df, **options)
-    sweep = curves[curves["volume"] > 0]
     reason = "no clean student rows with volume > 0: the study has no teacher-student sweep"
-    if sweep.empty:
+    students = "volume" in df.columns and (df["kind"] == "student").any()
+    curves = volume_curves(df, **options) if students else None
+    if curves is None or curves[curves["volume"] > 0].empty:
         names = ("volume_by_family", "volume_by_target", "mixed_effects", "volume_curves")
         return [Section(name, name.replace("_", " "), skipped=reason) for name in names]
     sections = []
@@ -363,7 +364,7 @@ def _robustness_sections(df: pd.DataFrame, options: Mapping[str, int]) -> list[S
     if table.empty:
         reason = "no perturbed native/transfer rows with a clean counterpart"
         return [Section(name, name.replace("_", " "), skipped=reason)
-                for name in ("robustness", "robustness_bars", "robustness_heatmap")]
+                for name in ("robustness", "robustness_bars", "robustness_heatmap", "robustness_overlap")]
     return [
         Section("robustness", "F1 drop under perturbation, native vs transfer",
                 table=table, display=_robustness_display(table)),
@@ -371,7 +372,20 @@ def _robustness_sections(df: pd.DataFrame, options: Mapping[str, int]) -> list[S
                 figure=robustness_bars_figure(table)),
         Section("robustness_heatmap", "F1 drop per model and perturbation",
                 figure=heatmap_figure(table)),
+        _overlap_section(df, table, options),
     ]
+
+
+def _overlap_section(df: pd.DataFrame, table: pd.DataFrame, options: Mapping[str, int]) -> Section:
+    title = "F1 drop vs entity overlap, over models"
+    overlap = robustness_overlap(df, table, **options)
+    if overlap.empty or overlap["n_models"].max() < 3:
+        return Section("robustness_overlap", title, skipped="fewer than 3 models with entity overlap measures")
+    display = overlap[["model", "perturbation", "n_models"]].assign(
+        **{"Pearson r (drop, overlap)": _ci(overlap["pearson"], overlap["pearson_lo"], overlap["pearson_hi"]),
+           "p": _p(overlap["pearson_p"]),
+           "Spearman rho": _ci(overlap["spearman"], overlap["spearman_lo"], overlap["spearman_hi"])})
+    return Section("robustness_overlap", title, table=overlap, display=display)
 
 
 # ---------------------------------------------------------------- study facts
