@@ -54,6 +54,7 @@ def test_rows_for_every_volume_and_seed(teacher, data):
     for row in rows:
         assert (row["target"], row["family"], row["source"], row["dataset"]) == ("de", "Germanic", "nl", "wikiann")
         assert (row["perturbation"], row["weighting"], row["kind"]) == ("clean", "uniform.v1", "student")
+        assert row["loss"] == "mse.v1"  # the loss is part of the result: MSE and KL students differ
     teacher_f1 = rows[0]["f1"]
     for row in rows:
         if row["volume"] == 1000:  # more than the 40 sentences of the pool: reported, not capped
@@ -118,7 +119,7 @@ def test_multi_source_sweep(teacher, data):
 
 def test_sweep_table_has_a_stable_column_order(teacher, data):
     table = sweep_table(run([teacher], data, [0, 1000]))
-    assert list(table.columns) == ["kind", "model", "target", "family", "source", "dataset", "weighting", "volume", "seed",
+    assert list(table.columns) == ["kind", "model", "target", "family", "source", "dataset", "weighting", "loss", "volume", "seed",
                                    "perturbation", "precision", "recall", "f1", "f1_lo", "f1_hi",
                                    "teacher_f1", "gain", "seconds", "status"]
     assert table["status"].tolist() == ["done", "skipped: volume 1000 > 40 unlabeled sentences available"]

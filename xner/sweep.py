@@ -21,7 +21,7 @@ from xner.evaluation import score_predictions
 from xner.languages import get_language
 from xner.models.tagger import Tagger, repair_iob2
 from xner.pipeline import DataSpec
-from xner.train import DistillConfig, distill, soft_labels
+from xner.train import DistillConfig, distill, distill_loss_name, soft_labels
 from xner.weighting import TeacherWeighting, resolve_weighting, teacher_language
 
 __all__ = ["Ensemble", "sweep_table", "volume_sweep"]
@@ -81,7 +81,7 @@ def volume_sweep(
     test_sets = [("clean", list(data.split(target, "test")[:test_limit])), *perturbed]
     base = {"kind": "student", "model": teachers[0].base_name, "target": target, "family": get_language(target).genus,
             "source": "+".join(teacher_language(t) for t in teachers), "dataset": data.dataset,
-            "weighting": weighting.name}
+            "weighting": weighting.name, "loss": distill_loss_name(config)}
 
     def scores(predict: Callable[[Sequence[Sentence]], list[list[str]]]) -> dict[str, dict]:
         out = {}
@@ -126,7 +126,7 @@ def sweep_table(rows: Sequence[dict]):
     """The sweep's rows as a DataFrame in a stable column order (tidy results schema)."""
     import pandas as pd
 
-    columns = ["kind", "model", "target", "family", "source", "dataset", "weighting", "volume", "seed", "perturbation",
+    columns = ["kind", "model", "target", "family", "source", "dataset", "weighting", "loss", "volume", "seed", "perturbation",
                "precision", "recall", "f1", "f1_lo", "f1_hi", "teacher_f1", "gain", "seconds", "status"]
     frame = pd.DataFrame(list(rows))
     return frame[[c for c in columns if c in frame.columns]]

@@ -32,7 +32,7 @@ from xner.paths import cache_dir
 from xner.registry import resolve_name
 from xner.weighting import TeacherWeighting, resolve_weighting
 
-__all__ = ["DistillConfig", "LOSSES", "distill", "make_loss", "soft_labels", "teacher_distributions"]
+__all__ = ["DistillConfig", "LOSSES", "distill", "distill_loss_name", "make_loss", "soft_labels", "teacher_distributions"]
 
 WU_2020 = (
     "Wu, Q., Lin, Z., Karlsson, B., Lou, J.-G., Huang, B. (2020). Single-/Multi-Source "
@@ -84,6 +84,12 @@ def make_loss(name: str, temperature: float = 1.0) -> nn.Module:
 
 def _versioned(name: str, registry: dict) -> str:
     return resolve_name("loss", name, registry)
+
+
+def distill_loss_name(config: "DistillConfig") -> str:
+    """The versioned loss a config trains with (``ce.v1`` for hard labels): results record
+    it, since the loss changes what a student learns (MSE can stall at all-O, KL does not)."""
+    return _versioned("ce" if config.hard else config.loss, LOSSES)
 
 
 @dataclass
@@ -191,13 +197,13 @@ def distill(
         mixed = list(source_train)[: config.source_mix]
         sentences = list(sentences) + mixed
         targets += [_one_hot(s, teachers[0].labels, hard=config.hard) for s in mixed]
-    loss_name = "ce" if config.hard else config.loss
+    loss_name = distill_loss_name(config)
     student = Tagger.create(model or teachers[0].base_name, labels=teachers[0].labels, seed=config.train.seed)
     student.fit(sentences, dev=dev, config=config.train, targets=targets,
                 loss=make_loss(loss_name, config.temperature), progress=progress)
     student.metadata["distillation"] = {
         **asdict(config),
-        "loss": _versioned(loss_name, LOSSES),
+        "loss": loss_name,
         "weighting": weighting.name,
         "teachers": [t.metadata.get("name", t.fingerprint) for t in teachers],
         "teacher_weights_mean": weights.mean(axis=0).round(4).tolist(),
