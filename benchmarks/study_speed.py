@@ -89,13 +89,12 @@ def naive_phase(args: argparse.Namespace, work: Path) -> dict:
 
     study = load_config(args, work)
     start = time.perf_counter()
-    backbones: dict[str, object] = {}
     models: dict[str, NaiveTagger] = {}
     rows: list[dict] = []
     for spec in study.expand(default_registry()):
         p = spec.params
         data = DataSpec(p["dataset"], args.data_dir, p.get("label_map") or {})
-        backbone = backbones.get(p["model"]) or backbones.setdefault(p["model"], load_backbone(p["model"]))
+        backbone = load_backbone(p["model"])  # loaded once: later calls reuse its parsed tokenizer
         if spec.kind == "train":
             options = p["training"]
             train = nested_subset(data.split(p["lang"], "train"), p["train_size"], p["seed"])

@@ -78,18 +78,14 @@ LOSSES: dict[str, type[nn.Module]] = {
 
 def make_loss(name: str, temperature: float = 1.0) -> nn.Module:
     """A loss by registry name (``mse``, ``kl``, ``ce`` or a versioned ``mse.v1``)."""
-    key = _versioned(name, LOSSES)
+    key = resolve_name("loss", name, LOSSES)
     return KLDistillLoss(temperature) if key.startswith("kl.") else LOSSES[key]()
-
-
-def _versioned(name: str, registry: dict) -> str:
-    return resolve_name("loss", name, registry)
 
 
 def distill_loss_name(config: "DistillConfig") -> str:
     """The versioned loss a config trains with (``ce.v1`` for hard labels): results record
     it, since the loss changes what a student learns (MSE can stall at all-O, KL does not)."""
-    return _versioned("ce" if config.hard else config.loss, LOSSES)
+    return resolve_name("loss", "ce" if config.hard else config.loss, LOSSES)
 
 
 @dataclass
