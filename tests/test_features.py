@@ -277,3 +277,26 @@ def test_a_failed_build_leaves_nothing_behind(model, encoded, cache, monkeypatch
     with pytest.raises(RuntimeError, match="out of memory"):
         features_of(model, encoded)
     assert shard_files(cache) == []
+
+
+def test_only_the_shards_a_request_uses_are_verified(model, backbone, make_corpus, computes, cache, monkeypatch):
+    """A process checksums the shards it reads rows from, not the whole cache: a corrupt shard
+    of other sentences is left alone (and never used) until they are asked for."""
+    other = encode_corpus(make_corpus(12, types=("PER", "LOC"), seed=99), backbone.tokenizer)
+    wanted = encode_corpus(make_corpus(10, types=("PER", "LOC"), seed=98), backbone.tokenizer)
+    features_of(model, other)
+    [other_shard] = cache.rglob("shard-*.npy")
+    expected = [rows(features_of(model, wanted), i) for i in range(len(wanted))]
+    _flip_a_value(other_shard)
+    new_process(monkeypatch)
+    checksummed = []
+    import xner.models.features as features
+    checksum = features._checksum
+    monkeypatch.setattr(features, "_checksum", lambda path: checksummed.append(path) or checksum(path))
+    again = features_of(model, wanted)
+    assert len(computes) == 2
+    assert other_shard.exists() and other_shard not in checksummed and len(checksummed) == 1
+    for i in range(len(wanted)):
+        np.testing.assert_array_equal(rows(again, i), expected[i])
+    features_of(model, other)
+    assert len(computes) == 3 and computes[2] == len(other)  # the corrupt shard is rebuilt on use

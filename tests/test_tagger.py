@@ -373,3 +373,30 @@ def test_seed_everything_makes_torch_and_numpy_repeat():
     seed_everything(5)
     again = (torch.rand(3), np.random.rand(3))
     assert torch.equal(first[0], again[0]) and np.array_equal(first[1], again[1])
+
+
+@pytest.mark.parametrize(("precision", "during"), [("bf16", "eager"), ("fp32", "sdpa")])
+def test_bf16_cpu_training_uses_eager_attention_and_restores_it(data, monkeypatch, precision, during):
+    """bf16 on CPU trains with eager attention (SDPA's CPU backward is slow there), fused AdamW,
+    and hands the model back with SDPA for prediction; fp32 training is left as it was."""
+    from xner.models import device
+
+    tagger = Tagger.create("tiny", LABELS, seed=0)
+    tagger.model.set_attn_implementation("sdpa")
+    seen, fused = set(), []
+
+    def loss(word_logits, targets):
+        seen.add(tagger.model.config._attn_implementation)
+        return torch.nn.functional.cross_entropy(word_logits, targets)
+
+    adamw = torch.optim.AdamW
+
+    def recording(*args, **kwargs):
+        fused.append(kwargs.get("fused"))
+        return adamw(*args, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "AdamW", recording)
+    tagger.fit(data["train"][:32], config=TrainConfig(epochs=2, train_layers=1, precision=precision), loss=loss)
+    assert seen == {during} and fused == [True if precision == "bf16" else None]
+    assert tagger.model.config._attn_implementation == "sdpa"
+    assert tagger.evaluate(data["test"])["f1"] >= 0  # prediction still runs after the switch back

@@ -76,15 +76,21 @@ class FrozenFeatures:
 
 @dataclass
 class FeatureStore:
-    """The shards of one (backbone, frozen layer count): sentence key -> (shard, row)."""
+    """The shards of one (backbone, frozen layer count): sentence key -> (shard, row).
+
+    A shard's checksum is verified the first time one of its rows is asked for, not when
+    its manifest is read: a process then pays for the shards it uses, not for the whole
+    cache (several GB after a large study), and no row of an unverified shard is used.
+    """
 
     root: Path
-    shards: list[np.ndarray] = field(default_factory=list)
+    shards: list[np.ndarray | None] = field(default_factory=list)  # None: not verified yet
     index: dict[bytes, tuple[int, int]] = field(default_factory=dict)
     _seen: set[str] = field(default_factory=set)
+    _manifests: list[tuple[Path, str]] = field(default_factory=list)  # (data path, checksum) per shard
 
     def refresh(self) -> None:
-        """Load shards written since the last look (by this or another process)."""
+        """Index shards written since the last look (by this or another process)."""
         if not self.root.is_dir():
             return
         for manifest_path in sorted(self.root.glob("shard-*.json")):
@@ -94,17 +100,34 @@ class FeatureStore:
             data_path = manifest_path.with_suffix(".npy")
             try:
                 manifest = json.loads(manifest_path.read_text())
-                if manifest["version"] != _FORMAT_VERSION or _checksum(data_path) != manifest["checksum"]:
-                    raise ValueError("checksum mismatch")
-                shard = np.load(data_path, mmap_mode="r")
+                if manifest["version"] != _FORMAT_VERSION:
+                    raise ValueError("old format")
+                keys, starts, checksum = manifest["keys"], manifest["starts"], str(manifest["checksum"])
             except (OSError, ValueError, KeyError, TypeError):  # TypeError: a manifest that is no object
-                manifest_path.unlink(missing_ok=True)  # corrupt or stale: recompute its sentences
-                data_path.unlink(missing_ok=True)
+                _discard(data_path)
                 continue
             number = len(self.shards)
-            self.shards.append(shard)
-            for key, start in zip(manifest["keys"], manifest["starts"]):
+            self.shards.append(None)
+            self._manifests.append((data_path, checksum))
+            for key, start in zip(keys, starts):
                 self.index.setdefault(bytes.fromhex(key), (number, start))
+
+    def _verify(self, numbers: set[int]) -> None:
+        """Open the given shards, checking their checksums; a corrupt one is deleted and unindexed."""
+        bad = set()
+        for number in numbers:
+            if self.shards[number] is not None:
+                continue
+            data_path, checksum = self._manifests[number]
+            try:
+                if _checksum(data_path) != checksum:
+                    raise ValueError("checksum mismatch")
+                self.shards[number] = np.load(data_path, mmap_mode="r")
+            except (OSError, ValueError):
+                _discard(data_path)
+                bad.add(number)
+        if bad:
+            self.index = {key: place for key, place in self.index.items() if place[0] not in bad}
 
     def locate(self, keys: list[bytes], compute: Callable[[list[int]], tuple[np.ndarray, list[int]]]) -> tuple[np.ndarray, np.ndarray]:
         """``(shard_of, starts)`` of every key, computing the missing ones once.
@@ -115,10 +138,12 @@ class FeatureStore:
                 stacked in one array and where each item's rows start in it.
         """
         self.refresh()
+        self._verify({self.index[k][0] for k in keys if k in self.index})
         missing = sorted({k: i for i, k in enumerate(keys) if k not in self.index}.values())
         if missing:
             rows, starts = compute(missing)
             self.add([keys[i] for i in missing], rows, starts)
+            self._verify({self.index[keys[i]][0] for i in missing})
         located = [self.index[k] for k in keys]
         return (np.fromiter((s for s, _ in located), dtype=np.int64, count=len(located)),
                 np.fromiter((r for _, r in located), dtype=np.int64, count=len(located)))
@@ -198,6 +223,12 @@ def _compute(model, encoded, n_frozen, out, pad_id, device, batch_tokens) -> Non
             for row, i in enumerate(indices):
                 start, end = encoded.offsets[i], encoded.offsets[i + 1]
                 out[start:end] = hidden[row, : end - start]
+
+
+def _discard(data_path: Path) -> None:
+    """Delete a corrupt or stale shard: its sentences are recomputed."""
+    data_path.with_suffix(".json").unlink(missing_ok=True)
+    data_path.unlink(missing_ok=True)
 
 
 def _checksum(path: Path) -> str:

@@ -43,7 +43,9 @@ from xner.errors import XnerError
 from xner.models.backbone import Backbone, load_backbone
 from xner.models.batching import length_batches, pad_batch
 from xner.models.embedded import CHARMAP_FILE, CharMap
-from xner.models.device import autocast, default_device, inference_precision, seed_everything
+from xner.models.device import (
+    autocast, autocast_dtype, default_device, inference_precision, seed_everything, training_kernels,
+)
 from xner.models.encoding import EncodedCorpus, encode_corpus
 from xner.models.features import FrozenFeatures, frozen_features
 from xner.models.hooks import EarlyStopping, EpochLog, TrainHook
@@ -209,7 +211,11 @@ class Tagger:
         encoded = batches.encoded
         word_targets = self._word_targets(train, targets, encoded)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(_param_groups(self.model, config.weight_decay), lr=config.lr)
+        # The fused AdamW kernel (1.1-1.3x faster steps) on the mixed-precision path only:
+        # fp32 training stays bit-identical to the results xner has published.
+        fused = autocast_dtype(self.device, config.precision) is not None
+        optimizer = torch.optim.AdamW(_param_groups(self.model, config.weight_decay), lr=config.lr,
+                                      fused=fused or None)
         steps_per_epoch = math.ceil(len(train) / config.batch_size)
         epochs = max(config.epochs, math.ceil(config.min_steps / max(steps_per_epoch, 1)))
         scheduler = _linear_warmup(optimizer, config.warmup_ratio, steps_per_epoch * epochs)
@@ -226,20 +232,21 @@ class Tagger:
             self.model.train()
             order = length_batches(encoded.lengths, batch_size=config.batch_size, rng=rng)
             epoch_loss = 0.0
-            for indices in _progress(order, progress, f"epoch {epoch}/{epochs}"):
-                if not any(len(word_targets[int(i)]) for i in indices):
-                    continue  # only word-less sentences (bucketed together): an empty loss is NaN
-                inputs, mask = batches.inputs(indices, self.device)
-                with autocast(self.device, config.precision):
-                    logits = network(inputs, mask)
-                    word_logits, gathered = _gather_words(logits, encoded, indices, word_targets, self.device)
-                    batch_loss = loss(word_logits.float(), gathered)
-                optimizer.zero_grad(set_to_none=True)
-                batch_loss.backward()
-                torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                epoch_loss += float(batch_loss.detach()) * len(indices)
+            with training_kernels(self.model, self.device, config.precision):
+                for indices in _progress(order, progress, f"epoch {epoch}/{epochs}"):
+                    if not any(len(word_targets[int(i)]) for i in indices):
+                        continue  # only word-less sentences (bucketed together): an empty loss is NaN
+                    inputs, mask = batches.inputs(indices, self.device)
+                    with autocast(self.device, config.precision):
+                        logits = network(inputs, mask)
+                        word_logits, gathered = _gather_words(logits, encoded, indices, word_targets, self.device)
+                        batch_loss = loss(word_logits.float(), gathered)
+                    optimizer.zero_grad(set_to_none=True)
+                    batch_loss.backward()
+                    torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    epoch_loss += float(batch_loss.detach()) * len(indices)
             record = {"epoch": epoch, "loss": epoch_loss / max(len(train), 1),
                       "seconds": time.perf_counter() - epoch_start,
                       "train_sentences_per_s": len(train) / (time.perf_counter() - epoch_start)}
