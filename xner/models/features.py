@@ -65,7 +65,8 @@ class FrozenFeatures:
         """Padded ``(hidden [B, T, H] float32, attention_mask [B, T])`` for some sentences."""
         lengths = self.encoded.lengths[indices]
         width = int(lengths.max())
-        out = np.zeros((len(indices), width, self.shards[0].shape[1]), dtype=np.float32)
+        hidden_size = self.shards[int(self.shard_of[indices[0]])].shape[1]  # a shard this corpus uses
+        out = np.zeros((len(indices), width, hidden_size), dtype=np.float32)
         mask = np.zeros((len(indices), width), dtype=np.int64)
         for row, i in enumerate(indices):
             n = int(lengths[row])
