@@ -13,6 +13,7 @@ from xner.analysis import (
     robustness_table,
     transfer_correlates,
     uriel_distances,
+    teacher_comparison,
     volume_correlations,
     volume_curves,
 )
@@ -95,13 +96,59 @@ def test_family_slope_controls_for_target_level(by_family, family):
     assert row["gain_pearson"] == pytest.approx(expected_pearson(slope, 1.0), abs=0.05)
 
 
-def test_family_with_one_target_is_flagged_but_its_target_is_not(by_family, by_target):
-    celtic = by_family.loc["Celtic"]
-    assert celtic["n_targets"] == 1
-    assert "too few targets" in celtic["note"]
-    assert np.isnan(celtic["f1_pearson"]) and np.isnan(celtic["slope"])
-    welsh = by_target.loc["cy"]
-    assert welsh["f1_pearson"] > 0.5 and welsh["note"] == ""
+def test_family_with_one_target_is_its_target_and_says_so(by_family, by_target):
+    celtic, welsh = by_family.loc["Celtic"], by_target.loc["cy"]
+    assert celtic["n_targets"] == 1 and "one target" in celtic["note"] and welsh["note"] == ""
+    for column in ("f1_pearson", "gain_pearson", "slope", "slope_lo", "teacher_f1"):
+        assert celtic[column] == pytest.approx(welsh[column])
+
+
+def capped(cap: int | None, noise: float = 0.01) -> pd.DataFrame:
+    """A sweep whose F1 rises 4 per doubling up to ``cap`` and is flat beyond it."""
+    table = sweep(slopes={"Bantu": (4.0, ("sw", "zu"))}, noise=noise)
+    if cap is not None:
+        beyond = table["volume"] > cap
+        table.loc[beyond, "f1"] -= 4.0 * np.log2(table.loc[beyond, "volume"] / cap)
+        table["gain"] = table["f1"] - table["teacher_f1"]
+    return table
+
+
+@pytest.mark.parametrize(("cap", "flattens_at", "last"), [(400, 400, 0.0), (100, 100, 0.0), (None, None, 4.0)])
+def test_where_the_curve_flattens(cap, flattens_at, last):
+    for by in ("target", "family"):
+        table = volume_correlations(capped(cap), by=by, **FAST)
+        expected = pd.NA if flattens_at is None else flattens_at
+        assert table["flattens_at"].tolist() == [expected] * len(table)
+        assert table["last_doubling"].to_numpy() == pytest.approx(last, abs=0.05)
+
+
+def two_teachers(shift: float = 3.0) -> pd.DataFrame:
+    """Every target also has a closer teacher ("nl") whose zero-shot and students are ``shift``
+    F1 above English's, seed by seed."""
+    english = sweep(slopes={"Bantu": (4.0, ("sw", "zu")), "Celtic": (1.0, ("cy",))})
+    close = english.assign(source="nl", f1=english["f1"] + shift, f1_lo=english["f1_lo"] + shift,
+                           f1_hi=english["f1_hi"] + shift, teacher_f1=english["teacher_f1"] + shift)
+    return pd.concat([english, close], ignore_index=True)
+
+
+@pytest.mark.parametrize("by", ["target", "family"])
+def test_close_teacher_against_english(by):
+    table = teacher_comparison(two_teachers(3.0), by=by, **FAST)
+    assert len(table) == (3 if by == "target" else 2)
+    assert (table["source"] == "nl").all() and (table["reference"] == "en").all()
+    for column in ("teacher_diff", "full_diff", "mean_diff"):
+        assert table[column].to_numpy() == pytest.approx(3.0)
+    assert (table["full_volume"] == max(VOLUMES)).all()
+    assert (table["full_diff_lo"] <= 3.0 + 1e-9).all() and (table["full_diff_hi"] >= 3.0 - 1e-9).all()
+    assert table["slope"].to_numpy() == pytest.approx(table["reference_slope"].to_numpy())
+    if by == "family":
+        assert table.set_index("family")["n_targets"].to_dict() == {"Bantu": 2, "Celtic": 1}
+
+
+def test_teacher_comparison_needs_the_reference_teacher():
+    assert teacher_comparison(two_teachers(), reference="fr", **FAST).empty
+    with pytest.raises(XnerError, match="family, target"):
+        teacher_comparison(two_teachers(), by="language")
 
 
 @pytest.mark.parametrize(

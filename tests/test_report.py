@@ -18,8 +18,9 @@ from xner.errors import XnerError
 from xner.report import write_report
 
 FIGURES = ("volume_curves", "robustness_bars", "robustness_heatmap", "overlap_scatter")
-TABLES = ("volume_by_family", "volume_by_target", "mixed_effects_embedded", "family_slopes_embedded",
-          "transfer_correlates", "robustness", "robustness_overlap")
+TABLES = ("volume_by_family", "volume_by_target", "teachers_by_family", "teachers_by_target",
+          "mixed_effects_embedded", "family_slopes_embedded", "transfer_correlates", "robustness",
+          "robustness_overlap")
 PAIRS = {("fr", "br"): 40.0, ("es", "ca"): 80.0, ("cs", "sk"): 65.0}
 """(HRL, LRL) -> entity overlap of the tiny study."""
 COVARIATES = pd.DataFrame({"source": ["fr", "es", "cs"], "target": ["br", "ca", "sk"], "distance": [0.9, 0.1, 0.1]})
@@ -27,17 +28,19 @@ FAST = {"n_resamples": 50, "covariates": COVARIATES}
 
 
 def tiny_study(students: bool = True, pairs: bool = True) -> pd.DataFrame:
-    """Two seeds of: a volume sweep for 3 targets in 2 families (teacher at volume 0), and
+    """Two seeds of: a volume sweep for 3 targets in 2 families (teacher at volume 0; af also
+    from a closer teacher, nl), and
     native/transfer models of 3 pairs, clean and under one perturbation."""
     rng = np.random.default_rng(7)
     rows = []
     for seed in (0, 1):
         for target, family in (("sw", "Bantu") , ("zu", "Bantu"), ("af", "Germanic")) if students else ():
             for volume in (0, 100, 1000, 10000):
-                f1 = 50 + 3 * np.log2(volume + 1) + rng.normal(0, 1)
-                rows.append({"run_id": f"s-{target}-{volume}-{seed}", "kind": "student", "model": "embedded",
-                             "source": "en", "target": target, "family": family, "volume": volume,
-                             "perturbation": "clean", "f1": f1, "seconds": 2.0})
+                for source, level in (("en", 50), ("nl", 53)) if target == "af" else (("en", 50),):
+                    f1 = level + 3 * np.log2(volume + 1) + rng.normal(0, 1)
+                    rows.append({"run_id": f"s-{source}-{target}-{volume}-{seed}", "kind": "student",
+                                 "model": "embedded", "source": source, "target": target, "family": family,
+                                 "volume": volume, "perturbation": "clean", "f1": f1, "seconds": 2.0})
         for (hrl, lrl), overlap in PAIRS.items() if pairs else ():
             for kind, source, clean in (("native", lrl, 88.0), ("transfer", hrl, 20 + 0.7 * overlap)):
                 for perturbation, drop in (("clean", 0.0), ("unseen-entity", 10.0 if kind == "native" else 4.0)):
@@ -169,3 +172,11 @@ def test_cli_missing_store_is_one_line_error(tmp_path):
     result = CliRunner().invoke(app, ["report", str(tmp_path / "none.sqlite"), "--out", str(tmp_path / "r")])
     assert result.exit_code == 2
     assert "no result store here" in result.output
+
+
+def test_close_teacher_table_compares_with_english(report):
+    table = pd.read_csv(report.parent / "tables" / "teachers_by_target.csv")
+    [row] = table.to_dict("records")
+    assert (row["target"], row["source"], row["reference"], row["full_volume"]) == ("af", "nl", "en", 10000)
+    assert row["full_diff"] == pytest.approx(3.0, abs=1.5) and row["teacher_diff"] == pytest.approx(3.0, abs=2.5)
+    assert "Close teacher vs the distant one (en), per target" in (report.parent / "report.md").read_text()

@@ -46,6 +46,7 @@ __all__ = [
     "mixed_effects",
     "robustness_overlap",
     "robustness_table",
+    "teacher_comparison",
     "transfer_correlates",
     "transfer_pairs",
     "uriel_distances",
@@ -62,7 +63,6 @@ _GROUP_KEYS: dict[str, list[str]] = {
 """Rows that one correlation pools: a target's runs share model and teacher; a family's runs
 share the model and pool every target (and teacher) of the family."""
 
-_MIN_FAMILY_TARGETS = 2
 _MIN_MIXED_TARGETS = 2
 
 TRANSFER_COVARIATES: tuple[str, ...] = ("entity_overlap", "train_size")
@@ -290,6 +290,7 @@ def volume_correlations(
     n_resamples: int = 2000,
     seed: int = 0,
     confidence: float = 0.95,
+    flat_below: float = 0.5,
 ) -> pd.DataFrame:
     """How student F1 grows with unlabeled volume, per target language or per family.
 
@@ -297,24 +298,27 @@ def volume_correlations(
     Pearson and Spearman correlation of log2(volume) with ``f1`` and with ``gain`` (F1 minus
     the zero-shot teacher's), p-values and bootstrap CIs resampling those runs (the table has
     no per-sentence predictions, so test sentences are not resampled here); the slope = F1
-    gained per doubling of volume (OLS; for a family with a fixed effect per target, so targets'
-    levels don't pass for a volume effect), its CI and p-value; the teacher's F1 and the
-    smallest volume at which the student's mean F1 over seeds first exceeds it.
+    gained per doubling of volume (OLS; for a family with a fixed effect per curve, i.e. per
+    target and teacher, so that targets' and teachers' levels don't pass for a volume effect),
+    its CI and p-value; the teacher's F1 and the smallest volume at which the student's mean F1
+    over seeds first exceeds it; where the curve flattens (see :func:`_flattening`).
 
-    A family's correlation pools its targets' runs; a family with fewer than 2 targets gets
-    ``note = "too few targets"`` and no statistics (its single target's within-target
-    correlation, from ``by="target"``, remains valid).
+    A family's correlation pools its targets' runs (and every teacher's: the raw-F1 correlation
+    then mixes levels, the gain's and the slope's do not); a family of one target is that
+    target's curves, and its note says so.
 
     Args:
         df: the tidy results table.
         by: ``"target"`` (one row per model, teacher source and target) or ``"family"``.
         n_resamples, seed, confidence: the bootstrap's resamples, seed and level.
+        flat_below: F1 per doubling under which a curve counts as flat.
 
     Returns:
         One row per group: keys, ``n_targets, n_runs, n_volumes, note``, ``f1_pearson``,
         ``f1_pearson_p``, ``f1_pearson_lo``, ``f1_pearson_hi``, the same for ``f1_spearman``,
         ``gain_pearson``, ``gain_spearman``, then ``slope, slope_lo, slope_hi, slope_p,
-        teacher_f1, beats_teacher_at``. Empty when the table has no student sweep.
+        teacher_f1, beats_teacher_at, flattens_at, last_doubling``. Empty when the table has no
+        student sweep.
 
     Raises:
         XnerError: unknown ``by``, or the table lacks a needed column.
@@ -328,7 +332,8 @@ def volume_correlations(
     records = []
     for key, group in rows.groupby(keys, sort=True):
         n_targets = group["target"].nunique()
-        fixed = " + C(target)" if n_targets > 1 else ""
+        group = group.assign(curve=group["target"] + "<-" + group["source"])
+        fixed = " + C(curve)" if group["curve"].nunique() > 1 else ""
         statistics = {
             f"{metric}_{name}": value
             for metric in ("f1", "gain")
@@ -345,12 +350,12 @@ def volume_correlations(
         )
         statistics.pop("intercept")
         statistics.update(_first_win(group))
+        statistics.update(_flattening(group, flat_below))
         note = ""
-        if by == "family" and n_targets < _MIN_FAMILY_TARGETS:
-            note = f"too few targets ({n_targets}): no correlation across targets"
-            statistics = dict.fromkeys(statistics, np.nan)
-        elif group["volume"].nunique() < 2:
+        if group["volume"].nunique() < 2:
             note = "one volume: no correlation"
+        elif by == "family" and n_targets == 1:
+            note = "one target: its curves (one per teacher), not a comparison across targets"
         records.append(
             {
                 **dict(zip(keys, key)),
@@ -363,8 +368,115 @@ def volume_correlations(
         )
     table = pd.DataFrame.from_records(records)
     if not table.empty:
-        table["beats_teacher_at"] = table["beats_teacher_at"].astype("Int64")
+        table = table.astype({"beats_teacher_at": "Int64", "flattens_at": "Int64"})
     return table
+
+
+def _flattening(rows: pd.DataFrame, flat_below: float) -> dict[str, float]:
+    """Where a learning curve stops paying: the smallest volume after which every further step
+    of the volume grid gains less than ``flat_below`` F1 per doubling (mean F1 over seeds).
+
+    ``last_doubling`` is the F1 per doubling of the last step (the full pool's). A family's
+    value is the median over its curves (targets x teachers), whose grids may end at different
+    volumes. NaN ``flattens_at``: still rising at the largest volume.
+    """
+    flat, last = [], []
+    for _, curve in rows.groupby(["target", "source"], sort=True):
+        means = curve.groupby("volume")["f1"].mean().sort_index()
+        if len(means) < 2:
+            continue
+        per_doubling = means.diff().iloc[1:] / np.diff(np.log2(means.index.to_numpy(dtype=float)))
+        rising = np.flatnonzero(per_doubling.to_numpy() >= flat_below)
+        flat.append(np.inf if len(rising) and rising[-1] == len(per_doubling) - 1
+                    else float(means.index[rising[-1] + 1 if len(rising) else 0]))
+        last.append(float(per_doubling.iloc[-1]))
+    if not flat:
+        return {"flattens_at": np.nan, "last_doubling": np.nan}
+    median = float(np.median(flat))
+    return {"flattens_at": np.nan if np.isinf(median) else median, "last_doubling": float(np.median(last))}
+
+
+def teacher_comparison(
+    df: pd.DataFrame,
+    reference: str = "en",
+    by: Grouping = "target",
+    *,
+    n_resamples: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Close vs distant teacher: each teacher's students against the reference teacher's
+    (English by default, the distant teacher of every target in ``configs/volume.yaml``), on
+    the same target, volumes and seeds.
+
+    Per target and other teacher: both teachers' zero-shot F1 and their difference; the
+    students' F1 at the largest volume both curves have (the whole pool) and their difference
+    (other - reference), paired by seed, with a CI over seeds (a single seed: the two runs' own
+    test-set intervals, combined conservatively); the mean difference over every volume > 0;
+    each curve's F1 per doubling. ``by="family"`` averages the targets' differences, with a
+    bootstrap CI over targets (a one-target family keeps its target's CI).
+
+    Returns:
+        Columns ``model, family, [target,] source, reference, n_targets, teacher_f1,
+        reference_teacher_f1, teacher_diff, full_volume, full_f1, reference_full_f1, full_diff,
+        full_diff_lo, full_diff_hi, mean_diff, slope, reference_slope``; empty when no target
+        has students of the reference and of another teacher.
+    """
+    if by not in _GROUP_KEYS:
+        raise one_of("grouping", by, _GROUP_KEYS)
+    rows = _clean_students(df)
+    records = []
+    for (model, family, target), group in rows.groupby(["model", "family", "target"], sort=True):
+        ref = group[group["source"] == reference]
+        for source, other in group[group["source"] != reference].groupby("source", sort=True):
+            if ref.empty:
+                continue
+            records.append({"model": model, "family": family, "target": target, "source": source,
+                            "reference": reference, "n_targets": 1,
+                            **_paired_curves(other, ref, n_resamples, seed, confidence)})
+    table = pd.DataFrame.from_records(records)
+    if table.empty or by == "target":
+        return table
+    families = []
+    averaged = ["teacher_f1", "reference_teacher_f1", "teacher_diff", "full_volume", "full_f1",
+                "reference_full_f1", "mean_diff", "slope", "reference_slope"]
+    for (model, family), group in table.groupby(["model", "family"], sort=True):
+        ci = _mean_ci(group["full_diff"], group["full_diff_lo"], group["full_diff_hi"],
+                      n_resamples=n_resamples, seed=seed, confidence=confidence)
+        families.append({"model": model, "family": family, "source": "+".join(sorted(group["source"].unique())),
+                         "reference": reference, "n_targets": group["target"].nunique(),
+                         **group[averaged].mean().to_dict(),
+                         "full_diff": ci["mean"], "full_diff_lo": ci["lo"], "full_diff_hi": ci["hi"]})
+    return pd.DataFrame.from_records(families)[[c for c in table.columns if c != "target"]]
+
+
+def _paired_curves(other: pd.DataFrame, ref: pd.DataFrame, n_resamples: int, seed: int,
+                   confidence: float) -> dict[str, float]:
+    """One teacher's curve against the reference teacher's on the same target."""
+    students = other[other["volume"] > 0]
+    ref_students = ref[ref["volume"] > 0]
+    common = sorted(set(students["volume"]) & set(ref_students["volume"]))
+    out = {"teacher_f1": float(other.loc[other["volume"] == 0, "f1"].mean()),
+           "reference_teacher_f1": float(ref.loc[ref["volume"] == 0, "f1"].mean())}
+    out["teacher_diff"] = out["teacher_f1"] - out["reference_teacher_f1"]
+    out.update(dict.fromkeys(("full_volume", "full_f1", "reference_full_f1", "full_diff", "full_diff_lo",
+                              "full_diff_hi", "mean_diff"), np.nan))
+    if common:
+        full = common[-1]
+        columns = ["seed", "f1", "f1_lo", "f1_hi"]
+        paired = pd.merge(students.loc[students["volume"] == full, columns],
+                          ref_students.loc[ref_students["volume"] == full, columns], on="seed", suffixes=("", "_ref"))
+        difference = paired["f1"] - paired["f1_ref"]
+        ci = _mean_ci(difference, paired["f1_lo"] - paired["f1_hi_ref"], paired["f1_hi"] - paired["f1_lo_ref"],
+                      n_resamples=n_resamples, seed=seed, confidence=confidence)
+        by_volume = (students.groupby("volume")["f1"].mean() - ref_students.groupby("volume")["f1"].mean()).dropna()
+        out.update(full_volume=float(full), full_f1=float(paired["f1"].mean()),
+                   reference_full_f1=float(paired["f1_ref"].mean()), full_diff=ci["mean"],
+                   full_diff_lo=ci["lo"], full_diff_hi=ci["hi"], mean_diff=float(by_volume.mean()))
+    for name, curve in (("slope", students), ("reference_slope", ref_students)):
+        curve = curve.assign(log2_volume=np.log2(curve["volume"].astype(float)))
+        out[name] = _ols_slope(curve, "f1 ~ log2_volume", "log2_volume", confidence)["slope"]
+    return out
 
 
 def volume_curves(

@@ -39,6 +39,7 @@ from xner.analysis import (
     mixed_effects,
     robustness_overlap,
     robustness_table,
+    teacher_comparison,
     transfer_correlates,
     transfer_pairs,
     volume_correlations,
@@ -51,6 +52,10 @@ __all__ = ["write_report"]
 
 NA = "--"
 """Shown for a missing value in markdown, LaTeX and HTML tables."""
+
+REFERENCE_TEACHER = "en"
+"""The distant teacher other teachers are compared with (English, every target's second teacher
+in ``configs/volume.yaml``); the comparison tables appear where a target has both."""
 
 REPORTED_PACKAGES: tuple[str, ...] = (
     "xner", "torch", "transformers", "tokenizers", "seqeval", "numpy", "scipy",
@@ -112,8 +117,35 @@ def _volume_display(table: pd.DataFrame) -> pd.DataFrame:
             "Spearman rho, gain": _corr(table, "gain_spearman"),
             "F1 per doubling": _ci(table["slope"], table["slope_lo"], table["slope_hi"]),
             "teacher F1": [_num(v, 1) for v in table["teacher_f1"]],
-            "beats teacher at": [NA if pd.isna(v) else str(v) for v in table["beats_teacher_at"]],
+            "beats teacher at": _volumes(table["beats_teacher_at"]),
+            "flattens at": _volumes(table["flattens_at"]),
+            "last doubling": [_num(v) for v in table["last_doubling"]],
             "note": table["note"],
+        }
+    )
+
+
+def _volumes(values: pd.Series) -> list[str]:
+    return [NA if pd.isna(v) else str(int(v)) for v in values]
+
+
+def _teacher_display(table: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            **_keys(table, ("model", "family", "target")),
+            "teacher": table["source"],
+            "vs": table["reference"],
+            "targets": table["n_targets"],
+            "zero-shot F1": [f"{_num(a, 1)} vs {_num(b, 1)}" for a, b in
+                             zip(table["teacher_f1"], table["reference_teacher_f1"])],
+            "zero-shot diff": [_num(v) for v in table["teacher_diff"]],
+            "whole pool": _volumes(table["full_volume"]),
+            "student F1 there": [f"{_num(a, 1)} vs {_num(b, 1)}" for a, b in
+                                 zip(table["full_f1"], table["reference_full_f1"])],
+            "student diff there": _ci(table["full_diff"], table["full_diff_lo"], table["full_diff_hi"]),
+            "mean diff, all volumes": [_num(v) for v in table["mean_diff"]],
+            "F1 per doubling": [f"{_num(a)} vs {_num(b)}" for a, b in
+                                zip(table["slope"], table["reference_slope"])],
         }
     )
 
@@ -313,6 +345,12 @@ def _volume_sections(df: pd.DataFrame, options: Mapping[str, int]) -> list[Secti
         table = volume_correlations(df, by=by, **options)
         sections.append(Section(f"volume_by_{by}", f"Student F1 vs log2(unlabeled volume), per {by}",
                                 table=table, display=_volume_display(table)))
+    for by in ("family", "target"):
+        table = teacher_comparison(df, REFERENCE_TEACHER, by=by, **options)
+        if not table.empty:
+            sections.append(Section(f"teachers_by_{by}",
+                                    f"Close teacher vs the distant one ({REFERENCE_TEACHER}), per {by}",
+                                    table=table, display=_teacher_display(table)))
     sections.extend(_mixed_sections(df))
     sections.append(Section("volume_curves", "Student F1 vs unlabeled volume, per family",
                             figure=volume_figure(curves)))
