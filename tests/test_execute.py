@@ -36,8 +36,11 @@ def _weight(*parts: object) -> float:
 
 
 def _count(spec: RunSpec) -> None:
-    """Count executions (COUNT_DIR) and take a while (SLEEP seconds), as real runs do."""
+    """Count executions (COUNT_DIR) and take a while (SLEEP seconds), as real runs do; the
+    user presses Ctrl-C when INTERRUPT_AT runs have started."""
     if counts := os.environ.get("COUNT_DIR"):
+        if len(list(Path(counts).iterdir())) + 1 == int(os.environ.get("INTERRUPT_AT", 0)):
+            raise KeyboardInterrupt
         with open(Path(counts) / spec.id, "a") as handle:
             handle.write("x\n")
     time.sleep(float(os.environ.get("SLEEP", "0")))
@@ -279,10 +282,11 @@ def _study_process(config: Path, store: Path, counts: Path, sleep: float) -> sub
 
 
 def _done(store_path: Path) -> dict[str, dict]:
-    if not store_path.exists():
+    try:
+        with ResultStore(store_path, create=False) as store:
+            return {r.id: r.metrics for r in store.records("done")}
+    except XnerError:  # not created yet, or created but its table not yet
         return {}
-    with ResultStore(store_path, create=False) as store:
-        return {r.id: r.metrics for r in store.records("done")}
 
 
 @pytest.mark.slow

@@ -64,6 +64,23 @@ def test_study_runs_prints_the_table_and_the_report(config, tmp_path, test_kinds
     assert status.exit_code == 0 and status.output == "pending 0, running 0, done 28, failed 0\n"
 
 
+def test_ctrl_c_keeps_finished_runs_says_so_and_resumes(config, tmp_path, monkeypatch):
+    counts = tmp_path / "counts"
+    counts.mkdir()
+    monkeypatch.setenv("COUNT_DIR", str(counts))
+    monkeypatch.setenv("INTERRUPT_AT", "5")
+    result = cli("study", config)
+    assert result.exit_code == 130
+    assert result.output.strip().splitlines()[-1] == (
+        "interrupted: every finished run is kept in the store; run the same command to resume")
+    store = tmp_path / "out" / "study.sqlite"
+    with ResultStore(store) as results:
+        assert results.status_counts()["done"] == 4
+    monkeypatch.delenv("INTERRUPT_AT")
+    again = cli("study", config)
+    assert again.exit_code == 0 and "24 to run, 4 already done" in again.output
+
+
 def test_store_option_and_process_executor(config, tmp_path):
     store = tmp_path / "elsewhere.sqlite"
     result = cli("study", config, "--store", store, "--executor", "process", "--workers", "2")

@@ -316,7 +316,12 @@ def study_command(
 
     from xner.study import ResultStore, run_study
 
-    run = run_study(config, store, executor, workers=workers, address=address, dry_run=dry_run)
+    try:
+        run = run_study(config, store, executor, workers=workers, address=address, dry_run=dry_run)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: every finished run is kept in the store; run the same command to resume",
+                   err=True)
+        raise typer.Exit(130) from None
     kinds = ", ".join(f"{kind} {n}" for kind, n in Counter(spec.kind for spec in run.specs).items())
     typer.echo(f"{run.study.name}: {len(run.specs)} runs ({kinds}); {run.to_run} to run, {len(run.specs) - run.to_run} already done; store {run.store_path}")
     if dry_run:
