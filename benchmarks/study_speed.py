@@ -5,8 +5,9 @@
 Three phases, each in a fresh child process with a cold cache of its own (so each
 reports its own peak RSS, and neither profits from the other's caches):
 
-1. ``xner``: ``run_study`` on the config (cached frozen features, cached teacher soft
-   labels, one encoding per sentence set, bf16 prediction where the CPU has it).
+1. ``xner``: ``run_study`` on the config, as ``xner study`` runs it (its executor: quick.yaml
+   runs a process pool, one run per core; cached frozen features, cached teacher soft labels,
+   one encoding per sentence set, bf16 where the CPU has it).
 2. ``naive``: the same run specs (same sentences, seeds, epochs, layers trained,
    early stopping, min steps), each done from scratch with a plain
    ``transformers.Trainer`` (see ``naive_hf.py``): tokenize, full forward every
@@ -15,7 +16,8 @@ reports its own peak RSS, and neither profits from the other's caches):
    ``Tagger.predict`` and with ``transformers.pipeline("token-classification")``.
 
 Prints both study times, their ratio, each evaluation's F1 on both sides (they must
-agree within 1 F1 on average), the peak RSS of each phase, and ends with one line
+agree within 1 F1 on average), the peak RSS of each phase (summed over its processes),
+and ends with one line
 ``speedup: X.Xx``. Needs the ``bench`` extra (the Trainer needs accelerate).
 """
 
@@ -24,11 +26,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -46,11 +48,33 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process and its children (Linux reports KiB)."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, children) / 1024
+class TreeMemory(threading.Thread):
+    """Peak of the summed RSS of this process and all its descendants (pool workers), sampled
+    every 0.2 s: a process pool's memory is the sum of its workers'. Memory-mapped feature
+    shards count in every worker that reads them, so the sum overstates what the machine needs."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak = 0
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self.stopped.wait(0.2):
+            total = 0
+            for process in [me, *me.children(recursive=True)]:
+                try:
+                    total += process.memory_info().rss
+                except psutil.Error:  # a worker that just ended
+                    continue
+            self.peak = max(self.peak, total)
+
+    def peak_mib(self) -> float:
+        self.stopped.set()
+        self.join()
+        return self.peak / 2**20
 
 
 def load_config(args: argparse.Namespace, work: Path):
@@ -168,13 +192,15 @@ def run_phase(phase: str, args: argparse.Namespace, root: Path, extra: dict | No
 def child(args: argparse.Namespace) -> None:
     work = Path(args.work)
     extra = json.loads((work / "extra.json").read_text())
+    memory = TreeMemory()
+    memory.start()
     if args.phase == "xner":
         result = xner_phase(args, work)
     elif args.phase == "naive":
         result = naive_phase(args, work)
     else:
         result = predict_phase(args, work, **extra)
-    result["peak_rss_mib"] = peak_rss_mib()
+    result["peak_rss_mib"] = memory.peak_mib()
     (work / "result.json").write_text(json.dumps(result, default=str))
 
 
