@@ -67,6 +67,10 @@ class MSETrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
 
+def _stay_in_eval(module: torch.nn.Module, _inputs) -> None:
+    module.eval()
+
+
 class NaiveTagger:
     """A Hugging Face token classifier trained and run with ``transformers.Trainer`` only."""
 
@@ -79,7 +83,14 @@ class NaiveTagger:
         self.model = backbone.token_classification_model(
             len(self.labels), dict(enumerate(self.labels)), {label: i for i, label in enumerate(self.labels)})
         if train_layers is not None:  # as xner's fast path: the bottom is frozen, but still run every step
-            freeze_bottom(self.model, num_layers(self.model) - train_layers, freeze_embeddings=True)
+            n_frozen = num_layers(self.model) - train_layers
+            freeze_bottom(self.model, n_frozen, freeze_embeddings=True)
+            base = self.model.base_model
+            for module in [base.embeddings, *list(base.encoder.layer)[:n_frozen]]:
+                # Frozen means fixed, as in xner (and Wu et al.): no dropout there either. The
+                # Trainer puts the whole model in train mode every step; switch the frozen part
+                # back just before it runs.
+                module.register_forward_pre_hook(_stay_in_eval)
 
     # -- data
     def _encode(self, sentences: Sequence[Sentence], targets: Sequence[np.ndarray] | None = None) -> Dataset:

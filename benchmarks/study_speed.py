@@ -3,7 +3,7 @@
     python benchmarks/study_speed.py --config configs/quick.yaml
 
 Three phases, each in a fresh child process with a cold cache of its own (so each
-reports its own peak RSS, and neither profits from the other's caches):
+reports its own peak memory, and neither profits from the other's caches):
 
 1. ``xner``: ``run_study`` on the config, as ``xner study`` runs it (its executor: quick.yaml
    runs a process pool, one run per core; cached frozen features, cached teacher soft labels,
@@ -16,8 +16,8 @@ reports its own peak RSS, and neither profits from the other's caches):
    ``Tagger.predict`` and with ``transformers.pipeline("token-classification")``.
 
 Prints both study times, their ratio, each evaluation's F1 on both sides (they must
-agree within 1 F1 on average), the peak RSS of each phase (summed over its processes),
-and ends with one line
+agree within 1 F1 on average), the peak memory of each phase (summed PSS of its processes,
+and the largest RSS of one), and ends with one line
 ``speedup: X.Xx``. Needs the ``bench`` extra (the Trainer needs accelerate).
 """
 
@@ -49,32 +49,37 @@ def parse_args() -> argparse.Namespace:
 
 
 class TreeMemory(threading.Thread):
-    """Peak of the summed RSS of this process and all its descendants (pool workers), sampled
-    every 0.2 s: a process pool's memory is the sum of its workers'. Memory-mapped feature
-    shards count in every worker that reads them, so the sum overstates what the machine needs."""
+    """Peak memory of this process and all its descendants (pool workers), sampled every 0.5 s.
+
+    ``pss``: the peak of the summed proportional set size, i.e. what the whole tree needs, pages
+    that several workers share (libraries, memory-mapped feature shards) counted once; ``rss``:
+    the largest resident size of any one process (one run's worker).
+    """
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
-        self.peak = 0
+        self.pss = self.rss = 0
         self.stopped = threading.Event()
 
     def run(self) -> None:
         import psutil
 
         me = psutil.Process()
-        while not self.stopped.wait(0.2):
+        while not self.stopped.wait(0.5):
             total = 0
             for process in [me, *me.children(recursive=True)]:
                 try:
-                    total += process.memory_info().rss
+                    info = process.memory_full_info()
                 except psutil.Error:  # a worker that just ended
                     continue
-            self.peak = max(self.peak, total)
+                total += info.pss
+                self.rss = max(self.rss, info.rss)
+            self.pss = max(self.pss, total)
 
-    def peak_mib(self) -> float:
+    def peaks_mib(self) -> dict[str, float]:
         self.stopped.set()
         self.join()
-        return self.peak / 2**20
+        return {"peak_pss_mib": self.pss / 2**20, "peak_rss_mib": self.rss / 2**20}
 
 
 def load_config(args: argparse.Namespace, work: Path):
@@ -200,7 +205,7 @@ def child(args: argparse.Namespace) -> None:
         result = naive_phase(args, work)
     else:
         result = predict_phase(args, work, **extra)
-    result["peak_rss_mib"] = memory.peak_mib()
+    result.update(memory.peaks_mib())
     (work / "result.json").write_text(json.dumps(result, default=str))
 
 
@@ -215,12 +220,13 @@ def report(xner: dict, naive: dict, predict: dict) -> None:
     n = predict["sentences"]
     print("\n| | xner study | naive (transformers.Trainer) | ratio |\n|---|---|---|---|")
     print(f"| wall time, s | {xner['seconds']:.0f} | {naive['seconds']:.0f} | {naive['seconds'] / xner['seconds']:.2f}x |")
-    print(f"| peak RSS, MiB | {xner['peak_rss_mib']:.0f} | {naive['peak_rss_mib']:.0f} | |")
+    print(f"| peak memory of all its processes (PSS), MiB | {xner['peak_pss_mib']:.0f} | {naive['peak_pss_mib']:.0f} | |")
+    print(f"| peak RSS of one process, MiB | {xner['peak_rss_mib']:.0f} | {naive['peak_rss_mib']:.0f} | |")
     print(f"\n| prediction ({n} sentences) | sentences/s | ratio to pipeline |\n|---|---|---|")
     for name, key in (("transformers pipeline", "pipeline_s"), ("xner Tagger.predict (cold)", "xner_s"),
                       ("xner Tagger.predict (features cached)", "xner_warm_s")):
         print(f"| {name} | {n / predict[key]:.0f} | {predict['pipeline_s'] / predict[key]:.2f}x |")
-    print(f"peak RSS of the prediction phase: {predict['peak_rss_mib']:.0f} MiB")
+    print(f"peak memory of the prediction phase: {predict['peak_pss_mib']:.0f} MiB (PSS)")
     print(f"speedup: {naive['seconds'] / xner['seconds']:.1f}x")
 
 

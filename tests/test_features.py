@@ -305,3 +305,16 @@ def test_only_the_shards_a_request_uses_are_verified(model, backbone, make_corpu
     np.testing.assert_array_equal(hidden[0, : wanted.lengths[0]].numpy(), expected[0])
     features_of(model, other)
     assert len(computes) == 3 and computes[2] == len(other)  # the corrupt shard is rebuilt on use
+
+
+def test_bf16_features_are_cached_apart_and_close_to_fp32(model, encoded, computes):
+    """The bottom may run in bf16 (a run's mixed precision): other features, so another cache
+    entry, and close to the fp32 ones."""
+    exact = features_of(model, encoded)
+    fast = features_of(model, encoded, dtype=torch.bfloat16)
+    assert computes == [len(encoded), len(encoded)]
+    features_of(model, encoded, dtype=torch.bfloat16)
+    features_of(model, encoded)
+    assert len(computes) == 2
+    difference = [np.abs(rows(fast, i) - rows(exact, i)).max() for i in range(len(encoded))]
+    assert 0 < max(difference) < 0.1

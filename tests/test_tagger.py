@@ -136,6 +136,8 @@ def test_fast_path_predictions_match_the_full_model(trained, data):
 def test_fast_path_reuses_the_feature_cache(data, monkeypatch):
     import xner.models.features as features
 
+    # one precision for training and dev prediction (bf16 prediction features are other features)
+    monkeypatch.setattr("xner.models.device._cpu_has_bf16", lambda: False)
     calls = []
     compute = features._compute
     monkeypatch.setattr(features, "_compute", lambda model, encoded, *a: calls.append(len(encoded))

@@ -18,6 +18,7 @@ workers can only duplicate work, never corrupt it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -183,6 +184,7 @@ def frozen_features(
     device: torch.device | str = "cpu",
     batch_tokens: int = 8192,
     cache_root: Path | None = None,
+    dtype: torch.dtype | None = None,
 ) -> FrozenFeatures:
     """Bottom-layer features of every sentence, computing only those not cached yet.
 
@@ -194,15 +196,20 @@ def frozen_features(
         backbone_fingerprint: identifies the pretrained weights and tokenizer.
         pad_id: the tokenizer's padding id.
         cache_root: defaults to ``$XNER_CACHE/features``.
+        dtype: matrix products of the bottom in this dtype (autocast, e.g. bfloat16 on CPUs
+            that compute it natively: 2.5-3x faster); ``None``: fp32. Part of the cache key:
+            features computed in another precision are other features.
     """
-    name = hashlib.blake2b(f"{_FORMAT_VERSION}|{backbone_fingerprint}|{n_frozen}".encode(), digest_size=12).hexdigest()
+    precision = "fp32" if dtype is None else str(dtype).removeprefix("torch.")
+    key = f"{_FORMAT_VERSION}|{backbone_fingerprint}|{n_frozen}" + ("" if dtype is None else f"|{precision}")
+    name = hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
     root = (cache_root or cache_dir() / "features") / name
     store = FeatureStore.open(root)
 
     def compute(missing: list[int]) -> tuple[np.ndarray, list[int]]:
         subset = encoded.subset(np.asarray(missing))
         hidden = np.empty((len(subset.input_ids), model.config.hidden_size), dtype=np.float16)
-        _compute(model, subset, n_frozen, hidden, pad_id, device, batch_tokens)
+        _compute(model, subset, n_frozen, hidden, pad_id, device, batch_tokens, dtype)
         return hidden, subset.offsets[:-1].tolist()
 
     shard_of, starts = store.locate([content_key(encoded.ids(i)) for i in range(len(encoded))], compute)
@@ -214,9 +221,12 @@ def content_key(ids: np.ndarray) -> bytes:
     return hashlib.blake2b(np.ascontiguousarray(ids).tobytes(), digest_size=16).digest()
 
 
-def _compute(model, encoded, n_frozen, out, pad_id, device, batch_tokens) -> None:
+def _compute(model, encoded, n_frozen, out, pad_id, device, batch_tokens, dtype=None) -> None:
     model.eval()
-    with torch.inference_mode(), bottom_layers(model, n_frozen) as bottom:
+    device = torch.device(device)
+    precision = (contextlib.nullcontext() if dtype is None
+                 else torch.autocast(device_type=device.type, dtype=dtype))
+    with torch.inference_mode(), precision, bottom_layers(model, n_frozen) as bottom:
         for indices in length_batches(encoded.lengths, batch_tokens=batch_tokens):
             ids, mask = pad_batch(encoded, indices, pad_id)
             hidden = bottom(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state

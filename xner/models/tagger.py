@@ -143,15 +143,15 @@ class Tagger:
     def encode(self, sentences: Sequence[Sentence], max_length: int = 256) -> EncodedCorpus:
         return encode_corpus(sentences, self.backbone.tokenizer, max_length, self.backbone.normalize)
 
-    def _prepare(self, sentences: Sequence[Sentence], max_length: int) -> _Batches:
+    def _prepare(self, sentences: Sequence[Sentence], max_length: int, precision: str = "fp32") -> _Batches:
         """Encode the sentences and, on the fast path, fetch their cached bottom features
-        (computed only for sentences no earlier run has seen)."""
+        (computed only for sentences no earlier run has seen, in the precision of the run)."""
         encoded = self.encode(sentences, max_length)
         features = None
         if self.n_frozen:
             features = frozen_features(
                 self.model, encoded, self.n_frozen, self._bottom_fingerprint(),
-                pad_id=self._pad_id, device=self.device,
+                pad_id=self._pad_id, device=self.device, dtype=autocast_dtype(self.device, precision),
             )
         return _Batches(encoded, features, self._pad_id)
 
@@ -207,7 +207,7 @@ class Tagger:
         config = config or TrainConfig()
         seed_everything(config.seed)
         self._configure_layers(config)
-        batches = self._prepare(train, config.max_length)
+        batches = self._prepare(train, config.max_length, config.precision)
         encoded = batches.encoded
         word_targets = self._word_targets(train, targets, encoded)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
@@ -315,12 +315,12 @@ class Tagger:
 
         Words beyond ``max_length`` subwords get probability 1 for ``O``.
         """
-        batches = self._prepare(sentences, max_length)
+        precision = inference_precision(self.device, precision)
+        batches = self._prepare(sentences, max_length, precision)
         encoded = batches.encoded
         model = self.model
         network = self._network(model)
         model.eval()
-        precision = inference_precision(self.device, precision)
         out: list[np.ndarray | None] = [None] * len(sentences)
         with torch.inference_mode():
             for indices in length_batches(encoded.lengths, batch_tokens=_PREDICT_TOKENS):

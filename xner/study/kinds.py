@@ -5,7 +5,8 @@ to the library (:mod:`xner.pipeline`, :mod:`xner.train`, :mod:`xner.evaluation`)
 it writes its model into ``ctx.run_dir`` (renamed into place by the driver only
 when the run succeeded) and returns metrics for the store. Bump a kind's version
 when its results change, so that old results are not mistaken for new ones (train and
-distill v2: bf16 CPU training with eager attention and fused AdamW).
+distill v2: bf16 CPU training with eager attention and fused AdamW; train/distill v3 and
+evaluate v2: frozen bottom features computed in the run's precision, bf16 where native).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def _data(params: Mapping[str, Any], ctx: RunContext) -> DataSpec:
     return DataSpec(params["dataset"], ctx.data_dir, label_map)
 
 
-@register_run_kind("train", version=2)
+@register_run_kind("train", version=3)
 def train_run(spec: RunSpec, ctx: RunContext) -> dict:
     p = spec.params
     config = TrainConfig(**p["training"], seed=p["seed"])
@@ -48,7 +49,7 @@ def train_run(spec: RunSpec, ctx: RunContext) -> dict:
             "dev_f1": history[record["best_epoch"] - 1].get("dev_f1"), "epochs_run": len(history)}
 
 
-@register_run_kind("distill", version=2)
+@register_run_kind("distill", version=3)
 def distill_run(spec: RunSpec, ctx: RunContext) -> dict:
     """A student of the teachers on ``volume`` unlabeled target sentences (0: none, the
     teachers' ensemble itself is evaluated)."""
@@ -71,7 +72,7 @@ def distill_run(spec: RunSpec, ctx: RunContext) -> dict:
     return {"volume": p["volume"], "kept": info["kept"], "teacher_weights_mean": info["teacher_weights_mean"]}
 
 
-@register_run_kind("evaluate", version=1)
+@register_run_kind("evaluate", version=2)
 def evaluate_run(spec: RunSpec, ctx: RunContext) -> dict:
     """Clean and perturbed scores of a trained model, a student, or the teachers' ensemble."""
     p = spec.params
