@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-KEYS = ("kind", "source", "target", "volume", "perturbation")
+KEYS = ("kind", "source", "target", "volume", "seed", "perturbation")
 
 
 def parse_args() -> argparse.Namespace:
@@ -45,6 +45,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--phase", choices=("xner", "naive", "predict"), help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--pipeline-batch", type=int, default=32, help="batch size of the transformers pipeline")
+    parser.add_argument("--seeds", help="comma-separated seeds instead of the config's (F1 agreement over seeds)")
     return parser.parse_args()
 
 
@@ -87,7 +88,10 @@ def load_config(args: argparse.Namespace, work: Path):
     from xner.study.spec import load_study
 
     study = load_study(args.config)
-    return study.model_copy(update={"output_dir": work / "study"})
+    update = {"output_dir": work / "study"}
+    if args.seeds:
+        update["seeds"] = [int(seed) for seed in args.seeds.split(",")]
+    return study.model_copy(update=update)
 
 
 def xner_phase(args: argparse.Namespace, work: Path) -> dict:
@@ -154,7 +158,7 @@ def naive_phase(args: argparse.Namespace, work: Path) -> dict:
                                      train_lang=p["source"].split("+")[0], seed=p["seed"], n_resamples=1,
                                      limit=p["test_size"])
             rows += [{"kind": p["role"], "source": p["source"], "target": p["target"], "volume": p["volume"],
-                      "perturbation": r["perturbation"], "f1": r["f1"]} for r in results]
+                      "seed": p["seed"], "perturbation": r["perturbation"], "f1": r["f1"]} for r in results]
     return {"seconds": time.perf_counter() - start, "rows": rows}
 
 
@@ -190,6 +194,7 @@ def run_phase(phase: str, args: argparse.Namespace, root: Path, extra: dict | No
     (work / "extra.json").write_text(json.dumps(extra or {}))
     command = [sys.executable, __file__, "--phase", phase, "--work", str(work), "--config", args.config,
                "--data-dir", args.data_dir, "--pipeline-batch", str(args.pipeline_batch)]
+    command += ["--seeds", args.seeds] if args.seeds else []
     subprocess.run(command, env=env, check=True)
     return json.loads((work / "result.json").read_text())
 
