@@ -428,9 +428,9 @@ def teacher_comparison(
     records = []
     for (model, family, target), group in rows.groupby(["model", "family", "target"], sort=True):
         ref = group[group["source"] == reference]
+        if ref.empty:
+            continue
         for source, other in group[group["source"] != reference].groupby("source", sort=True):
-            if ref.empty:
-                continue
             records.append({"model": model, "family": family, "target": target, "source": source,
                             "reference": reference, "n_targets": 1,
                             **_paired_curves(other, ref, n_resamples, seed, confidence)})

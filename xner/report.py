@@ -136,18 +136,20 @@ def _teacher_display(table: pd.DataFrame) -> pd.DataFrame:
             "teacher": table["source"],
             "vs": table["reference"],
             "targets": table["n_targets"],
-            "zero-shot F1": [f"{_num(a, 1)} vs {_num(b, 1)}" for a, b in
-                             zip(table["teacher_f1"], table["reference_teacher_f1"])],
+            "zero-shot F1": _versus(table["teacher_f1"], table["reference_teacher_f1"], 1),
             "zero-shot diff": [_num(v) for v in table["teacher_diff"]],
             "whole pool": _volumes(table["full_volume"]),
-            "student F1 there": [f"{_num(a, 1)} vs {_num(b, 1)}" for a, b in
-                                 zip(table["full_f1"], table["reference_full_f1"])],
+            "student F1 there": _versus(table["full_f1"], table["reference_full_f1"], 1),
             "student diff there": _ci(table["full_diff"], table["full_diff_lo"], table["full_diff_hi"]),
             "mean diff, all volumes": [_num(v) for v in table["mean_diff"]],
-            "F1 per doubling": [f"{_num(a)} vs {_num(b)}" for a, b in
-                                zip(table["slope"], table["reference_slope"])],
+            "F1 per doubling": _versus(table["slope"], table["reference_slope"]),
         }
     )
+
+
+def _versus(ours: pd.Series, reference: pd.Series, digits: int = 2) -> list[str]:
+    """``71.2 vs 69.8``: a teacher's value next to the reference teacher's, as one cell."""
+    return [f"{_num(a, digits)} vs {_num(b, digits)}" for a, b in zip(ours, reference)]
 
 
 def _coefficients_display(table: pd.DataFrame) -> pd.DataFrame:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 __all__ = [
-    "autocast", "autocast_dtype", "default_device", "inference_precision", "seed_everything", "training_kernels",
+    "autocast", "autocast_dtype", "autocast_to", "default_device", "inference_precision", "seed_everything", "training_kernels",
     "use_all_cores",
 ]
 
@@ -52,8 +52,14 @@ def autocast(device: torch.device, precision: str = "auto"):
             natively: 1.5x faster top-layer training there at equal F1, while other CPUs,
             which would emulate it slowly, stay in fp32) | ``fp32`` | ``bf16`` | ``fp16``.
     """
-    dtype = autocast_dtype(device, precision)
-    return contextlib.nullcontext() if dtype is None else torch.autocast(device_type=device.type, dtype=dtype)
+    return autocast_to(device, autocast_dtype(device, precision))
+
+
+def autocast_to(device: torch.device | str, dtype: torch.dtype | None):
+    """Autocast to ``dtype`` on ``device`` (``None``: no autocast, fp32)."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
 
 
 def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:

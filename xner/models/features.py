@@ -18,7 +18,6 @@ workers can only duplicate work, never corrupt it.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -32,6 +31,7 @@ import torch
 from torch import nn
 
 from xner.models.batching import length_batches, pad_batch
+from xner.models.device import autocast_to
 from xner.models.encoding import EncodedCorpus
 from xner.models.split import bottom_layers
 from xner.paths import cache_dir
@@ -169,6 +169,9 @@ class FeatureStore:
         tmp_manifest.write_text(json.dumps(manifest))
         os.replace(tmp_manifest, self.root / f"{name}.json")
         self.refresh()
+        data_path = self.root / f"{name}.npy"
+        number = next(n for n, (path, _) in enumerate(self._manifests) if path == data_path)
+        self.shards[number] = np.load(data_path, mmap_mode="r")  # checksummed above, as it was written
 
 
 _STORES: dict[Path, FeatureStore] = {}
@@ -200,8 +203,8 @@ def frozen_features(
             that compute it natively: 2.5-3x faster); ``None``: fp32. Part of the cache key:
             features computed in another precision are other features.
     """
-    precision = "fp32" if dtype is None else str(dtype).removeprefix("torch.")
-    key = f"{_FORMAT_VERSION}|{backbone_fingerprint}|{n_frozen}" + ("" if dtype is None else f"|{precision}")
+    key = f"{_FORMAT_VERSION}|{backbone_fingerprint}|{n_frozen}"
+    key += "" if dtype is None else "|" + str(dtype).removeprefix("torch.")  # fp32 keeps the old key
     name = hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
     root = (cache_root or cache_dir() / "features") / name
     store = FeatureStore.open(root)
@@ -223,10 +226,7 @@ def content_key(ids: np.ndarray) -> bytes:
 
 def _compute(model, encoded, n_frozen, out, pad_id, device, batch_tokens, dtype=None) -> None:
     model.eval()
-    device = torch.device(device)
-    precision = (contextlib.nullcontext() if dtype is None
-                 else torch.autocast(device_type=device.type, dtype=dtype))
-    with torch.inference_mode(), precision, bottom_layers(model, n_frozen) as bottom:
+    with torch.inference_mode(), autocast_to(device, dtype), bottom_layers(model, n_frozen) as bottom:
         for indices in length_batches(encoded.lengths, batch_tokens=batch_tokens):
             ids, mask = pad_batch(encoded, indices, pad_id)
             hidden = bottom(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
