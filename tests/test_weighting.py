@@ -6,6 +6,7 @@ pretrained encoder), so light stand-ins serve as teachers here.
 
 from __future__ import annotations
 
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -106,12 +107,18 @@ def test_given_weight_errors(given, message):
 
 @pytest.mark.slow
 def test_uriel_favours_the_closer_language():
-    from xner.typology import uriel_distance
+    from xner.typology import DEFAULT_FEATURES, uriel_distance
 
     assert uriel_distance("deu", "deu") == pytest.approx(0, abs=1e-9)
     assert uriel_distance("deu", "nld") == pytest.approx(uriel_distance("nld", "deu"))
     assert uriel_distance("deu", "nld") < uriel_distance("deu", "rus")
     assert uriel_distance("swa", "swh") == pytest.approx(0, abs=1e-9)  # macrolanguage alias
+    # URIEL has no family vector for Twi: that set is left out, not a NaN distance
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "invalid value" warning from a cosine with a zero vector
+        assert 0 < uriel_distance("twi", "ewe") < 1
+    assert uriel_distance("twi", "ewe") == pytest.approx(uriel_distance("twi", "ewe", DEFAULT_FEATURES[:3] + ("geo",)))
+    assert np.isnan(uriel_distance("twi", "ewe", ("fam",)))
     with pytest.raises(XnerError, match="'qqq' is not in the URIEL database"):
         uriel_distance("deu", "qqq")
 

@@ -73,7 +73,13 @@ def _vector(iso3: str, feature_set: str) -> np.ndarray:
 def uriel_distance(a: str, b: str, features: Sequence[str] = DEFAULT_FEATURES) -> float:
     """Mean cosine distance of two languages' URIEL vectors over ``features`` (0 = identical).
 
+    URIEL leaves some languages' vectors empty (all zero: Twi has no ``fam`` entry): a cosine
+    with an empty vector is undefined, so such a feature set is left out of the mean rather than
+    turning the whole distance into NaN; NaN only when no feature set has data for both.
+
     >>> round(uriel_distance("nld", "nld"), 6)
     0.0
     """
-    return float(np.mean([cosine(_vector(a, f), _vector(b, f)) for f in features]))
+    pairs = [(_vector(a, f), _vector(b, f)) for f in features]
+    distances = [cosine(u, v) for u, v in pairs if u.any() and v.any()]
+    return float(np.mean(distances)) if distances else float("nan")
