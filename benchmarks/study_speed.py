@@ -159,6 +159,8 @@ def naive_phase(args: argparse.Namespace, work: Path) -> dict:
                                      limit=p["test_size"])
             rows += [{"kind": p["role"], "source": p["source"], "target": p["target"], "volume": p["volume"],
                       "seed": p["seed"], "perturbation": r["perturbation"], "f1": r["f1"]} for r in results]
+            # Kept as they come: a naive phase cut off after hours still leaves its finished evaluations.
+            (work / "rows.json").write_text(json.dumps(rows, default=str))
     return {"seconds": time.perf_counter() - start, "rows": rows}
 
 
