@@ -254,6 +254,46 @@ def test_save_load_round_trip(data, tmp_path, train_layers):
     assert plain.config.id2label == dict(enumerate(LABELS))
 
 
+@pytest.mark.parametrize("train_layers", [None, 1])
+def test_compact_save_keeps_only_trained_tensors_and_reloads_exactly(data, tmp_path, train_layers):
+    tagger = train_tagger(data["train"][:48], epochs=2, train_layers=train_layers)
+    full = tagger.save(tmp_path / "full")
+    compact = tagger.save(tmp_path / "compact", compact=True)
+    from safetensors import safe_open
+
+    with safe_open(compact / "xner-delta.safetensors", "pt") as delta:
+        stored = set(delta.keys())
+    with safe_open(full / "model.safetensors", "pt") as weights:
+        everything = set(weights.keys())
+    assert any(name.startswith("classifier.") for name in stored)
+    if train_layers == 1:  # frozen embeddings and bottom layer are left out
+        assert stored == {name for name in everything if "encoder.layer.1." in name or "classifier" in name}
+    else:  # the embeddings are frozen by default: every other tensor trained
+        assert stored == {name for name in everything if ".embeddings." not in name}
+    assert not (compact / "model.safetensors").exists() and json.loads(
+        (compact / "xner.json").read_text())["weights"] == "delta"
+    loaded = Tagger.load(compact)
+    assert loaded.fingerprint == tagger.fingerprint == Tagger.load(full).fingerprint
+    assert loaded.n_frozen == tagger.n_frozen and loaded.backbone.name == "tiny"
+    assert_same_predictions(tagger, loaded, data["test"])
+
+
+def test_compact_model_refuses_a_changed_base(data, tmp_path):
+    directory = train_tagger(data["train"][:16], epochs=1).save(tmp_path / "m", compact=True)
+    metadata = json.loads((directory / "xner.json").read_text())
+    (directory / "xner.json").write_text(json.dumps({**metadata, "backbone_fingerprint": "0" * 64}))
+    with pytest.raises(XnerError, match=r"m: saved as a delta against model 'tiny' with fingerprint 000000000000"):
+        Tagger.load(directory)
+
+
+def test_compact_model_with_unreadable_weights(data, tmp_path):
+    directory = train_tagger(data["train"][:16], epochs=1).save(tmp_path / "m", compact=True)
+    (directory / "xner-delta.safetensors").write_bytes(b"truncated")
+    with pytest.raises(XnerError, match=r"xner-delta.safetensors: cannot read the model's weights") as err:
+        Tagger.load(directory)
+    assert "\n" not in str(err.value)
+
+
 @pytest.mark.parametrize("make", [lambda p: p / "missing", lambda p: p])
 def test_load_a_non_model_directory(tmp_path, make):
     (tmp_path / "notes.txt").write_text("not a model")

@@ -241,6 +241,8 @@ def train_command(
         None, "--train-layers", help="Train only the top K layers from cached frozen features."),
     label_map: list[str] = typer.Option([], "--label-map", help="Entity-type map, e.g. DATE=O (repeatable)."),
     seed: int = typer.Option(0, "--seed"),
+    compact: bool = typer.Option(
+        False, "--compact", help="Save only the weights that differ from the pretrained model (tens of MB)."),
 ) -> None:
     """Train an NER model on one language; prints a line per epoch with dev F1."""
     import logging
@@ -251,7 +253,8 @@ def train_command(
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, train_layers=train_layers, seed=seed)
     data = DataSpec(dataset, data_dir, _label_map(label_map))
-    tagger = train_model(lang, data=data, model=model, train_size=train_size, config=config, out=out, progress=True)
+    tagger = train_model(lang, data=data, model=model, train_size=train_size, config=config, out=out,
+                         compact=compact, progress=True)
     record = tagger.metadata["trainings"][-1]
     typer.echo(f"saved {out}: {record['train_sentences']} sentences, best epoch {record['best_epoch']}, "
                f"{record['seconds']:.0f} s")

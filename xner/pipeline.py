@@ -46,12 +46,14 @@ def train_model(
     train_size: int | None = None,
     config: TrainConfig | None = None,
     out: str | Path | None = None,
+    compact: bool = False,
     progress: bool = False,
 ) -> Tagger:
     """Train a tagger on ``train_size`` sentences (a seeded nested subset) of ``lang``'s train split.
 
     Early stopping uses the language's dev split. With ``out``, the model is saved
-    there with its data provenance.
+    there with its data provenance (``compact``: only the trained weights, see
+    :meth:`Tagger.save`).
     """
     config = config or TrainConfig()
     train = nested_subset(data.split(lang, "train"), train_size, config.seed)
@@ -66,7 +68,7 @@ def train_model(
                     "size": len(train), "seed": config.seed},
     )
     if out is not None:
-        tagger.save(out)
+        tagger.save(out, compact=compact)
     return tagger
 
 

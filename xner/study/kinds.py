@@ -3,7 +3,7 @@
 Each kind is a thin adapter from a run spec's params (see :mod:`xner.study.spec`)
 to the library (:mod:`xner.pipeline`, :mod:`xner.train`, :mod:`xner.evaluation`);
 it writes its model into ``ctx.run_dir`` (renamed into place by the driver only
-when the run succeeded) and returns metrics for the store. Bump a kind's version
+when the run succeeded; compact: only the weights that differ from the pretrained encoder) and returns metrics for the store. Bump a kind's version
 when its results change, so that old results are not mistaken for new ones (train and
 distill v2: bf16 CPU training with eager attention and fused AdamW; train/distill v3 and
 evaluate v2: frozen bottom features computed in the run's precision, bf16 where native).
@@ -41,7 +41,7 @@ def train_run(spec: RunSpec, ctx: RunContext) -> dict:
     config = TrainConfig(**p["training"], seed=p["seed"])
     with ctx.timed("train"):
         tagger = train_model(p["lang"], data=_data(p, ctx), model=p["model"], train_size=p["train_size"],
-                             config=config, out=ctx.run_dir)
+                             config=config, out=ctx.run_dir, compact=True)
     record = tagger.metadata["trainings"][-1]
     history = record["history"]
     ctx.log(f"trained {p['lang']}: {record['train_sentences']} sentences, best epoch {record['best_epoch']}")
@@ -67,7 +67,7 @@ def distill_run(spec: RunSpec, ctx: RunContext) -> dict:
     weighting = teacher_weighting(config.weighting, teachers, ctx.data_dir)
     with ctx.timed("distill"):
         student = distill(teachers, unlabeled, config=config, weighting=weighting)
-    student.save(ctx.run_dir)
+    student.save(ctx.run_dir, compact=True)
     info = student.metadata["distillation"]
     return {"volume": p["volume"], "kept": info["kept"], "teacher_weights_mean": info["teacher_weights_mean"]}
 
