@@ -179,7 +179,8 @@ def predict_phase(args: argparse.Namespace, work: Path, model_dir: str, lang: st
     xner_s = time.perf_counter() - start
     tagger.predict(test)  # again: the test set's frozen features are cached now (as in a study)
     xner_warm_s = time.perf_counter() - start - xner_s
-    ner = pipeline("token-classification", model=model_dir, device="cpu", aggregation_strategy="first")
+    full_dir = tagger.save(work / "full-model")  # a study stores the model compactly; the pipeline needs all of it
+    ner = pipeline("token-classification", model=str(full_dir), device="cpu", aggregation_strategy="first")
     texts = [" ".join(s.tokens) for s in test]
     start = time.perf_counter()
     ner(texts, batch_size=args.pipeline_batch)

@@ -93,8 +93,11 @@ class Backbone:
         elif isinstance(self.source, str):
             identity = f"hub:{self.source}@{_hub_commit(self.source)}"
         else:
-            identity = json.dumps([self.config.to_json_string(use_diff=False),
-                                   self.tokenizer.backend_tokenizer.to_str(), TINY_SEED])
+            # Truncation and padding are call settings that encoding changes on the shared tokenizer.
+            tokenizer = json.loads(self.tokenizer.backend_tokenizer.to_str())
+            tokenizer.pop("truncation", None)
+            tokenizer.pop("padding", None)
+            identity = json.dumps([self.config.to_json_string(use_diff=False), tokenizer, TINY_SEED])
         return hashlib.sha256(identity.encode()).hexdigest()
 
     def token_classification_model(self, num_labels: int, id2label: Mapping[int, str],
