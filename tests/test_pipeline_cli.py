@@ -187,6 +187,16 @@ def test_train_prints_a_line_per_epoch_and_a_summary(data_root, tmp_path, caplog
     assert Tagger.load(out).n_frozen == 1
 
 
+def test_train_compact_saves_only_the_trained_weights(data_root, tmp_path):
+    full, compact = tmp_path / "full", tmp_path / "compact"
+    for out, extra in ((full, ()), (compact, ("--compact",))):
+        result = cli("train", "--lang", "de", "--data-dir", data_root, "--train-layers", 1, "--out", out, *TRAIN, *extra)
+        assert result.exit_code == 0, result.output
+    assert sorted(path.name for path in compact.iterdir()) == ["xner-delta.safetensors", "xner.json"]
+    assert (compact / "xner-delta.safetensors").stat().st_size < (full / "model.safetensors").stat().st_size / 2
+    assert Tagger.load(compact).fingerprint == Tagger.load(full).fingerprint
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (("--lang", "nl", "--train-size", 1000), "asked for 1000 sentences but only 40 are available"),
     (("--lang", "xx"), "xx"),
