@@ -80,8 +80,7 @@ class NaiveTagger:
         self.base_name = backbone.name
         self.metadata = metadata or {}
         torch.manual_seed(seed)
-        self.model = backbone.token_classification_model(
-            len(self.labels), dict(enumerate(self.labels)), {label: i for i, label in enumerate(self.labels)})
+        self.model = backbone.token_classification_model(self.labels)
         if train_layers is not None:  # as xner's fast path: the bottom is frozen, but still run every step
             n_frozen = num_layers(self.model) - train_layers
             freeze_bottom(self.model, n_frozen, freeze_embeddings=True)

@@ -20,7 +20,7 @@ LABEL2ID = {label: i for i, label in ID2LABEL.items()}
 
 
 def _classifier(backbone: Backbone):
-    return backbone.token_classification_model(len(LABELS), ID2LABEL, LABEL2ID)
+    return backbone.token_classification_model(LABELS)
 
 
 @pytest.fixture

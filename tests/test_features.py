@@ -33,8 +33,7 @@ def backbone():
 
 @pytest.fixture
 def model(backbone):
-    network = backbone.token_classification_model(len(LABELS), dict(enumerate(LABELS)),
-                                                  {label: i for i, label in enumerate(LABELS)})
+    network = backbone.token_classification_model(LABELS)
     return network.eval()
 
 

@@ -10,8 +10,7 @@ from rich.console import Console
 
 from xner.models.tagger import Tagger
 from xner.pipeline import DataSpec
-from xner.study.execute import run_study
-from xner.study.execute import RichReporter
+from xner.study.execute import RichReporter, run_study
 from xner.study.store import ResultStore
 
 STUDY = {
@@ -60,4 +59,3 @@ def test_a_fresh_store_gives_the_same_numbers(study, data_root, tmp_path):
     columns = ["kind", "source", "target", "volume", "seed", "perturbation", "f1"]
     first, second = (s.frame()[columns].sort_values(columns[:-1]).reset_index(drop=True) for s in (study, again))
     assert len(first) == 8 and first.equals(second)
-

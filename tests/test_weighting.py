@@ -161,7 +161,7 @@ def test_sentence_vectors_are_mean_final_states():
     sentences = easy_corpus(6, seed=5) + easy_corpus(2, seed=6, lexicon=CYRILLIC)
     vectors = sentence_vectors(tiny, sentences)
     assert vectors.shape == (8, 32) and vectors.dtype == np.float32
-    model = tiny.token_classification_model(1, {0: "O"}, {"O": 0}).eval()
+    model = tiny.token_classification_model(["O"]).eval()
     encoded = encode_corpus(sentences, tiny.tokenizer)
     with torch.inference_mode():
         for i in range(len(sentences)):

@@ -18,8 +18,7 @@ Example:
     >>> backbone = load_backbone("tiny")
     >>> backbone.tokenizer(["Lagos"], is_split_into_words=True).word_ids()
     [None, 0, 0, 0, 0, 0, None]
-    >>> model = backbone.token_classification_model(3, {0: "O", 1: "B-LOC", 2: "I-LOC"},
-    ...                                              {"O": 0, "B-LOC": 1, "I-LOC": 2})
+    >>> model = backbone.token_classification_model(["O", "B-LOC", "I-LOC"])
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,9 +99,9 @@ class Backbone:
             identity = json.dumps([self.config.to_json_string(use_diff=False), tokenizer, TINY_SEED])
         return hashlib.sha256(identity.encode()).hexdigest()
 
-    def token_classification_model(self, num_labels: int, id2label: Mapping[int, str],
-                                   label2id: Mapping[str, int]):  # -> PreTrainedModel
-        """The encoder with a fresh token-classification head (``AutoModelForTokenClassification``).
+    def token_classification_model(self, labels: Sequence[str]):  # -> PreTrainedModel
+        """The encoder with a fresh token-classification head (``AutoModelForTokenClassification``)
+        over ``labels`` (their order gives the class ids).
 
         Pretrained weights come from :attr:`source` (the head is initialised from the global
         torch seed); ``tiny`` gets all weights from :data:`TINY_SEED` without touching the
@@ -111,14 +110,15 @@ class Backbone:
         import torch
         from transformers import AutoModelForTokenClassification
 
-        labels = {"num_labels": num_labels, "id2label": dict(id2label), "label2id": dict(label2id)}
+        head = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
+                "label2id": {label: i for i, label in enumerate(labels)}}
         if self.source is None:
-            config = self.config.__class__.from_dict({**self.config.to_dict(), **labels})
+            config = self.config.__class__.from_dict({**self.config.to_dict(), **head})
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(TINY_SEED)
                 return AutoModelForTokenClassification.from_config(config)
         try:
-            return AutoModelForTokenClassification.from_pretrained(self.source, **labels)
+            return AutoModelForTokenClassification.from_pretrained(self.source, **head)
         except OSError as err:
             raise XnerError(_not_found(self.name, str(self.source), err)) from None
 

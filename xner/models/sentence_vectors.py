@@ -22,7 +22,7 @@ __all__ = ["sentence_vectors"]
 
 def sentence_vectors(backbone: Backbone, sentences: Sequence[Sentence], max_length: int = 256) -> np.ndarray:
     """``[n_sentences, hidden]`` float32 mean-pooled final-layer states of the pretrained encoder."""
-    model = backbone.token_classification_model(1, {0: "O"}, {"O": 0})
+    model = backbone.token_classification_model(["O"])
     encoded = encode_corpus(sentences, backbone.tokenizer, max_length, backbone.normalize)
     pad = backbone.tokenizer.pad_token_id or 0
     features = frozen_features(model, encoded, num_layers(model), backbone.fingerprint, pad_id=pad)

@@ -133,11 +133,7 @@ class Tagger:
             raise XnerError(f"labels must start with 'O', got {list(labels)}")
         backbone = model if isinstance(model, Backbone) else load_backbone(model)
         seed_everything(seed)
-        network = backbone.token_classification_model(
-            num_labels=len(labels),
-            id2label=dict(enumerate(labels)),
-            label2id={label: i for i, label in enumerate(labels)},
-        )
+        network = backbone.token_classification_model(labels)
         tagger = cls(backbone=backbone, labels=labels, model=network)
         tagger.model.to(tagger.device)
         return tagger
@@ -438,18 +434,19 @@ def _pretrained_reference(base_name: str, base_fingerprint: str, labels: Sequenc
                         f"{backbone.fingerprint[:12]}; restore that model or retrain")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_REFERENCE_SEED)
-        reference = backbone.token_classification_model(
-            num_labels=len(labels), id2label=dict(enumerate(labels)),
-            label2id={label: i for i, label in enumerate(labels)})
+        reference = backbone.token_classification_model(labels)
     return backbone, reference
 
 
 def _changed_tensors(model: nn.Module, reference: nn.Module) -> dict[str, torch.Tensor]:
     """The tensors of ``model`` that are not bit-identical to ``reference``'s."""
     base = reference.state_dict()
-    return {name: tensor.detach().cpu().contiguous()
-            for name, tensor in model.state_dict().items()
-            if name not in base or not torch.equal(tensor.detach().cpu(), base[name])}
+    changed = {}
+    for name, tensor in model.state_dict().items():
+        tensor = tensor.detach().cpu()  # once: on a GPU each call is a copy
+        if name not in base or not torch.equal(tensor, base[name]):
+            changed[name] = tensor.contiguous()
+    return changed
 
 
 def _apply_delta(reference: nn.Module, path: Path) -> None:

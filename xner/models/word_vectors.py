@@ -139,7 +139,7 @@ class WordVectors:
         import torch
 
         with torch.random.fork_rng(devices=[]):  # the throwaway head must not move the global seed
-            model = backbone.token_classification_model(1, {0: "O"}, {"O": 0})
+            model = backbone.token_classification_model(["O"])
         embeddings = model.get_input_embeddings().weight
         return cls(backbone.tokenizer, embeddings, backbone.normalize, backbone.fingerprint)
 
