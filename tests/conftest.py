@@ -9,6 +9,9 @@ Every fixture writes into the test's own ``tmp_path``; nothing is read from the 
   ``masakhaner2/swa`` (space-separated ``.txt``), train/dev/test each.
 - ``real_data``: ``$XNER_DATA_DIR`` as a Path; the test is skipped when it is absent.
 - ``source_counts``: the per-language table of a real dataset's SOURCE.md.
+
+Every test runs on the CPU (``XNER_DEVICE=cpu``), also on a GPU machine: the assertions
+hold xner's CPU determinism. ``tests/test_gpu.py`` (marker ``gpu``) runs on the GPU.
 """
 
 from __future__ import annotations
@@ -100,6 +103,15 @@ def data_root(tmp_path: Path) -> Path:
             sentences = synthetic_corpus(n, lang, types, seed=seed * 10 + len(split))
             write_conll(sentences, root / dataset / lang / f"{split}.{ext}", format=fmt)
     return root
+
+
+@pytest.fixture(autouse=True, scope="session")
+def on_cpu():
+    """Pin the CPU for the whole session (before module fixtures build their models);
+    subprocesses and pool workers inherit it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XNER_DEVICE", "cpu")
+        yield
 
 
 REAL_DATA = os.environ.get("XNER_DATA_DIR")

@@ -272,7 +272,8 @@ def test_a_dying_pool_worker_fails_its_run_only(tmp_path):
 
 # -- kill -9 in the middle of a study ----------------------------------------------------
 def _study_process(config: Path, store: Path, counts: Path, sleep: float) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(TESTS), "COUNT_DIR": str(counts), "SLEEP": str(sleep)}
+    path = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "COUNT_DIR": str(counts), "SLEEP": str(sleep)}
     return subprocess.Popen(
         [sys.executable, "-m", "test_execute", str(config), str(store)],
         env=env,

@@ -407,6 +407,15 @@ def test_mixed_precision_uses_bf16_only_where_the_cpu_computes_it(monkeypatch, n
     assert getattr(device.autocast(torch.device("cpu"), "mixed"), "fast_dtype", None) == dtype
 
 
+def test_xner_device_pins_the_device_and_names_a_bad_value(monkeypatch):
+    monkeypatch.setenv("XNER_DEVICE", "cpu")
+    assert Tagger.create("tiny", LABELS).device == torch.device("cpu")
+    for value, message in [("gpu0", "is not a device"), ("meta", "runs on cpu or cuda"), ("cuda:64", "CUDA GPU")]:
+        monkeypatch.setenv("XNER_DEVICE", value)
+        with pytest.raises(XnerError, match=rf"^XNER_DEVICE='{value}'.*{message}"):
+            Tagger.create("tiny", LABELS)
+
+
 def test_seed_everything_makes_torch_and_numpy_repeat():
     from xner.models.device import seed_everything
 

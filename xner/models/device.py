@@ -10,14 +10,35 @@ import numpy as np
 import torch
 from torch import nn
 
+from xner.errors import XnerError
+
 __all__ = [
-    "autocast", "autocast_dtype", "autocast_to", "default_device", "inference_precision", "seed_everything", "training_kernels",
+    "DEVICE_VARIABLE", "autocast", "autocast_dtype", "autocast_to", "default_device", "inference_precision", "seed_everything", "training_kernels",
     "use_all_cores",
 ]
 
 
+DEVICE_VARIABLE = "XNER_DEVICE"
+"""Environment variable that pins the device (``cpu``, ``cuda``, ``cuda:1``): bit-reproducible
+CPU numbers on a GPU machine, or one chosen GPU of several."""
+
+
 def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """``$XNER_DEVICE`` when set, else the GPU when present, else the CPU."""
+    requested = os.environ.get(DEVICE_VARIABLE, "").strip()
+    if not requested:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(requested)
+    except RuntimeError:
+        raise XnerError(f"{DEVICE_VARIABLE}={requested!r} is not a device: use cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise XnerError(f"{DEVICE_VARIABLE}={requested!r}: xner runs on cpu or cuda")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise XnerError(f"{DEVICE_VARIABLE}={requested!r}: no CUDA GPU is available here")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise XnerError(f"{DEVICE_VARIABLE}={requested!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    return device
 
 
 def use_all_cores() -> int:
