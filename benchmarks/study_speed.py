@@ -2,21 +2,24 @@
 
     python benchmarks/study_speed.py --config configs/quick.yaml
 
-Three phases, each in a fresh child process with a cold cache of its own (so each
-reports its own peak memory, and neither profits from the other's caches):
+Four phases, each in a fresh child process with a cold cache of its own (so each
+reports its own peak memory, and none profits from another's caches):
 
 1. ``xner``: ``run_study`` on the config, as ``xner study`` runs it (its executor: quick.yaml
    runs a process pool, one run per core; cached frozen features, cached teacher soft labels,
-   one encoding per sentence set, bf16 where the CPU has it).
-2. ``naive``: the same run specs (same sentences, seeds, epochs, layers trained,
+   one encoding per sentence set, bf16 where the CPU has it, length-bucketed batches).
+2. ``xner-random``: the same with ``batching: random`` (batches drawn as the Trainer draws
+   them): xner's recipe at the Trainer's batch schedule, the like-for-like F1 comparison
+   (length-bucketed batches alone are worth about 2 F1 on quick.yaml's German).
+3. ``naive``: the same run specs (same sentences, seeds, epochs, layers trained,
    early stopping, min steps), each done from scratch with a plain
    ``transformers.Trainer`` (see ``naive_hf.py``): tokenize, full forward every
    step, ``Trainer.predict``; scored by the same xner evaluation code.
-3. ``predict``: one trained model of phase 1 labels the test set with
+4. ``predict``: one trained model of phase 1 labels the test set with
    ``Tagger.predict`` and with ``transformers.pipeline("token-classification")``.
 
-Prints both study times, their ratio, each evaluation's F1 on both sides (they must
-agree within 1 F1 on average), the peak memory of each phase (summed PSS of its processes,
+Prints the study times, their ratios, each evaluation's F1 on every side (xner at the
+Trainer's batching and the Trainer must agree within 1 F1 on average), the peak memory of each phase (summed PSS of its processes,
 and the largest RSS of one), and ends with one line
 ``speedup: X.Xx``. Needs the ``bench`` extra (the Trainer needs accelerate).
 """
@@ -42,7 +45,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="configs/quick.yaml")
     parser.add_argument("--data-dir", default=os.environ.get("XNER_DATA_DIR", "../shared/data"))
-    parser.add_argument("--phase", choices=("xner", "naive", "predict"), help=argparse.SUPPRESS)
+    parser.add_argument("--phase", choices=("xner", "xner-random", "naive", "predict"), help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--pipeline-batch", type=int, default=32, help="batch size of the transformers pipeline")
     parser.add_argument("--seeds", help="comma-separated seeds instead of the config's (F1 agreement over seeds)")
@@ -83,25 +86,31 @@ class TreeMemory(threading.Thread):
         return {"peak_pss_mib": self.pss / 2**20, "peak_rss_mib": self.rss / 2**20}
 
 
-def load_config(args: argparse.Namespace, work: Path):
-    """The study, writing into the phase's work folder."""
+def load_config(args: argparse.Namespace, work: Path, batching: str | None = None):
+    """The study, writing into the phase's work folder (``batching``: for teachers and students)."""
     from xner.study.spec import load_study
 
     study = load_study(args.config)
     update = {"output_dir": work / "study"}
     if args.seeds:
         update["seeds"] = [int(seed) for seed in args.seeds.split(",")]
+    if batching:
+        student = study.distillation.student.model_copy(update={"batching": batching})
+        update["training"] = study.training.model_copy(update={"batching": batching})
+        update["distillation"] = study.distillation.model_copy(update={"student": student})
     return study.model_copy(update=update)
 
 
-def xner_phase(args: argparse.Namespace, work: Path) -> dict:
+def xner_phase(args: argparse.Namespace, work: Path, batching: str | None = None) -> dict:
     from xner.study.execute import run_study
     from xner.study.store import ResultStore
 
-    study = load_config(args, work)
+    study = load_config(args, work, batching)
     start = time.perf_counter()
     run = run_study(study, store=work / "study.sqlite", report=False)
     seconds = time.perf_counter() - start
+    if run.counts.get("failed"):
+        raise SystemExit(f"{run.counts['failed']} runs of the xner study failed (errors above): no timing to compare")
     with ResultStore(run.store_path, runs_dir=study.out_dir / "runs", create=False) as store:
         frame = store.frame()
         native = next(spec.id for spec in run.specs if spec.kind == "train"
@@ -209,6 +218,8 @@ def child(args: argparse.Namespace) -> None:
     memory.start()
     if args.phase == "xner":
         result = xner_phase(args, work)
+    elif args.phase == "xner-random":
+        result = xner_phase(args, work, batching="random")
     elif args.phase == "naive":
         result = naive_phase(args, work)
     else:
@@ -217,19 +228,24 @@ def child(args: argparse.Namespace) -> None:
     (work / "result.json").write_text(json.dumps(result, default=str))
 
 
-def report(xner: dict, naive: dict, predict: dict) -> None:
+def report(xner: dict, xner_random: dict, naive: dict, predict: dict) -> None:
     import pandas as pd
 
-    both = pd.DataFrame(xner["rows"]).merge(pd.DataFrame(naive["rows"]), on=list(KEYS), suffixes=("_xner", "_naive"))
-    both["difference"] = both["f1_xner"] - both["f1_naive"]
+    frames = [pd.DataFrame(phase["rows"]).rename(columns={"f1": f"f1_{name}"})
+              for name, phase in (("xner", xner), ("xner_random", xner_random), ("naive", naive))]
+    both = frames[0].merge(frames[1], on=list(KEYS)).merge(frames[2], on=list(KEYS))
     print(both.to_markdown(index=False, floatfmt=".1f"))
-    print(f"\nF1 difference xner - naive over {len(both)} evaluations: mean {both['difference'].mean():+.2f}, "
-          f"mean absolute {both['difference'].abs().mean():.2f}")
+    print(f"\nF1 differences over {len(both)} evaluations:")
+    for name in ("xner", "xner_random"):
+        difference = both[f"f1_{name}"] - both["f1_naive"]
+        print(f"- {name} - naive: mean {difference.mean():+.2f}, mean absolute {difference.abs().mean():.2f}")
     n = predict["sentences"]
-    print("\n| | xner study | naive (transformers.Trainer) | ratio |\n|---|---|---|---|")
-    print(f"| wall time, s | {xner['seconds']:.0f} | {naive['seconds']:.0f} | {naive['seconds'] / xner['seconds']:.2f}x |")
-    print(f"| peak memory of all its processes (PSS), MiB | {xner['peak_pss_mib']:.0f} | {naive['peak_pss_mib']:.0f} | |")
-    print(f"| peak RSS of one process, MiB | {xner['peak_rss_mib']:.0f} | {naive['peak_rss_mib']:.0f} | |")
+    print("\n| | xner study | xner, random batches | naive (transformers.Trainer) |\n|---|---|---|---|")
+    print(f"| wall time, s | {xner['seconds']:.0f} | {xner_random['seconds']:.0f} | {naive['seconds']:.0f} |")
+    print(f"| naive / this | {naive['seconds'] / xner['seconds']:.2f}x | {naive['seconds'] / xner_random['seconds']:.2f}x | 1.00x |")
+    for label, key in (("peak memory of all its processes (PSS), MiB", "peak_pss_mib"),
+                       ("peak RSS of one process, MiB", "peak_rss_mib")):
+        print(f"| {label} | {xner[key]:.0f} | {xner_random[key]:.0f} | {naive[key]:.0f} |")
     print(f"\n| prediction ({n} sentences) | sentences/s | ratio to pipeline |\n|---|---|---|")
     for name, key in (("transformers pipeline", "pipeline_s"), ("xner Tagger.predict (cold)", "xner_s"),
                       ("xner Tagger.predict (features cached)", "xner_warm_s")):
@@ -246,6 +262,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="xner-study-speed-"))
     try:
         xner = run_phase("xner", args, root)
+        xner_random = run_phase("xner-random", args, root)
         naive = run_phase("naive", args, root)
         study = load_config(args, root)
         predict = run_phase("predict", args, root, {
@@ -253,7 +270,7 @@ def main() -> None:
             "test_size": study.evaluation.test_size or 2000})
     finally:
         shutil.rmtree(root, ignore_errors=True)  # models, stores and caches of all phases
-    report(xner, naive, predict)
+    report(xner, xner_random, naive, predict)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 
 from xner.data.corpus import Sentence
 from xner.models import load_backbone
-from xner.models.batching import _BUCKET_BATCHES, length_batches, pad_batch
+from xner.errors import XnerError
+from xner.models.batching import _BUCKET_BATCHES, epoch_batches, length_batches, pad_batch
+from xner.models.tagger import TrainConfig
 from xner.models.encoding import encode_corpus
 
 lengths_strategy = st.lists(st.integers(1, 60), min_size=0, max_size=120).map(lambda x: np.array(x, np.int64))
@@ -106,3 +108,19 @@ def test_pad_batch_pads_to_the_longest_member():
         assert ids[row, :n].tolist() == encoded.ids(i).tolist()
         assert (ids[row, n:] == tokenizer.pad_token_id).all()
         assert mask[row].tolist() == [1] * n + [0] * (ids.shape[1] - n)
+
+
+def test_random_batches_are_seeded_fixed_size_and_ignore_length():
+    lengths = np.repeat(np.arange(1, 41), 10)  # 400 sentences of 40 lengths
+    batches = epoch_batches(lengths, 16, np.random.default_rng(0), "random")
+    assert covered(batches) == list(range(400)) and [len(b) for b in batches] == [16] * 25
+    assert not disjoint_ranges(batches, lengths)  # lengths mixed within batches, as a Trainer draws them
+    again = epoch_batches(lengths, 16, np.random.default_rng(0), "random")
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again))
+    bucketed = epoch_batches(lengths, 16, np.random.default_rng(0))
+    assert np.mean([np.ptp(lengths[b]) for b in bucketed]) < np.mean([np.ptp(lengths[b]) for b in batches]) / 4
+
+
+def test_an_unknown_batching_is_named_with_the_valid_ones():
+    with pytest.raises(XnerError, match=r"^unknown batching 'sorted'; valid: length, random$"):
+        TrainConfig(batching="sorted")

@@ -124,6 +124,15 @@ def test_same_seed_same_model_other_seed_other_model(data, train_layers):
                                                          other.predict_proba(data["test"])))
 
 
+def test_random_batching_trains_other_batches_deterministically(data):
+    train = data["train"][:48]
+    length, random, again = (train_tagger(train, epochs=2, train_layers=1, batching=b) for b in ("length", "random", "random"))
+    assert random.metadata["trainings"][0]["config"]["batching"] == "random"
+    losses = [[h["loss"] for h in t.metadata["trainings"][0]["history"]] for t in (length, random, again)]
+    assert losses[1] == losses[2] != losses[0] and random.fingerprint == again.fingerprint != length.fingerprint
+    assert random.evaluate(data["test"])["f1"] > 80
+
+
 def test_fast_path_predictions_match_the_full_model(trained, data):
     tagger = train_tagger(data["train"][:48], train_layers=1, epochs=2)
     fast = tagger.predict_proba(data["test"])

@@ -10,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from xner.errors import one_of
 from xner.models.encoding import EncodedCorpus
 
-__all__ = ["length_batches", "pad_batch"]
+__all__ = ["BATCHINGS", "epoch_batches", "length_batches", "pad_batch"]
 
 _BUCKET_BATCHES = 50  # sort within windows of this many batches when shuffling
 
@@ -54,6 +55,26 @@ def length_batches(
     if rng is not None:
         batches = [batches[i] for i in rng.permutation(len(batches))]
     return batches
+
+
+BATCHINGS = ("length", "random")
+"""How training sentences are grouped into batches each epoch (``TrainConfig.batching``)."""
+
+
+def epoch_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, batching: str = "length") -> list[np.ndarray]:
+    """One epoch's training batches.
+
+    ``length`` (xner's default) buckets sentences of similar length: less padding, and on
+    WikiANN de about 2 F1 more than random batches at the same epochs (issue 9's diagnosis);
+    ``random`` draws batches as ``transformers.Trainer``'s default sampler does, for
+    like-for-like comparisons with Trainer recipes.
+    """
+    if batching == "length":
+        return length_batches(lengths, batch_size=batch_size, rng=rng)
+    if batching == "random":
+        order = rng.permutation(len(lengths))
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    raise one_of("batching", batching, BATCHINGS)
 
 
 def _split(order, lengths, batch_size, batch_tokens) -> list[np.ndarray]:

@@ -39,9 +39,9 @@ import transformers
 from torch import nn
 
 from xner.data.corpus import Sentence
-from xner.errors import XnerError
+from xner.errors import XnerError, one_of
 from xner.models.backbone import Backbone, load_backbone
-from xner.models.batching import length_batches, pad_batch
+from xner.models.batching import BATCHINGS, epoch_batches, length_batches, pad_batch
 from xner.models.embedded import CHARMAP_FILE, CharMap
 from xner.models.device import (
     autocast, autocast_dtype, default_device, inference_precision, seed_everything, training_kernels,
@@ -87,6 +87,11 @@ class TrainConfig:
     dev_size: int | None = 1000  # dev sentences used for early stopping (a fixed prefix)
     seed: int = 0
     precision: str = "auto"  # auto (bf16/fp16 on GPU, fp32 on CPU) | mixed (also bf16 on bf16 CPUs) | fp32 | bf16 | fp16
+    batching: str = "length"  # length (similar-length batches) | random (as transformers.Trainer)
+
+    def __post_init__(self) -> None:
+        if self.batching not in BATCHINGS:
+            raise one_of("batching", self.batching, BATCHINGS)
 
 
 @dataclass
@@ -229,7 +234,7 @@ class Tagger:
         for epoch in range(1, epochs + 1):
             epoch_start = time.perf_counter()
             self.model.train()
-            order = length_batches(encoded.lengths, batch_size=config.batch_size, rng=rng)
+            order = epoch_batches(encoded.lengths, config.batch_size, rng, config.batching)
             epoch_loss = 0.0
             with training_kernels(self.model, self.device, config.precision):
                 for indices in _progress(order, progress, f"epoch {epoch}/{epochs}"):

@@ -204,6 +204,17 @@ class TrainingOptions(_Section):
     min_steps: int = Field(0, ge=0)
     dev_size: int | None = Field(1000, ge=1)
     precision: Literal["auto", "mixed", "fp32", "bf16", "fp16"] = "auto"
+    batching: Literal["length", "random"] = "length"
+
+
+_ADDED_OPTIONS = {"batching": "length"}
+"""Training options xner gained after studies had been run, with their defaults: they enter a
+run's params (and so its id) only when set to something else, so that the runs of an existing
+store keep their ids -- and stay done -- when xner gains an option."""
+
+
+def _run_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if _ADDED_OPTIONS.get(k, object()) != v}
 
 
 class DistillationOptions(_Section):
@@ -363,8 +374,9 @@ class _Expansion:
         self.registry = registry
         self.specs: dict[str, RunSpec] = {}
         self.datasets = {get_language(code): dataset for code, dataset in study.dataset_of.items()}
-        self.training = study.training.model_dump()
-        self.student = {**self.training, **study.distillation.student.model_dump(exclude_unset=True)}
+        training = study.training.model_dump()
+        self.training = _run_options(training)
+        self.student = _run_options({**training, **study.distillation.student.model_dump(exclude_unset=True)})
         self.grid: dict[str, Any] = {}  # model, seed, train_size of the cell being expanded
 
     # -- languages ---------------------------------------------------------------------
