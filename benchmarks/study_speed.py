@@ -19,8 +19,8 @@ reports its own peak memory, and none profits from another's caches):
    ``Tagger.predict`` and with ``transformers.pipeline("token-classification")``.
 
 Prints the study times, their ratios, each evaluation's F1 on every side (xner at the
-Trainer's batching and the Trainer must agree within 1 F1 on average), the peak memory of each phase (summed PSS of its processes,
-and the largest RSS of one), and ends with one line
+Trainer's batching and the Trainer must agree within 1 F1 on average), the peak memory of
+each phase (summed PSS of its processes, and the largest RSS of one), and ends with one line
 ``speedup: X.Xx``. Needs the ``bench`` extra (the Trainer needs accelerate).
 """
 

@@ -72,8 +72,7 @@ def epoch_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator
     if batching == "length":
         return length_batches(lengths, batch_size=batch_size, rng=rng)
     if batching == "random":
-        order = rng.permutation(len(lengths))
-        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        return _split(rng.permutation(len(lengths)), lengths, batch_size, None)
     raise one_of("batching", batching, BATCHINGS)
 
 

@@ -207,14 +207,15 @@ class TrainingOptions(_Section):
     batching: Literal["length", "random"] = "length"
 
 
-_ADDED_OPTIONS = {"batching": "length"}
-"""Training options xner gained after studies had been run, with their defaults: they enter a
-run's params (and so its id) only when set to something else, so that the runs of an existing
+_ADDED_OPTIONS = ("batching",)
+"""Training options xner gained after studies had been run: they enter a run's params (and so
+its id) only when set to something other than their default, so that the runs of an existing
 store keep their ids -- and stay done -- when xner gains an option."""
 
 
 def _run_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in options.items() if _ADDED_OPTIONS.get(k, object()) != v}
+    defaults = {name: TrainingOptions.model_fields[name].default for name in _ADDED_OPTIONS}
+    return {k: v for k, v in options.items() if k not in defaults or defaults[k] != v}
 
 
 class DistillationOptions(_Section):
