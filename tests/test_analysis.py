@@ -122,6 +122,29 @@ def test_where_the_curve_flattens(cap, flattens_at, last):
         assert table["last_doubling"].to_numpy() == pytest.approx(last, abs=0.05)
 
 
+def test_a_sliver_of_a_doubling_is_not_a_slope():
+    """A whole pool just above the grid's last volume (1,700 after 1,600) with 0.4 F1 more: over
+    0.09 doublings that would read 4.6 F1 per doubling; it is measured from 800 instead."""
+    table = capped(100)
+    pool = table[table["volume"] == max(VOLUMES)].assign(volume=1700)
+    pool[["f1", "gain"]] += 0.4
+    table = pd.concat([table, pool], ignore_index=True)
+    result = volume_correlations(table, by="target", **FAST)
+    assert result["flattens_at"].tolist() == [100, 100]
+    assert result["last_doubling"].to_numpy() == pytest.approx(0.4 / np.log2(1700 / 800), abs=0.05)
+
+
+def test_a_partial_seed_does_not_fake_a_step():
+    """Seed 2's teacher (and students) sit 20 F1 lower and its curve stops at 400: the mean F1
+    over seeds would rise by 6.7 from 400 to 800; the curve itself is flat from 100."""
+    table = capped(100)
+    table.loc[table["seed"] == 2, ["f1", "teacher_f1"]] -= 20.0
+    table = table[(table["seed"] != 2) | (table["volume"] <= 400)]
+    result = volume_correlations(table, by="target", **FAST)
+    assert result["flattens_at"].tolist() == [100, 100]
+    assert result["last_doubling"].to_numpy() == pytest.approx(0.0, abs=0.05)
+
+
 def two_teachers(shift: float = 3.0) -> pd.DataFrame:
     """Every target also has a closer teacher ("nl") whose zero-shot and students are ``shift``
     F1 above English's, seed by seed."""
@@ -129,6 +152,16 @@ def two_teachers(shift: float = 3.0) -> pd.DataFrame:
     close = english.assign(source="nl", f1=english["f1"] + shift, f1_lo=english["f1_lo"] + shift,
                            f1_hi=english["f1_hi"] + shift, teacher_f1=english["teacher_f1"] + shift)
     return pd.concat([english, close], ignore_index=True)
+
+
+def teacher_per_seed(spread: float = 8.0) -> pd.DataFrame:
+    """Two teachers per target, and each seed's teacher model at its own level (spread ``spread``
+    F1): as in the volume study, where English teachers of one target differ by up to 20 F1
+    between seeds. Students keep their teacher model's level and the family's slope."""
+    table = two_teachers(shift=20.0)
+    offsets = np.random.default_rng(1).normal(0, spread, size=len(table))
+    model_offset = table.groupby(["target", "source", "seed"]).ngroup().map(dict(enumerate(offsets)))
+    return table.assign(**{c: table[c] + model_offset for c in ("f1", "f1_lo", "f1_hi", "teacher_f1")})
 
 
 @pytest.mark.parametrize("by", ["target", "family"])
@@ -215,6 +248,25 @@ def test_mixed_model_recovers_each_family_slope():
         assert slopes.loc[family, "slope"] == pytest.approx(slope, abs=0.3)
     assert "log2_volume" in fit.coefficients["term"].tolist()
     assert "Mixed Linear Model" in fit.summary
+
+
+def test_mixed_model_absorbs_each_teacher_models_level():
+    fit = mixed_effects(teacher_per_seed())
+    assert fit.random == "(1 | target) + (1 | target:teacher)"
+    slopes = fit.family_slopes.set_index("family")
+    for family, slope in {"Bantu": 4.0, "Celtic": 1.0}.items():
+        assert slopes.loc[family, "lo"] <= slope <= slopes.loc[family, "hi"]
+        # teacher levels 8 F1 apart left in the residual would make this interval ~4 F1 wide
+        assert slopes.loc[family, "hi"] - slopes.loc[family, "lo"] < 1.5
+    assert mixed_effects(sweep(seeds=(0,))).random == "(1 | target)"
+
+
+def test_slope_per_target_absorbs_each_teacher_models_level():
+    table = volume_correlations(teacher_per_seed(), by="target", **FAST)
+    assert len(table) == 6
+    expected = table["target"].map({"sw": 4.0, "zu": 4.0, "cy": 1.0})
+    assert ((table["slope_lo"] <= expected) & (expected <= table["slope_hi"])).all()
+    assert (table["slope_hi"] - table["slope_lo"] < 1.5).all()
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,8 @@ analyses are testable without a store and the report only formats what they retu
 - :func:`volume_correlations`: per target or per family, Pearson/Spearman of log2(volume) with
   student F1 and with the gain over the zero-shot teacher, bootstrap CIs, F1 per doubling, the
   volume at which the student first beats its teacher (Wu et al. 2020's question, per language).
-- :func:`mixed_effects`: ``f1 ~ log2(volume) * family + (1 | target)`` (statsmodels MixedLM).
+- :func:`mixed_effects`: ``f1 ~ log2(volume) * family + (1 | target)`` (statsmodels MixedLM),
+  with a teacher-within-target component where targets have several teacher models.
 - :func:`transfer_correlates`: transfer F1 against entity overlap, source train size and URIEL
   distances (Manafi & Krishnaswamy 2024: transfer depends largely on entity overlap).
 - :func:`robustness_table`: F1 drop under each perturbation, native vs transfer, with CIs.
@@ -298,8 +299,9 @@ def volume_correlations(
     Pearson and Spearman correlation of log2(volume) with ``f1`` and with ``gain`` (F1 minus
     the zero-shot teacher's), p-values and bootstrap CIs resampling those runs (the table has
     no per-sentence predictions, so test sentences are not resampled here); the slope = F1
-    gained per doubling of volume (OLS; for a family with a fixed effect per curve, i.e. per
-    target and teacher, so that targets' and teachers' levels don't pass for a volume effect),
+    gained per doubling of volume (OLS with a fixed effect per curve, i.e. per target and
+    teacher model -- source and seed, as each seed trains its own teacher -- so that targets'
+    and teachers' levels don't pass for a volume effect or for noise),
     its CI and p-value; the teacher's F1 and the smallest volume at which the student's mean F1
     over seeds first exceeds it; where the curve flattens (see :func:`_flattening`).
 
@@ -332,7 +334,7 @@ def volume_correlations(
     records = []
     for key, group in rows.groupby(keys, sort=True):
         n_targets = group["target"].nunique()
-        group = group.assign(curve=group["target"] + "<-" + group["source"])
+        group = group.assign(curve=group["target"] + "<-" + group["source"] + "/" + group["seed"].astype(str))
         fixed = " + C(curve)" if group["curve"].nunique() > 1 else ""
         statistics = {
             f"{metric}_{name}": value
@@ -374,15 +376,21 @@ def volume_correlations(
 
 def _flattening(rows: pd.DataFrame, flat_below: float) -> dict[str, float]:
     """Where a learning curve stops paying: the smallest volume after which every further step
-    of the volume grid gains less than ``flat_below`` F1 per doubling (mean F1 over seeds).
+    of the volume grid gains less than ``flat_below`` F1 per doubling (mean gain over seeds).
 
     ``last_doubling`` is the F1 per doubling of the last step (the full pool's). A family's
     value is the median over its curves (targets x teachers), whose grids may end at different
-    volumes. NaN ``flattens_at``: still rising at the largest volume.
+    volumes. NaN ``flattens_at``: still rising at the largest volume. A grid volume less than
+    half a doubling below the next (4,000 before a whole pool of 4,343) is left out: seed noise
+    divided by such a sliver of a doubling would pass for a steep slope.
     """
     flat, last = [], []
     for _, curve in rows.groupby(["target", "source"], sort=True):
-        means = curve.groupby("volume")["f1"].mean().sort_index()
+        # gain, not F1: the same differences once every seed is in, but a seed whose teacher
+        # sits 20 F1 higher can't fake a step while its curve is still partial
+        means = curve.groupby("volume")["gain"].mean().sort_index()
+        volumes = means.index.to_numpy(dtype=float)
+        means = means[np.append(volumes[1:] / volumes[:-1] >= np.sqrt(2), True)]
         if len(means) < 2:
             continue
         per_doubling = means.diff().iloc[1:] / np.diff(np.log2(means.index.to_numpy(dtype=float)))
@@ -520,7 +528,9 @@ class MixedEffects:
     """A fitted (or, with ``note`` saying why, unfitted) mixed-effects model of student F1.
 
     Attributes:
-        formula: the fixed-effects formula actually fitted (random intercept per target).
+        formula: the fixed-effects formula actually fitted.
+        random: its random part: ``(1 | target)``, plus ``(1 | target:teacher)`` when some
+            target was taught by several teacher models.
         coefficients: ``term, coef, se, z, p, lo, hi`` (empty when not fitted).
         family_slopes: ``family, slope, lo, hi, p``: F1 per doubling of volume in each family,
             the base slope plus the family's interaction (empty when not fitted).
@@ -530,6 +540,7 @@ class MixedEffects:
     """
 
     formula: str
+    random: str
     coefficients: pd.DataFrame
     family_slopes: pd.DataFrame
     summary: str
@@ -540,8 +551,8 @@ class MixedEffects:
         return not self.coefficients.empty
 
 
-def _unfitted(formula: str, note: str) -> MixedEffects:
-    return MixedEffects(formula, pd.DataFrame(), pd.DataFrame(), note, note)
+def _unfitted(formula: str, random: str, note: str) -> MixedEffects:
+    return MixedEffects(formula, random, pd.DataFrame(), pd.DataFrame(), note, note)
 
 
 def _family_slopes(fit, families: Sequence[str], confidence: float) -> pd.DataFrame:
@@ -573,6 +584,11 @@ def mixed_effects(
 
     The random intercept per target absorbs each language's level, so the log2(volume) terms
     are within-language growth per doubling, and the interactions how families differ in it.
+    Where a target has several teacher models (a close and a distant source language, and a
+    teacher trained per seed), each sets its students' level: English teachers of one African
+    target differ by up to 20 F1 between seeds. A variance component per teacher model
+    (source and seed) within target, ``(1 | target:teacher)``, absorbs that too; without it the
+    teacher gaps would sit in the residual and swamp the slopes' standard errors.
     Degenerate designs give an explained result instead of an exception: fewer than 2 targets
     (no random effect to estimate) or one volume leaves the model unfitted; one family drops
     the family terms (``f1 ~ log2_volume``).
@@ -598,17 +614,21 @@ def mixed_effects(
     families = sorted(rows["family"].unique())
     formula = "f1 ~ log2_volume * C(family)" if len(families) > 1 else "f1 ~ log2_volume"
     notes = [] if len(families) > 1 else [f"one family ({', '.join(families) or 'none'}): no family terms"]
+    rows = rows.assign(teacher=rows["source"].astype(str) + "/seed" + rows["seed"].astype(str))
+    several_teachers = bool((rows.groupby("target")["teacher"].nunique() > 1).any())
+    random = "(1 | target) + (1 | target:teacher)" if several_teachers else "(1 | target)"
     n_targets = rows["target"].nunique()
     if n_targets < _MIN_MIXED_TARGETS:
-        return _unfitted(formula, f"too few targets ({n_targets}) for a random intercept per target")
+        return _unfitted(formula, random, f"too few targets ({n_targets}) for a random intercept per target")
     if rows["volume"].nunique() < 2:
-        return _unfitted(formula, "one volume: log2(volume) has no effect to estimate")
+        return _unfitted(formula, random, "one volume: log2(volume) has no effect to estimate")
+    teacher_component = {"teacher": "0 + C(teacher)"} if several_teachers else None
     with warnings.catch_warnings(record=True) as caught, np.errstate(all="ignore"):
         warnings.simplefilter("always")
         try:
-            fit = smf.mixedlm(formula, rows, groups=rows["target"]).fit(reml=True)
+            fit = smf.mixedlm(formula, rows, groups=rows["target"], vc_formula=teacher_component).fit(reml=True)
         except (np.linalg.LinAlgError, ValueError) as err:
-            return _unfitted(formula, f"model not estimable: {err}")
+            return _unfitted(formula, random, f"model not estimable: {err}")
         bounds = fit.conf_int(1 - confidence)
         slopes = _family_slopes(fit, families, confidence)
     notes += sorted({str(w.message).splitlines()[0] for w in caught})
@@ -624,7 +644,7 @@ def mixed_effects(
             "hi": bounds.loc[terms, 1].to_numpy(),
         }
     )
-    return MixedEffects(formula, coefficients, slopes, str(fit.summary()), "; ".join(notes))
+    return MixedEffects(formula, random, coefficients, slopes, str(fit.summary()), "; ".join(notes))
 
 
 def _iso3(code: str) -> str:

@@ -368,7 +368,7 @@ def _mixed_sections(df: pd.DataFrame) -> list[Section]:
             sections.append(Section(f"mixed_effects_{model}", "Mixed-effects model" + suffix,
                                     skipped=fit.note))
             continue
-        note = f"{fit.formula} + (1 | target)" + (f"; {fit.note}" if fit.note else "")
+        note = f"{fit.formula} + {fit.random}" + (f"; {fit.note}" if fit.note else "")
         sections.append(Section(f"mixed_effects_{model}", "Mixed-effects model" + suffix,
                                 table=fit.coefficients, display=_coefficients_display(fit.coefficients),
                                 text=note + "\n\n" + fit.summary))
