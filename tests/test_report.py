@@ -153,9 +153,23 @@ def test_report_from_store(tmp_path):
             store.finish(spec.id, RunOutcome("done", {"rows": metrics}, None, None, "2026-01-01T00:00:00+00:00",
                                              "2026-01-01T00:00:05+00:00", {"seconds": 5.0},
                                              {"xner": "0.1.0", "torch": "2.13.0"}, "host"))
+        for seed, (dev_f1, best_epoch) in enumerate([(68.3, 2), (71.5, 6)]):
+            spec = RunSpec("train", 3, {"lang": "en", "dataset": "wikiann", "model": "embedded",
+                                        "seed": seed, "train_size": 2000, "training": {"epochs": 6}})
+            store.register([spec])
+            metrics = {"train_sentences": 2000, "best_epoch": best_epoch, "dev_f1": dev_f1, "epochs_run": 6}
+            store.finish(spec.id, RunOutcome("done", metrics, None, None, "2026-01-01T00:00:00+00:00",
+                                             "2026-01-01T00:01:00+00:00", {"seconds": 60.0}, {}, "host"))
     page = write_report(tmp_path / "study.sqlite", tmp_path / "report", **FAST).read_text()
     assert "Versions recorded by the runs" in page and "2.13.0" in page
     assert (tmp_path / "report" / "figures" / "robustness_bars.png").exists()
+    trained = pd.read_csv(tmp_path / "report" / "tables" / "trained_models.csv")
+    assert trained[["lang", "seed", "dev_f1", "best_epoch", "epochs_run"]].values.tolist() == [
+        ["en", 0, 68.3, 2, 6], ["en", 1, 71.5, 6, 6]]
+
+
+def test_trained_models_need_run_records(report):
+    assert "Skipped: no run records with params and metrics" in (report.parent / "report.md").read_text()
 
 
 @pytest.mark.slow

@@ -510,8 +510,12 @@ _TABLE_READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
 """Exported tidy tables (``xner results --format csv|parquet``) a report can also start from."""
 
 
+_RUN_COLUMNS = ("id", "kind", "status", "started", "finished", "seconds", "versions", "host", "params", "metrics")
+
+
 def _runs(store) -> pd.DataFrame:
-    """The store's runs: ``id, kind, status, started, finished, seconds, versions, host``."""
+    """The store's runs: ``id, kind, status, started, finished, seconds, versions, host``, and
+    each run's ``params`` and ``metrics`` mappings."""
     return pd.DataFrame.from_records(
         [
             {
@@ -523,11 +527,45 @@ def _runs(store) -> pd.DataFrame:
                 "seconds": (record.timings or {}).get("seconds"),
                 "versions": record.versions,
                 "host": record.host,
+                "params": record.spec.params,
+                "metrics": record.metrics,
             }
             for record in store.records()
         ],
-        columns=["id", "kind", "status", "started", "finished", "seconds", "versions", "host"],
+        columns=list(_RUN_COLUMNS),
     )
+
+
+_TRAINED_PARAMS = ("model", "lang", "dataset", "train_size", "seed")
+_TRAINED_METRICS = ("train_sentences", "dev_f1", "best_epoch", "epochs_run")
+
+
+def _trained_models_table(runs: pd.DataFrame | None) -> pd.DataFrame:
+    """One row per finished ``train`` run: the labelled-data models (teachers, native models)
+    with their dev F1 and where early stopping picked them. A zero-shot teacher's target F1 can
+    differ by 20 between seeds whose source dev F1 differ by 3; this table lets a reader see
+    that selection, which the tidy results (evaluations only) do not hold."""
+    columns = [*_TRAINED_PARAMS, *_TRAINED_METRICS]
+    if runs is None or not {"kind", "status", "params", "metrics"} <= set(runs.columns):
+        return pd.DataFrame(columns=columns)
+    trained = runs[(runs["kind"] == "train") & (runs["status"] == "done")]
+    records = [
+        {**{k: (params or {}).get(k) for k in _TRAINED_PARAMS}, **{k: (metrics or {}).get(k) for k in _TRAINED_METRICS}}
+        for params, metrics in zip(trained["params"], trained["metrics"])
+    ]
+    table = pd.DataFrame.from_records(records, columns=columns)
+    return table.sort_values(["model", "lang", "train_size", "seed"], ignore_index=True)
+
+
+def _trained_models_section(runs: pd.DataFrame | None) -> Section:
+    title = "Models trained on labelled data (teachers, native models): dev F1 and early stopping"
+    table = _trained_models_table(runs)
+    if table.empty:
+        known = runs is not None and {"params", "metrics"} <= set(runs.columns)
+        reason = "no finished train run" if known else "no run records with params and metrics (a results table, not a store)"
+        return Section("trained_models", title, skipped=reason)
+    display = table.assign(dev_f1=[_num(v, 1) for v in table["dev_f1"]])
+    return Section("trained_models", title, table=table, display=display)
 
 
 def _load(store_or_frame: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
@@ -670,7 +708,8 @@ def write_report(
         out_dir: folder to write (created; existing files of the same names are replaced).
         config: the study config (mapping, YAML/JSON text, or a Path to its file) to print.
         runs: one row per run (``kind, status, seconds, versions`` -- a package -> version
-            mapping) for run times and versions; read from the store when given a store.
+            mapping; ``params`` and ``metrics`` mappings for the trained-models table) for
+            run times, versions and trained models; read from the store when given a store.
         covariates: per-pair covariates for :func:`xner.analysis.transfer_correlates`;
             ``None`` computes URIEL distances (lang2vec; its first use loads for ~10 s).
         n_resamples, seed: bootstrap resamples and seed of every CI.
@@ -696,6 +735,7 @@ def write_report(
         *_volume_sections(frame, options),
         *_transfer_sections(frame, covariates, options),
         *_robustness_sections(frame, options),
+        _trained_models_section(runs),
     ]
     facts = _facts(frame, runs, config)
     for section in sections:
