@@ -201,6 +201,12 @@ def test_teacher_and_gain_filled_from_volume_zero_rows():
         pd.testing.assert_series_equal(full[column], derived[column])
 
 
+def test_table_without_seeds_is_one_run_per_cell():
+    table = sweep(seeds=(0,)).drop(columns="seed")
+    assert volume_correlations(table, by="target", **FAST)["slope"].notna().all()
+    assert mixed_effects(table).random == "(1 | target)"
+
+
 def test_unknown_grouping_lists_valid_ones():
     with pytest.raises(XnerError, match="family, target"):
         volume_correlations(sweep(), by="language")

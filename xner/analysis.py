@@ -255,6 +255,8 @@ def _clean_students(df: pd.DataFrame) -> pd.DataFrame:
     _require(df, ("kind", "model", "source", "target", "family", "volume", "perturbation", "f1"),
              "the volume analysis")
     rows = df[(df["kind"] == "student") & (df["perturbation"] == "clean") & df["volume"].notna()]
+    if "seed" not in rows:  # a hand-made table without seeds: one teacher model per curve
+        rows = rows.assign(seed=0)
     rows = _numeric(rows.astype({"volume": "int64"}), ("f1", "f1_lo", "f1_hi", "teacher_f1", "gain"))
     keys = ["model", "source", "target"]
     teacher = rows[rows["volume"] == 0].groupby(keys)["f1"].mean().rename("_teacher")

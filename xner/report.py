@@ -550,7 +550,8 @@ def _trained_models_table(runs: pd.DataFrame | None) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     trained = runs[(runs["kind"] == "train") & (runs["status"] == "done")]
     records = [
-        {**{k: (params or {}).get(k) for k in _TRAINED_PARAMS}, **{k: (metrics or {}).get(k) for k in _TRAINED_METRICS}}
+        {**{k: (params or {}).get(k) for k in _TRAINED_PARAMS},
+         **{k: (metrics or {}).get(k) for k in _TRAINED_METRICS}}
         for params, metrics in zip(trained["params"], trained["metrics"])
     ]
     table = pd.DataFrame.from_records(records, columns=columns)
@@ -562,7 +563,8 @@ def _trained_models_section(runs: pd.DataFrame | None) -> Section:
     table = _trained_models_table(runs)
     if table.empty:
         known = runs is not None and {"params", "metrics"} <= set(runs.columns)
-        reason = "no finished train run" if known else "no run records with params and metrics (a results table, not a store)"
+        reason = ("no finished train run" if known
+                  else "no run records with params and metrics (a results table, not a store)")
         return Section("trained_models", title, skipped=reason)
     display = table.assign(dev_f1=[_num(v, 1) for v in table["dev_f1"]])
     return Section("trained_models", title, table=table, display=display)
