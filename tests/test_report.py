@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from xner.cli import app
 from xner.errors import XnerError
-from xner.report import write_report
+from xner.analysis import volume_curves
+from xner.report import volume_figure, write_report
 
 FIGURES = ("volume_curves", "robustness_bars", "robustness_heatmap", "overlap_scatter")
 TABLES = ("volume_by_family", "volume_by_target", "teachers_by_family", "teachers_by_target",
@@ -106,6 +107,13 @@ def test_html_is_self_contained(report):
     assert "name: tiny" in page  # the study config
     assert "statsmodels" in page  # versions
     assert "Run times" in page
+
+
+def test_volume_figure_names_each_curves_teacher():
+    figure = volume_figure(volume_curves(tiny_study(), n_resamples=50))
+    legends = {ax.get_title(): sorted(text.get_text() for text in ax.get_legend().get_texts())
+               for ax in figure.axes if ax.get_visible()}
+    assert legends == {"Bantu": ["sw from en", "zu from en"], "Germanic": ["af from en", "af from nl"]}
 
 
 def test_robustness_only_study_skips_volume_figure_and_says_why(tmp_path):

@@ -217,8 +217,10 @@ def _grid(count: int, width: float = 4.2, height: float = 3.2) -> tuple[Figure, 
     return figure, axes[:count]
 
 
-def _label(row: pd.Series, several_models: bool) -> str:
-    return f"{row['target']} ({row['model']})" if several_models else str(row["target"])
+def _curve_label(row: pd.Series, several_models: bool) -> str:
+    """``kin from swa``: a target taught by a close and a distant teacher has two curves."""
+    curve = f"{row['target']} from {row['source']}"
+    return f"{curve} ({row['model']})" if several_models else curve
 
 
 def volume_figure(curves: pd.DataFrame) -> Figure:
@@ -232,7 +234,7 @@ def volume_figure(curves: pd.DataFrame) -> Figure:
         for (_, _, _), line in lines.groupby(["model", "source", "target"], sort=True):
             sweep = line[line["volume"] > 0].sort_values("volume")
             teacher = line[line["volume"] == 0]
-            label = _label(line.iloc[0], several)
+            label = _curve_label(line.iloc[0], several)
             (drawn,) = ax.plot(sweep["volume"], sweep["f1"], marker="o", label=label)
             ax.fill_between(sweep["volume"], sweep["f1_lo"], sweep["f1_hi"],
                             color=drawn.get_color(), alpha=0.2, linewidth=0)
