@@ -267,11 +267,13 @@ def _clean_students(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _student_sweep(df: pd.DataFrame) -> pd.DataFrame:
-    """Student rows with volume > 0 and their ``log2_volume`` (log2 is undefined at volume 0,
-    the teacher's own zero-shot row, which enters only as ``teacher_f1``)."""
+    """Student rows with volume > 0, their ``log2_volume`` (log2 is undefined at volume 0,
+    the teacher's own zero-shot row, which enters only as ``teacher_f1``) and ``teacher_model``:
+    the curve a row belongs to -- target, source and seed, as each seed trains its own teacher."""
     rows = _clean_students(df)
     rows = rows[rows["volume"] > 0].copy()
     rows["log2_volume"] = np.log2(rows["volume"].astype(float))
+    rows["teacher_model"] = rows["target"].astype(str) + "<-" + rows["source"].astype(str) + "/seed" + rows["seed"].astype(str)
     return rows
 
 
@@ -336,8 +338,7 @@ def volume_correlations(
     records = []
     for key, group in rows.groupby(keys, sort=True):
         n_targets = group["target"].nunique()
-        group = group.assign(curve=group["target"] + "<-" + group["source"] + "/" + group["seed"].astype(str))
-        fixed = " + C(curve)" if group["curve"].nunique() > 1 else ""
+        fixed = " + C(teacher_model)" if group["teacher_model"].nunique() > 1 else ""
         statistics = {
             f"{metric}_{name}": value
             for metric in ("f1", "gain")
@@ -616,15 +617,14 @@ def mixed_effects(
     families = sorted(rows["family"].unique())
     formula = "f1 ~ log2_volume * C(family)" if len(families) > 1 else "f1 ~ log2_volume"
     notes = [] if len(families) > 1 else [f"one family ({', '.join(families) or 'none'}): no family terms"]
-    rows = rows.assign(teacher=rows["source"].astype(str) + "/seed" + rows["seed"].astype(str))
-    several_teachers = bool((rows.groupby("target")["teacher"].nunique() > 1).any())
+    several_teachers = bool((rows.groupby("target")["teacher_model"].nunique() > 1).any())
     random = "(1 | target) + (1 | target:teacher)" if several_teachers else "(1 | target)"
     n_targets = rows["target"].nunique()
     if n_targets < _MIN_MIXED_TARGETS:
         return _unfitted(formula, random, f"too few targets ({n_targets}) for a random intercept per target")
     if rows["volume"].nunique() < 2:
         return _unfitted(formula, random, "one volume: log2(volume) has no effect to estimate")
-    teacher_component = {"teacher": "0 + C(teacher)"} if several_teachers else None
+    teacher_component = {"teacher": "0 + C(teacher_model)"} if several_teachers else None
     with warnings.catch_warnings(record=True) as caught, np.errstate(all="ignore"):
         warnings.simplefilter("always")
         try:

@@ -542,14 +542,12 @@ _TRAINED_PARAMS = ("model", "lang", "dataset", "train_size", "seed")
 _TRAINED_METRICS = ("train_sentences", "dev_f1", "best_epoch", "epochs_run")
 
 
-def _trained_models_table(runs: pd.DataFrame | None) -> pd.DataFrame:
+def _trained_models_table(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per finished ``train`` run: the labelled-data models (teachers, native models)
     with their dev F1 and where early stopping picked them. A zero-shot teacher's target F1 can
     differ by 20 between seeds whose source dev F1 differ by 3; this table lets a reader see
     that selection, which the tidy results (evaluations only) do not hold."""
     columns = [*_TRAINED_PARAMS, *_TRAINED_METRICS]
-    if runs is None or not {"kind", "status", "params", "metrics"} <= set(runs.columns):
-        return pd.DataFrame(columns=columns)
     trained = runs[(runs["kind"] == "train") & (runs["status"] == "done")]
     records = [
         {**{k: (params or {}).get(k) for k in _TRAINED_PARAMS},
@@ -562,12 +560,12 @@ def _trained_models_table(runs: pd.DataFrame | None) -> pd.DataFrame:
 
 def _trained_models_section(runs: pd.DataFrame | None) -> Section:
     title = "Models trained on labelled data (teachers, native models): dev F1 and early stopping"
+    if runs is None or not {"params", "metrics"} <= set(runs.columns):
+        return Section("trained_models", title,
+                       skipped="no run records with params and metrics (a results table, not a store)")
     table = _trained_models_table(runs)
     if table.empty:
-        known = runs is not None and {"params", "metrics"} <= set(runs.columns)
-        reason = ("no finished train run" if known
-                  else "no run records with params and metrics (a results table, not a store)")
-        return Section("trained_models", title, skipped=reason)
+        return Section("trained_models", title, skipped="no finished train run")
     display = table.assign(dev_f1=[_num(v, 1) for v in table["dev_f1"]])
     return Section("trained_models", title, table=table, display=display)
 
