@@ -48,8 +48,10 @@ BASE = {"name": "t", "languages": ["nl"]}
         ({**BASE, "executor": {"name": "dask"}}, ["study.executor.name:", "'sequential', 'process' or 'ray'"]),
         ({**BASE, "executor": {"resources": {"trian": {}}}}, ["study.executor.resources.trian:", "'train'"]),
         ({**BASE, "executor": {"workers": 0}}, ["study.executor.workers: must be >= 1"]),
-        ({"name": "t"}, ["study: nothing to study: give pairs, languages, families or teachers"]),
+        ({"name": "t"}, ["study: nothing to study: give pairs, matrix, languages, families or teachers"]),
         ({"languages": ["nl"]}, ["study.name: required key is missing"]),
+        ({"name": "t", "matrix": [{"sources": ["en"]}]}, ["study.matrix[0].targets: required key is missing"]),
+        ({"name": "t", "matrix": [{"sources": ["en"], "targets": ["zz"]}]}, ["study.matrix[0].targets[0]: unknown language 'zz'"]),
         ({**BASE, "volumes": [-1], "seeds": []}, ["(and 1 more problems)"]),
     ],
 )
@@ -281,3 +283,15 @@ def test_options_mirror_the_tagger_and_distillation_configs():
     assert {f.name for f in dataclasses.fields(tagger.TrainConfig)} == {*TrainingOptions.model_fields, "seed"}
     distill = {f.name for f in dataclasses.fields(train.DistillConfig)}
     assert distill == {*DistillationOptions.model_fields} - {"student"} | {"train"}
+
+
+def test_matrix_crosses_every_source_with_every_target_once():
+    study = parse_study({"name": "t", "matrix": [{"sources": ["en", "de", "nl"], "targets": ["de", "nl"]}],
+                         "pairs": ["en:de"]})
+    runs = study.expand(KINDS)
+    trained = sorted(run.params["lang"] for run in runs if run.kind == "train")
+    scored = Counter((run.params["role"], run.params["source"], run.params["target"]) for run in runs if run.kind == "evaluate")
+    assert trained == ["de", "en", "nl"]
+    # each target: native once, and zero-shot from every other source (en:de listed twice counts once)
+    assert scored == Counter({("native", "de", "de"): 1, ("native", "nl", "nl"): 1, ("transfer", "en", "de"): 1,
+                              ("transfer", "nl", "de"): 1, ("transfer", "en", "nl"): 1, ("transfer", "de", "nl"): 1})

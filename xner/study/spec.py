@@ -259,6 +259,14 @@ class ExecutorOptions(_Section):
     resources: dict[Literal["train", "distill", "evaluate"], Resources] = {}
 
 
+class MatrixBlock(_Section):
+    """A source x target block of a transfer matrix: a model per source and per target, each
+    target scored natively and zero-shot from every other source (the diagonal is native)."""
+
+    sources: Annotated[list[LanguageCode], Field(min_length=1)]
+    targets: Annotated[list[LanguageCode], Field(min_length=1)]
+
+
 class Study(_Section):
     """One study: what to compare, on which data, with which model and options.
 
@@ -290,6 +298,8 @@ class Study(_Section):
         label_map: entity type -> type or ``O`` applied to all data (``{DATE: O}``).
         model: backbone name(s) (``embedded``, ``bert-base-multilingual-cased``...).
         pairs: ``HRL:LRL`` strings or ``all`` (the reference study's 13 pairs).
+        matrix: blocks of ``{sources: [...], targets: [...]}``: every source x target pair
+            (a transfer matrix, e.g. to choose a teacher), expanded like ``pairs``.
         languages: languages studied natively (trained and tested on themselves).
         families: family or genus names (``Germanic``, ``Niger-Congo``) adding their
             languages that the dataset has to ``languages``.
@@ -311,6 +321,7 @@ class Study(_Section):
     label_map: dict[str, str] = {}
     model: Annotated[list[str], BeforeValidator(_as_list), Field(min_length=1)] = ["embedded"]
     pairs: Annotated[list[PairName], BeforeValidator(lambda v: _pair_names() if v == "all" else v)] = []
+    matrix: list[MatrixBlock] = []
     languages: list[LanguageCode] = []
     families: list[FamilyName] = []
     teachers: dict[TeacherTarget, Annotated[list[TeacherSet], BeforeValidator(_as_list)]] = {}
@@ -341,8 +352,8 @@ class Study(_Section):
 
     @model_validator(mode="after")
     def _something_to_run(self) -> "Study":
-        if not (self.pairs or self.languages or self.families or self.teachers):
-            raise _fail("nothing to study: give pairs, languages, families or teachers")
+        if not (self.pairs or self.matrix or self.languages or self.families or self.teachers):
+            raise _fail("nothing to study: give pairs, matrix, languages, families or teachers")
         return self
 
     @property
@@ -400,7 +411,16 @@ class _Expansion:
         return list(dict.fromkeys(listed + from_families))
 
     def pairs(self) -> list[tuple[Language, Language]]:
-        return [tuple(get_language(code) for code in pair.split(":")) for pair in self.study.pairs]
+        """``pairs`` then every source x target of each ``matrix`` block (without the diagonal)."""
+        listed = [tuple(get_language(code) for code in pair.split(":")) for pair in self.study.pairs]
+        crossed = [
+            (source, target)
+            for block in self.study.matrix
+            for target in map(get_language, block.targets)
+            for source in map(get_language, block.sources)
+            if source is not target
+        ]
+        return list(dict.fromkeys(listed + crossed))
 
     def teacher_sets(self) -> list[tuple[Language, tuple[Language, ...]]]:
         """(target, teachers) for every teachers entry, without sets holding the target."""
