@@ -310,10 +310,24 @@ def test_bf16_features_are_cached_apart_and_close_to_fp32(model, encoded, comput
     """The bottom may run in bf16 (a run's mixed precision): other features, so another cache
     entry, and close to the fp32 ones."""
     exact = features_of(model, encoded)
-    fast = features_of(model, encoded, dtype=torch.bfloat16)
+    fast = features_of(model, encoded, precision="bf16")
     assert computes == [len(encoded), len(encoded)]
-    features_of(model, encoded, dtype=torch.bfloat16)
+    features_of(model, encoded, precision="bf16")
     features_of(model, encoded)
     assert len(computes) == 2
     difference = [np.abs(rows(fast, i) - rows(exact, i)).max() for i in range(len(encoded))]
     assert 0 < max(difference) < 0.1
+
+
+def test_int8_features_are_cached_apart_and_close_to_fp32(model, encoded, computes, tmp_path):
+    """The bottom may run in int8 (ONNX Runtime): exported once, its features another cache
+    entry, close to the fp32 ones."""
+    pytest.importorskip("onnxruntime")
+    exact = features_of(model, encoded)
+    quantized = features_of(model, encoded, precision="int8")
+    assert computes == [len(encoded), len(encoded)]
+    assert len(list((tmp_path / "cache" / "onnx").glob("*.onnx"))) == 1
+    features_of(model, encoded, precision="int8")
+    assert len(computes) == 2
+    difference = [np.abs(rows(quantized, i) - rows(exact, i)).max() for i in range(len(encoded))]
+    assert 0 < max(difference) < 0.5

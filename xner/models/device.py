@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib.util
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from xner.errors import XnerError
+from xner.errors import XnerError, one_of
 
 __all__ = [
-    "DEVICE_VARIABLE", "autocast", "autocast_dtype", "autocast_to", "default_device", "inference_precision", "seed_everything", "training_kernels",
-    "use_all_cores",
+    "DEVICE_VARIABLE", "PRECISIONS", "autocast", "autocast_dtype", "autocast_to", "cpu_flags", "default_device",
+    "inference_precision", "seed_everything", "training_kernels", "use_all_cores",
 ]
 
 
@@ -114,16 +117,61 @@ def training_kernels(model: nn.Module, device: torch.device, precision: str):
             model.set_attn_implementation(previous)
 
 
-def inference_precision(device: torch.device, precision: str = "auto") -> str:
-    """The precision prediction runs in: ``auto`` means mixed bfloat16 on CPUs that compute
-    it natively (AVX512-BF16/AMX), mixed precision on GPU, else fp32."""
-    if precision == "auto" and device.type == "cpu":
-        return "bf16" if _cpu_has_bf16() else "fp32"
-    return precision
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+"""Inference precisions a user picks from (``xner predict/evaluate --precision``); training and
+autocast also take ``mixed`` and ``fp16`` (:func:`autocast_dtype`)."""
+
+# CPU instructions that make bf16 and int8 matrix products fast (/proc/cpuinfo flag names).
+_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+_INT8_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
+def inference_precision(device: torch.device, precision: str = "auto", *, allow_int8: bool = False) -> str:
+    """The precision prediction runs in (``fp32``, ``bf16``, ``fp16`` or ``int8``).
+
+    ``auto`` picks by the hardware: the GPU's mixed-precision dtype on a GPU; on a CPU, int8
+    (ONNX Runtime, :mod:`xner.models.int8`) where ``allow_int8`` and the CPU has int8 dot-product
+    instructions (AVX512-VNNI, AVX-VNNI, AMX-INT8), else bf16 where it computes bf16 natively
+    (AVX512-BF16, AMX-BF16), else fp32. int8 is only allowed where its one-off export pays:
+    predicting a large input with a full model, not one evaluation inside a study.
+
+    Raises:
+        XnerError: an unknown precision, or int8 on a GPU.
+    """
+    if precision not in (*PRECISIONS, "mixed", "fp16"):
+        raise one_of("precision", precision, PRECISIONS)
+    if precision == "int8" and device.type != "cpu":
+        raise XnerError("precision 'int8' runs on the CPU (ONNX Runtime); on a GPU use auto, bf16 or fp16")
+    if precision not in ("auto", "mixed"):
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if allow_int8 and _cpu_has_int8():
+        return "int8"
+    return "bf16" if _cpu_has_bf16() else "fp32"
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's instruction-set flags as Linux reports them (empty elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    line = next((line for line in text.splitlines() if line.startswith("flags")), "")
+    return frozenset(line.partition(":")[2].split())
 
 
 def _cpu_has_bf16() -> bool:
+    """bf16 matrix instructions, by the CPU flags or oneDNN's own check (no /proc/cpuinfo)."""
+    if cpu_flags() & _BF16_FLAGS:
+        return True
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def _cpu_has_int8() -> bool:
+    """int8 dot-product instructions and ONNX Runtime to use them."""
+    return bool(cpu_flags() & _INT8_FLAGS) and importlib.util.find_spec("onnxruntime") is not None

@@ -31,8 +31,9 @@ import torch
 from torch import nn
 
 from xner.models.batching import length_batches, pad_batch
-from xner.models.device import autocast_to
+from xner.models.device import autocast_dtype, autocast_to
 from xner.models.encoding import EncodedCorpus
+from xner.models.int8 import int8_network
 from xner.models.split import bottom_layers
 from xner.paths import cache_dir
 
@@ -187,7 +188,7 @@ def frozen_features(
     device: torch.device | str = "cpu",
     batch_tokens: int = 8192,
     cache_root: Path | None = None,
-    dtype: torch.dtype | None = None,
+    precision: str = "fp32",
 ) -> FrozenFeatures:
     """Bottom-layer features of every sentence, computing only those not cached yet.
 
@@ -199,12 +200,13 @@ def frozen_features(
         backbone_fingerprint: identifies the pretrained weights and tokenizer.
         pad_id: the tokenizer's padding id.
         cache_root: defaults to ``$XNER_CACHE/features``.
-        dtype: matrix products of the bottom in this dtype (autocast, e.g. bfloat16 on CPUs
-            that compute it natively: 2.5-3x faster); ``None``: fp32. Part of the cache key:
-            features computed in another precision are other features.
+        precision: the bottom runs in ``fp32``, ``bf16`` or ``fp16`` (autocast: bf16 is
+            2.5-3x faster on CPUs that compute it natively) or ``int8`` (ONNX Runtime,
+            :mod:`xner.models.int8`). Part of the cache key: features computed in another
+            precision are other features.
     """
     key = f"{_FORMAT_VERSION}|{backbone_fingerprint}|{n_frozen}"
-    key += "" if dtype is None else "|" + str(dtype).removeprefix("torch.")  # fp32 keeps the old key
+    key += _PRECISION_KEYS[precision]
     name = hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
     root = (cache_root or cache_dir() / "features") / name
     store = FeatureStore.open(root)
@@ -212,7 +214,8 @@ def frozen_features(
     def compute(missing: list[int]) -> tuple[np.ndarray, list[int]]:
         subset = encoded.subset(np.asarray(missing))
         hidden = np.empty((len(subset.input_ids), model.config.hidden_size), dtype=np.float16)
-        _compute(model, subset, n_frozen, hidden, pad_id, device, batch_tokens, dtype)
+        bottom = _bottom_network(model, n_frozen, precision, f"{backbone_fingerprint}|bottom{n_frozen}", device)
+        _compute(bottom, subset, hidden, pad_id, device, batch_tokens)
         return hidden, subset.offsets[:-1].tolist()
 
     shard_of, starts = store.locate([content_key(encoded.ids(i)) for i in range(len(encoded))], compute)
@@ -224,13 +227,42 @@ def content_key(ids: np.ndarray) -> bytes:
     return hashlib.blake2b(np.ascontiguousarray(ids).tobytes(), digest_size=16).digest()
 
 
-def _compute(model, encoded, n_frozen, out, pad_id, device, batch_tokens, dtype=None) -> None:
+class _Bottom(nn.Module):
+    """The embeddings and first ``n_frozen`` layers of a model: ``(ids, mask) -> hidden states``."""
+
+    def __init__(self, model: nn.Module, n_frozen: int) -> None:
+        super().__init__()
+        self.model, self.n_frozen = model, n_frozen
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        with bottom_layers(self.model, self.n_frozen) as bottom:
+            return bottom(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+def _bottom_network(model: nn.Module, n_frozen: int, precision: str, key: str, device) -> Callable:
+    """The bottom as a callable in ``precision`` (autocast, or an int8 ONNX Runtime session)."""
     model.eval()
-    with torch.inference_mode(), autocast_to(device, dtype), bottom_layers(model, n_frozen) as bottom:
+    bottom = _Bottom(model, n_frozen)
+    if precision == "int8":
+        return int8_network(bottom, ("input_ids", "attention_mask"), key)
+    dtype = autocast_dtype(torch.device(device), precision)
+
+    def run(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        with autocast_to(device, dtype):
+            return bottom(ids, mask)
+
+    return run
+
+
+# Cache-key suffix per precision (fp32 keeps the key features had before precisions existed).
+_PRECISION_KEYS = {"fp32": "", "bf16": "|bfloat16", "fp16": "|float16", "int8": "|int8-ort"}
+
+
+def _compute(bottom, encoded, out, pad_id, device, batch_tokens) -> None:
+    with torch.inference_mode():
         for indices in length_batches(encoded.lengths, batch_tokens=batch_tokens):
             ids, mask = pad_batch(encoded, indices, pad_id)
-            hidden = bottom(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
-            hidden = hidden.to("cpu", torch.float16).numpy()
+            hidden = bottom(ids.to(device), mask.to(device)).to("cpu", torch.float16).numpy()
             for row, i in enumerate(indices):
                 start, end = encoded.offsets[i], encoded.offsets[i + 1]
                 out[start:end] = hidden[row, : end - start]

@@ -48,6 +48,7 @@ from xner.models.device import (
 )
 from xner.models.encoding import EncodedCorpus, encode_corpus
 from xner.models.features import FrozenFeatures, frozen_features
+from xner.models.int8 import int8_network
 from xner.models.hooks import EarlyStopping, EpochLog, TrainHook
 from xner.models.split import TopLayers, freeze_bottom, num_layers
 
@@ -147,15 +148,17 @@ class Tagger:
     def encode(self, sentences: Sequence[Sentence], max_length: int = 256) -> EncodedCorpus:
         return encode_corpus(sentences, self.backbone.tokenizer, max_length, self.backbone.normalize)
 
-    def _prepare(self, sentences: Sequence[Sentence], max_length: int, precision: str = "fp32") -> _Batches:
-        """Encode the sentences and, on the fast path, fetch their cached bottom features
-        (computed only for sentences no earlier run has seen, in the precision of the run)."""
+    def _prepare(self, sentences: Sequence[Sentence], max_length: int, precision: str = "fp32",
+                 cache: bool = True) -> _Batches:
+        """Encode the sentences and, on the fast path (unless ``cache`` is off), fetch their
+        cached bottom features (computed only for sentences no earlier run has seen, in the
+        precision of the run)."""
         encoded = self.encode(sentences, max_length)
         features = None
-        if self.n_frozen:
+        if self.n_frozen and cache:
             features = frozen_features(
                 self.model, encoded, self.n_frozen, self._bottom_fingerprint(),
-                pad_id=self._pad_id, device=self.device, dtype=autocast_dtype(self.device, precision),
+                pad_id=self._pad_id, device=self.device, precision=_kernel_precision(self.device, precision),
             )
         return _Batches(encoded, features, self._pad_id)
 
@@ -175,12 +178,19 @@ class Tagger:
         pad = self.backbone.tokenizer.pad_token_id
         return 0 if pad is None else int(pad)
 
-    def _network(self, model: nn.Module | None = None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """``(inputs, mask) -> logits``: the full model, or only its top on cached features."""
+    def _network(self, model: nn.Module | None = None, precision: str = "fp32",
+                 cache: bool = True) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """``(inputs, mask) -> logits``: the full model, or only its top on cached features;
+        with ``precision="int8"`` as an int8 ONNX Runtime session (:mod:`xner.models.int8`)."""
         model = model or self.model
-        if self.n_frozen:
-            return TopLayers(model, num_layers(model) - self.n_frozen)
-        return lambda ids, mask: model(input_ids=ids, attention_mask=mask).logits
+        if self.n_frozen and cache:
+            top = num_layers(model) - self.n_frozen
+            network, names, part = TopLayers(model, top), ("hidden", "attention_mask"), f"top{top}"
+        else:
+            network, names, part = _Logits(model), ("input_ids", "attention_mask"), "full"
+        if precision == "int8":
+            return int8_network(network, names, f"{self.fingerprint}|{part}")
+        return network
 
     # ------------------------------------------------------------------ training
     def fit(
@@ -307,7 +317,7 @@ class Tagger:
     # ------------------------------------------------------------------ prediction
     def predict_proba(
         self, sentences: Sequence[Sentence], max_length: int = 256, temperature: float = 1.0,
-        precision: str = "auto",
+        precision: str = "auto", cache: bool = True,
     ) -> list[np.ndarray]:
         """Per-word label distributions ``[n_words, n_labels]`` (float32) of each sentence.
 
@@ -315,21 +325,27 @@ class Tagger:
             temperature: > 1 softens the distributions (distillation).
             precision: ``auto`` runs mixed precision (autocast: matrix products in
                 bfloat16/fp16, accumulation and normalisation in fp32) on GPU and on CPUs
-                with native bfloat16 (AVX512-BF16/AMX); ``fp32`` forces full precision.
+                with native bfloat16 (AVX512-BF16/AMX); ``fp32`` forces full precision;
+                ``int8`` runs an int8-quantized ONNX Runtime copy of the network (CPU; a
+                one-off export of some seconds, then the fastest: see
+                :func:`xner.models.device.inference_precision`).
+            cache: on a model with frozen bottom layers, read (and extend) the frozen-feature
+                cache; ``False`` runs the whole network instead (text seen once).
 
         Words beyond ``max_length`` subwords get probability 1 for ``O``.
         """
         precision = inference_precision(self.device, precision)
-        batches = self._prepare(sentences, max_length, precision)
+        batches = self._prepare(sentences, max_length, precision, cache)
         encoded = batches.encoded
         model = self.model
-        network = self._network(model)
+        network = self._network(model, precision, cache)
         model.eval()
+        kernels = "fp32" if precision == "int8" else precision  # int8: the session quantizes itself
         out: list[np.ndarray | None] = [None] * len(sentences)
         with torch.inference_mode():
             for indices in length_batches(encoded.lengths, batch_tokens=_PREDICT_TOKENS):
                 inputs, mask = batches.inputs(indices, self.device)
-                with autocast(self.device, precision):
+                with autocast(self.device, kernels):
                     logits = network(inputs, mask)
                 probs = torch.softmax(logits.float() / temperature, dim=-1).cpu().numpy()
                 for row, i in enumerate(indices):
@@ -343,19 +359,21 @@ class Tagger:
         words[: len(starts)] = probs[starts]
         return words
 
-    def predict(self, sentences: Sequence[Sentence], max_length: int = 256) -> list[list[str]]:
+    def predict(self, sentences: Sequence[Sentence], max_length: int = 256, precision: str = "auto",
+                cache: bool = True) -> list[list[str]]:
         """Word-level IOB2 tags of each sentence (argmax, then repaired to valid IOB2)."""
-        return [
-            repair_iob2([self.labels[j] for j in p.argmax(axis=1)])
-            for p in self.predict_proba(sentences, max_length)
-        ]
+        return [self.decode(p) for p in self.predict_proba(sentences, max_length, precision=precision, cache=cache)]
 
-    def evaluate(self, sentences: Sequence[Sentence], max_length: int = 256) -> dict:
+    def decode(self, probs: np.ndarray) -> list[str]:
+        """The IOB2 tags of one sentence's word distributions: argmax, repaired to valid IOB2."""
+        return repair_iob2([self.labels[j] for j in probs.argmax(axis=1)])
+
+    def evaluate(self, sentences: Sequence[Sentence], max_length: int = 256, precision: str = "auto") -> dict:
         """Entity-level precision/recall/F1 (seqeval, strict IOB2), flat dict, 0-100."""
         from xner.metrics import entity_scores
 
         gold = [list(s.tags) for s in sentences]  # type: ignore[arg-type]
-        return entity_scores(gold, self.predict(sentences, max_length))
+        return entity_scores(gold, self.predict(sentences, max_length, precision))
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path, *, compact: bool = False, **extra_metadata) -> Path:
@@ -465,6 +483,26 @@ def _apply_delta(reference: nn.Module, path: Path) -> None:
     unexpected = reference.load_state_dict(delta, strict=False).unexpected_keys
     if unexpected:
         raise XnerError(f"{path}: tensors {unexpected[:3]} are not part of the base model's architecture")
+
+
+class _Logits(nn.Module):
+    """A token classifier as ``(input_ids, attention_mask) -> logits`` (one tensor, as an export wants)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+
+def _kernel_precision(device: torch.device, precision: str) -> str:
+    """The precision the kernels run in: ``int8``, or autocast's dtype (``auto`` and
+    ``mixed`` resolved as in training) as ``fp32``/``bf16``/``fp16``."""
+    if precision == "int8":
+        return precision
+    dtype = autocast_dtype(device, precision)
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
 
 
 def repair_iob2(tags: list[str]) -> list[str]:
