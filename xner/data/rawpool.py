@@ -1,0 +1,124 @@
+"""Raw text to an unlabeled pool: split, filter, deduplicate, and keep the test sets out.
+
+``xner data sentences`` is a thin layer over :func:`build_pool`. The steps, each counted:
+
+1. read documents (:mod:`xner.data.rawfiles`), split and tokenize them
+   (:func:`xner.data.rawtext.sentences_from_text`: NFC, pysbd, UAX #29 words);
+2. drop sentences shorter than ``min_tokens`` or longer than ``max_tokens`` tokens
+   (fragments such as bylines, and run-ons where splitting failed);
+3. drop *leaked* sentences: those that occur in the excluded labelled sentences (the
+   target's dev and test splits), exactly after normalisation or as near-duplicates --
+   a student must never have seen, even unlabeled, the sentences it is scored on;
+4. drop exact and near-duplicates within the pool, keeping the first occurrence.
+
+Near-duplicates are 5-gram Jaccard >= ``near`` (:class:`xner.data.neardup.NearDuplicates`).
+The pool is written one sentence a line, tokens separated by spaces, which
+:func:`xner.data.formats.read_text` reads back token for token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xner.data.corpus import Sentence
+from xner.data.neardup import NearDuplicates
+from xner.data.rawfiles import TEXT_FIELDS, read_documents
+from xner.data.rawtext import sentences_from_text
+from xner.errors import XnerError
+
+__all__ = ["PoolCounts", "build_pool", "write_pool"]
+
+
+@dataclass
+class PoolCounts:
+    """How many documents and sentences each step saw and removed (in step order)."""
+
+    documents: int = 0
+    sentences: int = 0
+    too_short: int = 0
+    too_long: int = 0
+    leaked_exact: int = 0
+    leaked_near: int = 0
+    duplicates_exact: int = 0
+    duplicates_near: int = 0
+    kept: int = 0
+    files: list[str] = field(default_factory=list)
+
+    def rows(self) -> list[dict[str, object]]:
+        """``{"step", "count"}`` rows in step order, for printing."""
+        return [{"step": name, "count": value} for name, value in vars(self).items() if name != "files"]
+
+
+def build_pool(
+    inputs: Sequence[str | Path],
+    lang: str,
+    *,
+    exclude: Iterable[Sentence] = (),
+    min_tokens: int = 3,
+    max_tokens: int = 100,
+    near: float = 0.8,
+    text_fields: Sequence[str] = TEXT_FIELDS,
+) -> tuple[list[list[str]], PoolCounts]:
+    """Tokenized, filtered, deduplicated sentences of raw-text inputs, and their counts.
+
+    Args:
+        inputs: files or folders (see :func:`~xner.data.rawfiles.read_documents`).
+        lang: the text's language (sentence-splitting rules).
+        exclude: labelled sentences the pool must not contain (the target's dev and test).
+        min_tokens, max_tokens: the length filter, in tokens.
+        near: 5-gram Jaccard from which sentences are near-duplicates (1.0: exact only).
+        text_fields: record fields read as text in JSONL and TSV inputs.
+
+    Returns:
+        The kept sentences in input order, and the counts of every step.
+
+    Raises:
+        XnerError: bad input (naming the file), bad filter values, or nothing left.
+    """
+    if not 1 <= min_tokens <= max_tokens:
+        raise XnerError(f"length filter: need 1 <= min_tokens <= max_tokens, got {min_tokens} and {max_tokens}")
+    if not 0 < near <= 1:
+        raise XnerError(f"near-duplicate threshold must be in (0, 1], got {near}")
+    counts = PoolCounts(files=[str(path) for path in inputs])
+    leaks, seen = NearDuplicates(near), NearDuplicates(near)
+    for sentence in exclude:
+        leaks.add(sentence.tokens)
+    kept = []
+    for path in inputs:
+        for _, text in read_documents(path, text_fields):
+            counts.documents += 1
+            for tokens in sentences_from_text(text, lang):
+                counts.sentences += 1
+                if step := _removed_by(tokens, min_tokens, max_tokens, leaks, seen):
+                    setattr(counts, step, getattr(counts, step) + 1)
+                else:
+                    kept.append(tokens)
+    counts.kept = len(kept)
+    if not kept:
+        raise XnerError(f"{', '.join(counts.files)}: no sentence left after filtering ({counts.sentences} split)")
+    return kept, counts
+
+
+def _removed_by(tokens: list[str], min_tokens: int, max_tokens: int, leaks: NearDuplicates, seen: NearDuplicates) -> str | None:
+    """The step that removes a sentence (a :class:`PoolCounts` field), or ``None`` to keep it."""
+    if len(tokens) < min_tokens:
+        return "too_short"
+    if len(tokens) > max_tokens:
+        return "too_long"
+    if leaks.exact(tokens):
+        return "leaked_exact"
+    if leaks.match(tokens):
+        return "leaked_near"
+    if seen.exact(tokens):
+        return "duplicates_exact"
+    return None if seen.add(tokens) else "duplicates_near"
+
+
+def write_pool(path: str | Path, sentences: Iterable[Sequence[str]]) -> Path:
+    """Write a pool one sentence a line, tokens separated by single spaces (UTF-8)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(" ".join(tokens) + "\n" for tokens in sentences), encoding="utf-8")
+    return path
