@@ -279,7 +279,7 @@ def test_student_options_override_training_options():
 def test_options_mirror_the_tagger_and_distillation_configs():
     """Every study option reaches a TrainConfig/DistillConfig field and vice versa (seed: ``seeds``)."""
     tagger = pytest.importorskip("xner.models.tagger")
-    train = pytest.importorskip("xner.train")
+    train = pytest.importorskip("xner.distillation.student")
     assert {f.name for f in dataclasses.fields(tagger.TrainConfig)} == {*TrainingOptions.model_fields, "seed"}
     distill = {f.name for f in dataclasses.fields(train.DistillConfig)}
     assert distill == {*DistillationOptions.model_fields} - {"student"} | {"train"}

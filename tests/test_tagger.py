@@ -318,7 +318,7 @@ def test_soft_targets_train_like_labels(data):
     eye = np.eye(len(LABELS), dtype=np.float32)
     targets = [eye[[LABELS.index(t) for t in s.tags]] for s in train]
     unlabeled = [s.unlabeled() for s in train]
-    from xner.train import make_loss
+    from xner.distillation.losses import make_loss
 
     tagger = Tagger.create("tiny", LABELS, seed=0)
     tagger.fit(unlabeled, targets=targets, loss=make_loss("mse"), config=TrainConfig(epochs=3, **FAST))

@@ -14,19 +14,11 @@ from test_tagger import FAST, LABELS, easy_corpus, one_thread, train_tagger  # n
 
 from xner.data.corpus import Sentence
 from xner.data.sampling import nested_subset, subset_indices
+from xner.distillation.losses import LOSSES, CrossEntropyLoss, KLDistillLoss, MSEDistillLoss, make_loss
+from xner.distillation.student import DistillConfig, distill, soft_labels
+from xner.distillation.weighting import resolve_weighting
 from xner.errors import XnerError
 from xner.models.tagger import Tagger, TrainConfig
-from xner.train import (
-    LOSSES,
-    CrossEntropyLoss,
-    DistillConfig,
-    KLDistillLoss,
-    MSEDistillLoss,
-    distill,
-    make_loss,
-    soft_labels,
-)
-from xner.weighting import resolve_weighting
 
 STUDENT = TrainConfig(epochs=3, train_layers=1, **FAST)
 

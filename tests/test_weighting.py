@@ -19,7 +19,7 @@ from xner.errors import XnerError
 from xner.models import load_backbone
 from xner.models.encoding import encode_corpus
 from xner.models.sentence_vectors import sentence_vectors
-from xner.weighting import WEIGHTINGS, resolve_weighting, teacher_language
+from xner.distillation.weighting import WEIGHTINGS, resolve_weighting, teacher_language
 
 CYRILLIC = {
     "O": ("и", "в", "не", "на", "что", "был", "с", "около"),

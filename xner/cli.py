@@ -403,7 +403,7 @@ def distill_command(
     from xner.models.tagger import Tagger, TrainConfig
     from xner.pipeline import DataSpec, teacher_weighting
     from xner.sweep import sweep_table, volume_sweep
-    from xner.train import DistillConfig
+    from xner.distillation.student import DistillConfig
 
     teachers = [Tagger.load(path) for path in teacher.split(",") if path.strip()]
     data = DataSpec(dataset, data_dir, _label_map(label_map))
@@ -437,7 +437,7 @@ def _perturbed_sets(perturb: str, teachers, lang: str, data, limit: int | None) 
         return []
     from xner.perturb import build_resources, perturb_corpus
     from xner.pipeline import training_sentences
-    from xner.weighting import teacher_language
+    from xner.distillation.weighting import teacher_language
 
     test = data.split(lang, "test")[:limit]
     resources = build_resources(lang, train_lang=teacher_language(teachers[0]), dataset=data.dataset,

@@ -13,7 +13,7 @@ hundreds of runs affordable on a CPU:
   (:mod:`xner.models.features`), so training and prediction run only the top K
   layers;
 * the training targets are generic: gold tags (cross-entropy) or a teacher's
-  per-word label distributions (distillation, :mod:`xner.train`).
+  per-word label distributions (distillation, :mod:`xner.distillation`).
 
 Example:
     >>> tagger = Tagger.create("embedded", labels=WIKIANN_LABELS)   # doctest: +SKIP
@@ -214,7 +214,7 @@ class Tagger:
                 ids ``[n_words]`` or label distributions ``[n_words, n_labels]``
                 (distillation).
             loss: ``loss(word_logits, word_targets)``; default cross-entropy for
-                hard targets (see :mod:`xner.train` for distillation losses).
+                hard targets (see :mod:`xner.distillation` for distillation losses).
             hooks: extra :class:`~xner.models.hooks.TrainHook` plugins.
             progress: show a progress bar per epoch.
         """

@@ -1,7 +1,7 @@
 """xner's run kinds: what one run of a study does (train, distill, evaluate).
 
 Each kind is a thin adapter from a run spec's params (see :mod:`xner.study.spec`)
-to the library (:mod:`xner.pipeline`, :mod:`xner.train`, :mod:`xner.evaluation`);
+to the library (:mod:`xner.pipeline`, :mod:`xner.distillation`, :mod:`xner.evaluation`);
 it writes its model into ``ctx.run_dir`` (renamed into place by the driver only
 when the run succeeded; compact: only the weights that differ from the pretrained encoder) and returns metrics for the store. Bump a kind's version
 when its results change, so that old results are not mistaken for new ones (train and
@@ -17,13 +17,13 @@ from typing import Any
 from xner.data import dataset_labels
 from xner.data.labels import entity_types
 from xner.data.sampling import nested_subset
+from xner.distillation.ensemble import Ensemble
+from xner.distillation.student import DistillConfig, distill
 from xner.errors import XnerError
 from xner.metrics import entity_overlap
 from xner.models.tagger import Tagger, TrainConfig
 from xner.pipeline import DataSpec, evaluate_model, teacher_weighting, train_model, training_sentences
 from xner.study.runs import RunContext, RunSpec, register_run_kind
-from xner.sweep import Ensemble
-from xner.train import DistillConfig, distill
 
 __all__: list[str] = []
 

@@ -6,8 +6,9 @@ version (spaCy-style versioned registry): the version is hashed into every run i
 bumping it after a change that alters results makes old results stale instead of silently
 mixing them with new ones.
 
-Real kinds are registered by modules that xner finds through the ``xner.run_kinds`` entry
-point group (see :func:`default_registry`); tests and plug-ins build their own
+xner's own kinds are registered by :mod:`xner.study.kinds`, other packages' by the modules
+of the ``xner.run_kinds`` entry point group (both loaded by
+:func:`xner.study.execute.default_registry`); tests and plug-ins build their own
 :class:`RunRegistry`.
 
 >>> registry = RunRegistry()
@@ -45,7 +46,6 @@ __all__ = [
     "RunSpec",
     "RunTask",
     "REGISTRY",
-    "default_registry",
     "execute_run",
     "one_line",
     "register_run_kind",
@@ -268,23 +268,9 @@ def _qualified(func: Callable) -> str:
 
 
 REGISTRY = RunRegistry()
-"""The registry of xner's own run kinds (filled by the ``xner.run_kinds`` entry points)."""
+"""The registry of xner's own run kinds and those of ``xner.run_kinds`` entry points."""
 
 register_run_kind = REGISTRY.register
-
-
-def default_registry() -> RunRegistry:
-    """:data:`REGISTRY` after importing every module of the ``xner.run_kinds`` entry points.
-
-    A package adds run kinds by declaring, in its ``pyproject.toml``,
-    ``[project.entry-points."xner.run_kinds"] name = "package.module"`` where the module
-    registers its kinds with :func:`register_run_kind`.
-    """
-    import xner.study.kinds  # noqa: F401 - registers xner's own kinds
-
-    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        entry_point.load()
-    return REGISTRY
 
 
 @dataclass(frozen=True)

@@ -34,11 +34,11 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import PydanticCustomError
 
 from xner.data.labels import check_label_map
+from xner.distillation.weighting import WEIGHTINGS
 from xner.errors import XnerError, one_of
 from xner.languages import LANGUAGES, STUDY_PAIRS, Language, get_language
 from xner.perturb import get_perturbation
 from xner.study.runs import RunRegistry, RunSpec
-from xner.weighting import WEIGHTINGS
 
 __all__ = [
     "DistillationOptions",
@@ -219,7 +219,7 @@ def _run_options(options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class DistillationOptions(_Section):
-    """How a student learns from its teachers (names as :class:`xner.train.DistillConfig`).
+    """How a student learns from its teachers (names as :class:`xner.distillation.student.DistillConfig`).
 
     ``student`` overrides training options for students only, e.g. ``{train_layers: 9}``
     (Wu et al. 2020 freeze the bottom 3 of 12 layers); unset keys follow ``training``.

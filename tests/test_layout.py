@@ -1,0 +1,76 @@
+"""The package layout: xner's import graph, built from the source, has no cycle, and only
+the model and training modules import torch (so ``import xner`` and the CLI stay fast)."""
+
+from __future__ import annotations
+
+import ast
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "xner"
+
+TORCH_PACKAGES = ("xner.models", "xner.distillation")
+"""Where torch may be imported: the models and the distillation (training) code."""
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _type_checking(node: ast.If) -> bool:
+    return isinstance(node.test, ast.Name | ast.Attribute) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def imports(path: Path) -> set[str]:
+    """Every module an xner module imports, at the top or inside functions (both run), but
+    not under ``if TYPE_CHECKING`` (never runs). ``from a import b`` names module ``a.b`` when
+    it is one, else ``a``."""
+    found: set[str] = set()
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    guarded = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and _type_checking(node)
+               for child in node.body for n in ast.walk(child)}
+    for node in ast.walk(tree):
+        if id(node) in guarded:
+            continue
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                qualified = f"{node.module}.{alias.name}"
+                found.add(qualified if qualified in MODULES else node.module)
+    return found
+
+
+GRAPH = {name: {dep for dep in imports(path) if dep in MODULES and dep != name} for name, path in MODULES.items()}
+
+
+def test_the_graph_is_built_from_every_module():
+    assert {"xner.study.runs", "xner.study.kinds", "xner.perturb.kinds", "xner.data.edits"} <= GRAPH.keys()
+    assert "xner.study.runs" in GRAPH["xner.study.kinds"]  # an edge the study layer relies on
+
+
+def test_xner_has_no_import_cycle():
+    try:
+        order = list(TopologicalSorter(GRAPH).static_order())
+    except CycleError as err:
+        pytest.fail(f"import cycle: {' -> '.join(err.args[1])}")
+    assert set(order) == set(GRAPH)
+
+
+def test_a_cycle_is_found():
+    """The check itself: a graph with a back edge fails."""
+    with pytest.raises(CycleError):
+        list(TopologicalSorter({**GRAPH, "xner.errors": {"xner.study.kinds"}}).static_order())
+
+
+def test_only_model_and_training_modules_import_torch():
+    users = {name for name, path in MODULES.items() if any(dep.split(".")[0] == "torch" for dep in imports(path))}
+    assert users, "no module imports torch: the check reads nothing"
+    assert sorted(name for name in users if not name.startswith(TORCH_PACKAGES)) == []
