@@ -47,6 +47,7 @@ _LAZY = {
     "robustness_table": "xner.analysis",
     "robustness_overlap": "xner.analysis",
     "write_report": "xner.report",
+    "predict_file": "xner.predict",
 }
 """Exports whose modules import torch, statsmodels or matplotlib (seconds): loaded on first
 use (PEP 562), so ``import xner`` and every CLI command stay fast."""
@@ -66,6 +67,7 @@ __all__ = [
     "DataSpec",
     "train_model",
     "evaluate_model",
+    "predict_file",
     "DistillConfig",
     "distill",
     "soft_labels",

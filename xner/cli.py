@@ -304,6 +304,28 @@ def _measure_columns(rows: list[dict[str, Any]], names: list[str]) -> list[dict[
             for cells in zip(*per_result)]
 
 
+@app.command("predict")
+@user_errors
+def predict_command(
+    model_dir: str = typer.Argument(..., metavar="MODEL", help="A model folder written by `xner train` (full or compact)."),
+    inputs: list[str] = typer.Argument(..., metavar="INPUT...", help="CoNLL files or raw text (a paragraph a line); .gz allowed."),
+    out: str | None = typer.Option(None, "--out", "-o", help="File to write (default: standard output)."),
+    fmt: str = typer.Option("conll", "--format", help="conll (token, tag) | jsonl (tokens, tags) | spans (entities)."),
+    input_format: str = typer.Option("auto", "--input-format", help="auto | conll | text."),
+    lang: str | None = typer.Option(None, "--lang", help="Language of raw text (default: the model's)."),
+    precision: str = typer.Option("auto", "--precision", help="auto (by the CPU/GPU) | fp32 | bf16 | int8."),
+    probabilities: bool = typer.Option(False, "--probabilities", help="Also write each token's tag probability."),
+) -> None:
+    """Tag CoNLL or raw-text files with a trained model; a summary goes to standard error."""
+    from xner.predict import predict_file
+
+    summary = predict_file(model_dir, inputs, out, format=fmt, input_format=input_format, lang=lang,
+                           precision=precision, probabilities=probabilities, progress=True)
+    typer.echo(f"tagged {summary['sentences']} sentences, {summary['tokens']} tokens, {summary['entities']} entities "
+               f"({summary['precision']}, {summary['sentences_per_s']:.0f} sentences/s)"
+               + (f"; wrote {out}" if out else ""), err=True)
+
+
 @app.command("study")
 @user_errors
 def study_command(

@@ -417,20 +417,19 @@ class Tagger:
         meta_path = directory / _METADATA
         if not meta_path.is_file():
             raise XnerError(f"{directory}: not an xner model directory (no {_METADATA}); train one with `xner train`")
-        metadata = json.loads(meta_path.read_text())
-        labels = tuple(metadata["labels"])
+        try:
+            metadata = json.loads(meta_path.read_text())
+            labels, n_frozen = tuple(metadata["labels"]), int(metadata["n_frozen"])
+            base_name, base_fingerprint = metadata["backbone"], metadata["backbone_fingerprint"]
+        except (ValueError, KeyError, TypeError) as err:  # TypeError: metadata that is no object
+            raise XnerError(f"{meta_path}: corrupt model metadata ({type(err).__name__}: {err})") from None
         if metadata.get("weights") == "delta":
-            backbone, network = _pretrained_reference(metadata["backbone"], metadata["backbone_fingerprint"],
-                                                      labels, saved_in=directory)
+            backbone, network = _pretrained_reference(base_name, base_fingerprint, labels, saved_in=directory)
             _apply_delta(network, directory / _DELTA_WEIGHTS)
         else:
-            from transformers import AutoModelForTokenClassification
-
-            backbone = load_backbone(str(directory))  # its own tokenizer (and character map)
-            network = AutoModelForTokenClassification.from_pretrained(directory)
-        tagger = cls(backbone=backbone, labels=labels, model=network,
-                     n_frozen=int(metadata["n_frozen"]), metadata=metadata,
-                     base_name=metadata["backbone"], base_fingerprint=metadata["backbone_fingerprint"])
+            backbone, network = _load_full(directory)
+        tagger = cls(backbone=backbone, labels=labels, model=network, n_frozen=n_frozen, metadata=metadata,
+                     base_name=base_name, base_fingerprint=base_fingerprint)
         tagger.model.to(tagger.device)
         return tagger
 
@@ -459,6 +458,20 @@ def _pretrained_reference(base_name: str, base_fingerprint: str, labels: Sequenc
         torch.manual_seed(_REFERENCE_SEED)
         reference = backbone.token_classification_model(labels)
     return backbone, reference
+
+
+def _load_full(directory: Path) -> tuple[Backbone, nn.Module]:
+    """The tokenizer (and character map) and network of a full model folder; one-line errors."""
+    from safetensors import SafetensorError
+    from transformers import AutoModelForTokenClassification
+
+    try:
+        backbone = load_backbone(str(directory))  # its own tokenizer (and character map)
+        network = AutoModelForTokenClassification.from_pretrained(directory)
+    except (OSError, ValueError, SafetensorError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise XnerError(f"{directory}: cannot load the model's weights or tokenizer ({reason})") from None
+    return backbone, network
 
 
 def _changed_tensors(model: nn.Module, reference: nn.Module) -> dict[str, torch.Tensor]:
