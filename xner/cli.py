@@ -320,7 +320,7 @@ def predict_command(
     from xner.predict import predict_file
 
     summary = predict_file(model_dir, inputs, out, format=fmt, input_format=input_format, lang=lang,
-                           precision=precision, probabilities=probabilities, progress=True)
+                           precision=precision, probabilities=probabilities, progress=sys.stderr.isatty())
     typer.echo(f"tagged {summary['sentences']} sentences, {summary['tokens']} tokens, {summary['entities']} entities "
                f"({summary['precision']}, {summary['sentences_per_s']:.0f} sentences/s)"
                + (f"; wrote {out}" if out else ""), err=True)

@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import sys
 import time
@@ -206,13 +205,13 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
         raise XnerError(f"{path}: no such file") from None
     except OSError as err:  # a directory, no permission
         raise XnerError(f"{path}: cannot read: {err.strerror or err}") from None
-    with raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline=None) as text:
+    with raw:
         number = 0
         try:
-            for number, line in enumerate(text, 1):
-                yield number, line.rstrip("\n")
+            for number, data in enumerate(raw, 1):
+                yield number, data.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r\n")
         except UnicodeDecodeError as err:
-            raise XnerError(f"{path}:{number + 1}: not UTF-8 text ({err.reason})") from None
+            raise XnerError(f"{path}:{number}: not UTF-8 text ({err.reason} at byte {err.start} of the line)") from None
         except (OSError, EOFError) as err:  # a corrupt .gz
             raise XnerError(f"{path}: cannot read: {err}") from None
 
