@@ -274,6 +274,7 @@ def evaluate_command(
     label_map: list[str] = typer.Option([], "--label-map", help="Entity-type map of the test data, e.g. DATE=O."),
     limit: int | None = typer.Option(None, "--limit", help="Only the first N test sentences."),
     seed: int = typer.Option(0, "--seed"),
+    precision: str = typer.Option("auto", "--precision", help="auto (bf16 where the CPU/GPU computes it) | fp32 | bf16 | int8."),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format"),
 ) -> None:
     """Entity P/R/F1 per type and micro (seqeval, strict IOB2), clean and perturbed, with 95% CIs."""
@@ -283,7 +284,8 @@ def evaluate_command(
     tagger = Tagger.load(model_dir)
     kinds = [k.strip() for k in perturb.split(",") if k.strip()]
     rows = evaluate_model(tagger, lang, data=DataSpec(dataset, data_dir, _label_map(label_map)), split=split,
-                          perturbations=kinds, train_lang=train_lang, rate=rate, seed=seed, limit=limit)
+                          perturbations=kinds, train_lang=train_lang, rate=rate, seed=seed, limit=limit,
+                          precision=precision)
     if fmt is OutputFormat.table:  # per-type scores make a row far wider than a terminal
         rows = _measure_columns(rows, [row["perturbation"] for row in rows])
     elif fmt is OutputFormat.csv:

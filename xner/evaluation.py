@@ -56,10 +56,12 @@ def score_predictions(
 
 
 def evaluate_tagger(tagger, sentences: Sequence[Sentence], data_labels: Sequence[str] | None = None,
-                    *, n_resamples: int = 1000, seed: int = 0) -> dict:
-    """Score a tagger on labelled sentences (see :func:`score_predictions`)."""
+                    *, n_resamples: int = 1000, seed: int = 0, precision: str | None = None) -> dict:
+    """Score a tagger on labelled sentences (see :func:`score_predictions`); ``precision``:
+    its inference precision (``None``: the predictor's default)."""
     gold = [s.tags for s in sentences]
-    return score_predictions(gold, tagger.predict(sentences), tagger.labels, data_labels,
+    predicted = tagger.predict(sentences) if precision is None else tagger.predict(sentences, precision=precision)
+    return score_predictions(gold, predicted, tagger.labels, data_labels,
                              n_resamples=n_resamples, seed=seed)
 
 
@@ -73,6 +75,7 @@ def evaluate_perturbed(
     rate: float = 1.0,
     seed: int = 0,
     n_resamples: int = 1000,
+    precision: str | None = None,
 ) -> list[dict]:
     """One row for the clean test set and one per perturbation, with the drop in F1.
 
@@ -83,15 +86,17 @@ def evaluate_perturbed(
         resources: :class:`xner.perturb.PerturbationResources` built for the model's
             training language and the test language.
         rate: share of eligible tokens/mentions the generic perturbations edit.
+        precision: the tagger's inference precision (``None``: its default).
     """
     from xner.perturb import perturb_corpus
 
-    clean = {"perturbation": "clean", **evaluate_tagger(tagger, test, data_labels,
-                                                       n_resamples=n_resamples, seed=seed)}
+    clean = {"perturbation": "clean", **evaluate_tagger(tagger, test, data_labels, n_resamples=n_resamples,
+                                                       seed=seed, precision=precision)}
     rows = [clean]
     for kind in kinds:
         perturbed, _, summary = perturb_corpus(test, kind, rate=rate, seed=seed, resources=resources)
-        scores = evaluate_tagger(tagger, perturbed, data_labels, n_resamples=n_resamples, seed=seed)
+        scores = evaluate_tagger(tagger, perturbed, data_labels, n_resamples=n_resamples, seed=seed,
+                                 precision=precision)
         rows.append({
             "perturbation": kind,
             **scores,

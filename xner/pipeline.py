@@ -85,6 +85,7 @@ def evaluate_model(
     seed: int = 0,
     n_resamples: int = 1000,
     limit: int | None = None,
+    precision: str | None = None,
 ) -> list[dict]:
     """Rows of clean (and perturbed) scores of a model on ``lang``'s ``split``.
 
@@ -92,6 +93,8 @@ def evaluate_model(
         train_lang: the model's training language L1 (for the ``unseen-*``
             perturbations); default: the one recorded in the model.
         limit: evaluate on the first ``limit`` sentences only.
+        precision: inference precision (``fp32``, ``bf16``, ``int8``, ``auto``; ``None``:
+            the model's default, ``auto``).
     """
     from xner.perturb import build_resources
 
@@ -106,7 +109,7 @@ def evaluate_model(
             train_sentences=training_sentences(tagger, data.data_dir),
         )
     rows = evaluate_perturbed(tagger, test, perturbations, resources, data_labels=data.labels,
-                              rate=rate, seed=seed, n_resamples=n_resamples)
+                              rate=rate, seed=seed, n_resamples=n_resamples, precision=precision)
     return [{"target": lang, "split": split, **row} for row in rows]
 
 

@@ -27,6 +27,6 @@ class Ensemble:
         self.metadata = teachers[0].metadata
         self.base_name = teachers[0].base_name
 
-    def predict(self, sentences: Sequence[Sentence]) -> list[list[str]]:
-        distributions, _ = soft_labels(self.teachers, sentences, weighting=self.weighting)
+    def predict(self, sentences: Sequence[Sentence], precision: str = "auto") -> list[list[str]]:
+        distributions, _ = soft_labels(self.teachers, sentences, weighting=self.weighting, precision=precision)
         return [repair_iob2([self.labels[j] for j in d.argmax(axis=1)]) for d in distributions]

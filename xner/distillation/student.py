@@ -49,12 +49,14 @@ def soft_labels(
     *,
     temperature: float = 1.0,
     weighting: TeacherWeighting | None = None,
+    precision: str = "auto",
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """Teachers' combined per-word label distributions on unlabeled sentences.
 
     Each teacher's distributions are cached per sentence (content-addressed, under
     ``$XNER_CACHE/soft-labels``): nested volumes, seeds and reruns only ever ask a
-    teacher about sentences it has not labelled before.
+    teacher about sentences it has not labelled before. ``precision`` is the teachers'
+    inference precision (:meth:`Tagger.predict_proba`; part of the cache key unless ``auto``).
 
     Returns:
         ``(distributions, weights)``: one ``[n_words, n_labels]`` array per
@@ -66,7 +68,7 @@ def soft_labels(
             raise XnerError(f"teachers disagree on labels: {list(labels)} vs {list(teacher.labels)}")
     weighting = weighting or resolve_weighting("uniform")
     weights = weighting.weights(teachers, sentences)
-    per_teacher = [teacher_distributions(teacher, sentences, temperature) for teacher in teachers]
+    per_teacher = [teacher_distributions(teacher, sentences, temperature, precision) for teacher in teachers]
     combined = [
         sum(weights[i, t] * per_teacher[t][i] for t in range(len(teachers))).astype(np.float32)
         for i in range(len(sentences))
@@ -74,13 +76,15 @@ def soft_labels(
     return combined, weights
 
 
-def teacher_distributions(teacher: Tagger, sentences: Sequence[Sentence], temperature: float = 1.0) -> list[np.ndarray]:
+def teacher_distributions(teacher: Tagger, sentences: Sequence[Sentence], temperature: float = 1.0,
+                          precision: str = "auto") -> list[np.ndarray]:
     """One teacher's per-word distributions, computed only for sentences not cached yet."""
-    name = hashlib.blake2b(f"v1|{teacher.fingerprint}|{temperature}".encode(), digest_size=12).hexdigest()
+    key = f"v1|{teacher.fingerprint}|{temperature}" + ("" if precision == "auto" else f"|{precision}")
+    name = hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
     store = FeatureStore.open(cache_dir() / "soft-labels" / name)
 
     def compute(missing: list[int]) -> tuple[np.ndarray, list[int]]:
-        probs = teacher.predict_proba([sentences[i] for i in missing], temperature=temperature)
+        probs = teacher.predict_proba([sentences[i] for i in missing], temperature=temperature, precision=precision)
         starts = np.concatenate([[0], np.cumsum([len(p) for p in probs])[:-1]]).astype(int).tolist()
         return np.concatenate(probs).astype(np.float32), starts
 
