@@ -236,8 +236,13 @@ def test_threshold_keeps_confident_sentences(teachers, pool):
 
 
 def test_no_sentence_above_the_threshold_is_an_error(teachers, pool):
-    with pytest.raises(XnerError, match="no unlabeled sentence passes the confidence threshold 1.01"):
-        distill(teachers[:1], pool, config=DistillConfig(threshold=1.01, train=STUDENT))
+    with pytest.raises(XnerError, match="no unlabeled sentence passes the confidence threshold 1.0"):
+        distill(teachers[:1], pool, config=DistillConfig(threshold=1.0, train=STUDENT))
+
+
+def test_a_threshold_above_1_fails_when_the_config_is_made():
+    with pytest.raises(XnerError, match=r"^DistillConfig: threshold: must be <= 1.0$"):
+        DistillConfig(threshold=1.01)
 
 
 @pytest.mark.parametrize("hard", [False, True])

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from xner.errors import XnerError
 from xner.languages import list_languages, study_pairs
+from xner.options import DEFAULT_STUDENT, DistillationOptions, TrainingOptions
 from xner.data.datasets import SPLITS, dataset_labels
 from xner.data.stats import data_stats, file_stats, summary_line, table_row
 
@@ -50,6 +51,19 @@ def user_errors(func: F) -> F:
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def option(model: type, name: str, *flags: str, default: Any = ...) -> Any:
+    """A typer option whose default and help text are an options model's field (one source:
+    :mod:`xner.options`); ``default`` overrides it where a command has its own (students)."""
+    field = model.model_fields[name]
+    return typer.Option(field.default if default is ... else default, *(flags or (f"--{name.replace('_', '-')}",)),
+                        help=field.description)
+
+
+def student_option(name: str) -> Any:
+    """A training option of ``xner distill``: the default student's value."""
+    return option(TrainingOptions, name, default=getattr(DEFAULT_STUDENT, name))
 
 
 class OutputFormat(str, enum.Enum):
@@ -234,11 +248,11 @@ def train_command(
     data_dir: str | None = typer.Option(None, "--data-dir", help="Local data root (default $XNER_DATA_DIR)."),
     model: str = typer.Option("embedded", "--model", help="embedded, tiny, a local HF dir or a hub id."),
     train_size: int | None = typer.Option(None, "--train-size", help="Training sentences (default: all)."),
-    epochs: int = typer.Option(3, "--epochs"),
-    lr: float = typer.Option(2e-4, "--lr", help="Peak learning rate (AdamW, linear warm-up/decay)."),
-    batch_size: int = typer.Option(16, "--batch-size"),
-    train_layers: int | None = typer.Option(
-        None, "--train-layers", help="Train only the top K layers from cached frozen features."),
+    epochs: int = option(TrainingOptions, "epochs"),
+    lr: float = option(TrainingOptions, "lr"),
+    batch_size: int = option(TrainingOptions, "batch_size"),
+    train_layers: int | None = option(TrainingOptions, "train_layers"),
+    precision: str = option(TrainingOptions, "precision"),
     label_map: list[str] = typer.Option([], "--label-map", help="Entity-type map, e.g. DATE=O (repeatable)."),
     seed: int = typer.Option(0, "--seed"),
     compact: bool = typer.Option(
@@ -251,7 +265,8 @@ def train_command(
     from xner.pipeline import DataSpec, train_model
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, train_layers=train_layers, seed=seed)
+    config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, train_layers=train_layers, precision=precision,
+                         seed=seed)
     data = DataSpec(dataset, data_dir, _label_map(label_map))
     tagger = train_model(lang, data=data, model=model, train_size=train_size, config=config, out=out,
                          compact=compact, progress=True)
@@ -384,16 +399,16 @@ def distill_command(
     dataset: str = typer.Option("wikiann", "--dataset"),
     data_dir: str | None = typer.Option(None, "--data-dir"),
     label_map: list[str] = typer.Option([], "--label-map", help="Entity-type map of the target data, e.g. DATE=O."),
-    loss: str = typer.Option("mse", "--loss", help="mse (Wu et al. 2020; can stall at all-O where entities are rare) | kl."),
-    temperature: float = typer.Option(1.0, "--temperature"),
-    hard: bool = typer.Option(False, "--hard", help="Argmax pseudo-labels + cross-entropy."),
-    threshold: float | None = typer.Option(None, "--threshold", help="Keep sentences whose every word's teacher confidence reaches this."),
-    weighting: str = typer.Option("uniform", "--weighting", help="Multi-source weighting: uniform | uriel | langid."),
-    train_layers: int = typer.Option(9, "--train-layers", help="Student trains the top K layers (Wu et al.: all but 3)."),
-    epochs: int = typer.Option(3, "--epochs"),
-    lr: float = typer.Option(2e-4, "--lr"),
-    min_steps: int = typer.Option(0, "--min-steps", help="Small volumes train more epochs to reach this many updates."),
-    precision: str = typer.Option("auto", "--precision", help="auto | mixed (bf16 where the CPU has it natively) | fp32 | bf16 | fp16."),
+    loss: str = option(DistillationOptions, "loss"),
+    temperature: float = option(DistillationOptions, "temperature"),
+    hard: bool = option(DistillationOptions, "hard"),
+    threshold: float | None = option(DistillationOptions, "threshold"),
+    weighting: str = option(DistillationOptions, "weighting"),
+    train_layers: int | None = student_option("train_layers"),
+    epochs: int = student_option("epochs"),
+    lr: float = student_option("lr"),
+    min_steps: int = student_option("min_steps"),
+    precision: str = student_option("precision"),
     perturb: str = typer.Option("", "--perturb", help="Also score on these perturbed test sets."),
     test_limit: int | None = typer.Option(None, "--test-limit", help="Only the first N test sentences."),
     out: str | None = typer.Option(None, "--out", help="Write the table here (.csv, plus a .md beside it)."),
@@ -407,9 +422,10 @@ def distill_command(
 
     teachers = [Tagger.load(path) for path in teacher.split(",") if path.strip()]
     data = DataSpec(dataset, data_dir, _label_map(label_map))
+    student = {**DEFAULT_STUDENT.model_dump(), "train_layers": train_layers, "epochs": epochs, "lr": lr,
+               "min_steps": min_steps, "precision": precision}
     config = DistillConfig(loss=loss, temperature=temperature, hard=hard, threshold=threshold, weighting=weighting,
-                           train=TrainConfig(train_layers=train_layers, epochs=epochs, lr=lr, patience=None,
-                                             min_steps=min_steps, precision=precision))
+                           train=TrainConfig(**student))
     rows = volume_sweep(teachers, lang, _int_list(volumes, "--volumes"), _int_list(seeds, "--seeds"), data=data,
                         config=config, weighting=teacher_weighting(weighting, teachers, data.data_dir), test_limit=test_limit,
                         perturbed=_perturbed_sets(perturb, teachers, lang, data, test_limit), progress=True,
@@ -455,9 +471,9 @@ def robustness_command(
     train_size: int | None = typer.Option(2000, "--train-size", help="Training sentences per model (smaller languages: all)."),
     perturb: str = typer.Option("unseen-entity,unseen-context,unseen-both", "--perturb"),
     rate: float = typer.Option(1.0, "--rate"),
-    epochs: int = typer.Option(3, "--epochs"),
-    lr: float = typer.Option(2e-4, "--lr"),
-    train_layers: int | None = typer.Option(None, "--train-layers"),
+    epochs: int = option(TrainingOptions, "epochs"),
+    lr: float = option(TrainingOptions, "lr"),
+    train_layers: int | None = option(TrainingOptions, "train_layers"),
     seed: int = typer.Option(0, "--seed"),
     test_limit: int | None = typer.Option(None, "--test-limit"),
     data_dir: str | None = typer.Option(None, "--data-dir"),

@@ -19,7 +19,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from xner.data.datasets import find_split
@@ -159,7 +159,7 @@ def robustness(
 
 def _trained(lang: str, data: DataSpec, model: str, train_size, config: TrainConfig, models_dir: Path) -> Tagger:
     """Load the model for these settings if it was trained before, else train and save it."""
-    key = json.dumps([lang, data.dataset, dict(data.label_map), model, train_size, asdict(config)], sort_keys=True)
+    key = json.dumps([lang, data.dataset, dict(data.label_map), model, train_size, config.model_dump()], sort_keys=True)
     directory = models_dir / f"{lang}-{data.dataset}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     if (directory / "xner.json").is_file():
         return Tagger.load(directory)

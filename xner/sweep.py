@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
 from xner.data.corpus import Sentence
 from xner.data.sampling import nested_subset
@@ -89,7 +88,7 @@ def volume_sweep(
                     result, seconds = teacher_scores, teacher_seconds
                 else:
                     unlabeled = nested_subset(pool, volume, seed)
-                    seeded = replace(config, train=replace(config.train, seed=seed))
+                    seeded = config.model_copy(update={"train": config.train.model_copy(update={"seed": seed})})
                     student = distill(teachers, unlabeled, config=seeded, weighting=weighting, progress=progress)
                     result, seconds = scores(student.predict), time.perf_counter() - start
                 new_rows = [

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from xner.errors import XnerError, one_of
+from xner.study.schema import identity
 
 __all__ = [
     "Dependency",
@@ -80,7 +81,8 @@ def run_id(kind: str, version: int, params: Mapping[str, Any], deps: tuple[str, 
 class RunSpec:
     """One run of a study: what to run (kind, params), after what (deps), with what.
 
-    ``id`` is derived from kind, version, params and deps. ``resources`` (CPUs/GPUs a
+    ``id`` is derived from kind, version, params (as :func:`~xner.study.schema.identity`
+    spells them, so ids outlive params-schema upgrades) and deps. ``resources`` (CPUs/GPUs a
     scheduler reserves) and ``data_dir`` (where data is read) do not change the result, so
     they are not hashed: a study moved to another machine or cluster keeps its ids.
     """
@@ -95,7 +97,7 @@ class RunSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "deps", tuple(self.deps))
-        object.__setattr__(self, "id", run_id(self.kind, self.version, self.params, self.deps))
+        object.__setattr__(self, "id", run_id(self.kind, self.version, identity(self.params), self.deps))
 
     def label(self, show: tuple[str, ...] = ()) -> str:
         """``kind key=value ...`` for progress and status lines: ``show`` params, else short ones.

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from xner.errors import XnerError, one_of
 from xner.languages import STUDY_PAIRS, get_language
 from xner.study.runs import RunOutcome, RunSpec
+from xner.study.schema import PARAMS_SCHEMA, upgrade
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,6 +79,7 @@ CREATE TABLE IF NOT EXISTS runs (
     traceback TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -135,6 +137,40 @@ class ResultStore:
         except sqlite3.DatabaseError as err:
             self._conn.close()
             raise XnerError(f"{self.path}: not an xner result store ({err})") from None
+        self._upgrade()
+
+    def params_schema(self) -> int:
+        """The params schema the store's specs are written in (1: stores older than the
+        ``meta`` table)."""
+        if not self._conn.execute("SELECT name FROM sqlite_master WHERE name = 'meta'").fetchone():
+            return 1
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'params_schema'").fetchone()
+        return int(row["value"]) if row else 1
+
+    def _upgrade(self) -> None:
+        """Rewrite the specs of a store written by an older params schema in today's layout
+        (:mod:`xner.study.schema`); every run keeps its id, status and results.
+
+        Raises:
+            XnerError: the store was written by a newer xner.
+        """
+        schema = self.params_schema()
+        if schema > PARAMS_SCHEMA:
+            raise XnerError(f"{self.path}: written by a newer xner (params schema {schema}; this xner "
+                            f"reads up to {PARAMS_SCHEMA}): upgrade xner")
+        if schema == PARAMS_SCHEMA:
+            return
+        with self._transaction() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            for row in conn.execute("SELECT id, spec FROM runs").fetchall():
+                data = json.loads(row["spec"])
+                data["params"] = upgrade(data["params"], schema)
+                spec = RunSpec.from_json(json.dumps(data))
+                if spec.id != row["id"]:
+                    raise XnerError(f"{self.path}: run {row['id']} would change its id to {spec.id} on upgrade "
+                                    f"from params schema {schema}; the store is left as it was")
+                conn.execute("UPDATE runs SET spec = ? WHERE id = ?", (spec.to_json(), row["id"]))
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('params_schema', ?)", (str(PARAMS_SCHEMA),))
 
     def close(self) -> None:
         self._conn.close()
