@@ -276,4 +276,4 @@ def test_cli_unknown_family_is_one_line_error() -> None:
 
 def test_cli_rejects_unknown_format() -> None:
     result = run_cli("--format", "xml")
-    assert result.exit_code != 0
+    assert result.exit_code == 2 and "'xml' is not one of" in result.output  # a usage error, not a crash (1)

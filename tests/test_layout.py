@@ -1,10 +1,15 @@
-"""The package layout: xner's import graph, built from the source, has no cycle, and only
-the model and training modules import torch (so ``import xner`` and the CLI stay fast)."""
+"""The package layout: xner's import graph, built from the source, has no cycle; only the model
+and training modules import torch (so ``import xner`` and the CLI stay fast); every package the
+code imports is declared in pyproject.toml."""
 
 from __future__ import annotations
 
 import ast
+import re
+import sys
+import tomllib
 from graphlib import CycleError, TopologicalSorter
+from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import pytest
@@ -74,3 +79,21 @@ def test_only_model_and_training_modules_import_torch():
     users = {name for name, path in MODULES.items() if any(dep.split(".")[0] == "torch" for dep in imports(path))}
     assert users, "no module imports torch: the check reads nothing"
     assert sorted(name for name in users if not name.startswith(TORCH_PACKAGES)) == []
+
+
+def _declared() -> set[str]:
+    """Distribution names in pyproject.toml's dependencies and optional dependencies."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    specs = [*project["dependencies"], *(s for extra in project["optional-dependencies"].values() for s in extra)]
+    return {re.split(r"[\[<>=!~; ]", spec, maxsplit=1)[0].lower().replace("_", "-") for spec in specs}
+
+
+def test_every_package_the_code_imports_is_declared():
+    third_party = {dep.split(".")[0] for path in MODULES.values() for dep in imports(path)}
+    third_party -= {*sys.stdlib_module_names, "xner"}
+    distributions = packages_distributions()
+    undeclared = sorted(
+        name for name in third_party
+        if not {d.lower().replace("_", "-") for d in distributions.get(name, [name])} & _declared()
+    )
+    assert {"torch", "filelock"} <= third_party and undeclared == []

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from test_tagger import one_thread  # noqa: F401 - autouse
 from typer.testing import CliRunner
 
 from xner.cli import app
 from xner.errors import XnerError
 from xner.robustness import Pair, available_pairs, parse_pairs, robustness
 from xner.models.tagger import TrainConfig
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 FAST = TrainConfig(epochs=1, lr=0.02, batch_size=8, train_layers=1)
 

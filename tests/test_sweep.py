@@ -4,7 +4,7 @@ volumes beyond the pool reported as skipped, gains over the teacher, perturbed t
 from __future__ import annotations
 
 import pytest
-from test_tagger import FAST, one_thread  # noqa: F401 - autouse
+from test_tagger import FAST
 
 from xner.data.corpus import Sentence
 from xner.distillation.ensemble import Ensemble
@@ -13,6 +13,8 @@ from xner.distillation.weighting import resolve_weighting
 from xner.models.tagger import Tagger, TrainConfig
 from xner.pipeline import DataSpec
 from xner.sweep import sweep_table, volume_sweep
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 CONFIG = DistillConfig(train=TrainConfig(epochs=1, train_layers=1, **FAST))
 SCORES = ("precision", "recall", "f1", "f1_lo", "f1_hi")

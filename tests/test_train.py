@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from test_tagger import FAST, LABELS, easy_corpus, one_thread, train_tagger  # noqa: F401 - autouse
+from test_tagger import FAST, LABELS, easy_corpus, train_tagger
 
 from xner.data.corpus import Sentence
 from xner.data.sampling import nested_subset, subset_indices
@@ -19,6 +19,8 @@ from xner.distillation.student import DistillConfig, distill, soft_labels
 from xner.distillation.weighting import resolve_weighting
 from xner.errors import XnerError
 from xner.models.tagger import Tagger, TrainConfig
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 STUDENT = TrainConfig(epochs=3, train_layers=1, **FAST)
 

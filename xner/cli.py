@@ -345,7 +345,11 @@ def study_command(
     if dry_run:
         return
     with ResultStore(run.store_path, create=False) as results:
-        print_rows(results.summary().to_dict("records"), OutputFormat.table, title=f"{run.study.name}: F1, mean over seeds")
+        summary = results.summary()
+    # plain fixed-width text, not a rich table: a rich table folds every cell to the terminal's
+    # width (80 columns in a log: `embedd`/`ed`), this reads the same in a log file
+    typer.echo(f"{run.study.name}: F1, mean over seeds")
+    typer.echo(summary.to_markdown(index=False, tablefmt="simple", floatfmt=".2f", missingval=""))
     typer.echo(f"report: {run.report}" if run.report else f"results: xner results {run.store_path} --format csv")
     if run.counts.get("failed"):
         typer.echo(f"{run.counts['failed']} runs failed: xner status {run.store_path}", err=True)

@@ -49,7 +49,7 @@ def train_run(spec: RunSpec, ctx: RunContext) -> dict:
             "dev_f1": history[record["best_epoch"] - 1].get("dev_f1"), "epochs_run": len(history)}
 
 
-@register_run_kind("distill", version=3)
+@register_run_kind("distill", version=3, show=("teachers", "target", "model", "seed", "train_size", "volume"))
 def distill_run(spec: RunSpec, ctx: RunContext) -> dict:
     """A student of the teachers on ``volume`` unlabeled target sentences (0: none, the
     teachers' ensemble itself is evaluated)."""
@@ -72,7 +72,7 @@ def distill_run(spec: RunSpec, ctx: RunContext) -> dict:
     return {"volume": p["volume"], "kept": info["kept"], "teacher_weights_mean": info["teacher_weights_mean"]}
 
 
-@register_run_kind("evaluate", version=2)
+@register_run_kind("evaluate", version=2, show=("role", "source", "target", "model", "seed", "volume"))
 def evaluate_run(spec: RunSpec, ctx: RunContext) -> dict:
     """Clean and perturbed scores of a trained model, a student, or the teachers' ensemble."""
     p = spec.params

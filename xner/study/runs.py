@@ -102,8 +102,11 @@ class RunSpec:
     def label(self, show: tuple[str, ...] = ()) -> str:
         """``kind key=value ...`` for progress and status lines: ``show`` params, else short ones.
 
-        >>> RunSpec("distill", 1, {"teachers": ["en", "de"], "seed": 1, "teacher_runs": ["1f.."]}).label()
+        >>> spec = RunSpec("distill", 1, {"teachers": ["en", "de"], "seed": 1, "teacher_runs": ["1f.."], "volume": None})
+        >>> spec.label()
         'distill teachers=en+de seed=1'
+        >>> spec.label(show=("teachers", "volume"))
+        'distill teachers=en+de'
         """
         shown = {
             name: "+".join(value) if isinstance(value, list) else value
@@ -111,7 +114,10 @@ class RunSpec:
             if not name.endswith(("_run", "_runs"))
             and (isinstance(value, str | int | float) or (isinstance(value, list) and all(isinstance(v, str) for v in value)))
         }
-        names = show or [name for name, value in shown.items() if len(str(value)) <= 24][:6]
+        if show:  # the kind's own choice, less what a run does not have (volume of a native model)
+            names = [name for name in show if self.params.get(name) is not None]
+        else:
+            names = [name for name, value in shown.items() if len(str(value)) <= 24][:6]
         return " ".join([self.kind, *(f"{name}={shown.get(name, self.params.get(name))}" for name in names)])
 
     def to_json(self) -> str:
