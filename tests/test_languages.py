@@ -31,7 +31,7 @@ PANX = (
 ).split()
 STUDY = "fr br ar fa hi en sco cy es ca cs sk id ms oc nl af it scn an ast".split()
 
-# (HRL, LRL, relation) in the order of DESIGN.md's table.
+# (HRL, LRL, relation) in the order of docs/design.md's table.
 DESIGN_PAIRS = [
     ("fr", "br", "areal"),
     ("ar", "fa", "borrowing"),

@@ -97,3 +97,34 @@ def test_every_package_the_code_imports_is_declared():
         if not {d.lower().replace("_", "-") for d in distributions.get(name, [name])} & _declared()
     )
     assert {"torch", "filelock"} <= third_party and undeclared == []
+
+
+CITED = re.compile(r"(?<![\w/.])((?:docs|configs|tests|benchmarks)/[\w./+-]*\w\.(?:md|yaml|csv|sqlite|py))")
+"""A repository file named in code, docstrings or tests (``docs/design.md``)."""
+
+SOURCES = [*PACKAGE.rglob("*.py"), *(ROOT / "tests").glob("*.py"), *(ROOT / "benchmarks").glob("*.py"), ROOT / "README.md"]
+
+
+def test_every_cited_repository_file_exists():
+    cited = {(path.relative_to(ROOT), name) for path in SOURCES
+             for name in CITED.findall(path.read_text(encoding="utf-8"))}
+    assert {"docs/design.md", "docs/results_schema.md"} <= {name for _, name in cited}
+    assert sorted((str(path), name) for path, name in cited if not (ROOT / name).exists()) == []
+
+
+@pytest.mark.parametrize("pattern", [r"\bDESIGN\.md", r"\bSTYLE\.md", r"\b[Ii]ssue[ -]?#?\d+", r"\.\./shared/(?!data)"])
+def test_code_cites_nothing_outside_the_repository(pattern):
+    """Not the project's planning files or issue numbers (this file names the patterns only)."""
+    files = [*PACKAGE.rglob("*.py"), *(path for path in (ROOT / "tests").glob("*.py") if path.name != "test_layout.py")]
+    found = [f"{path.relative_to(ROOT)}:{number}" for path in files
+             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+             if re.search(pattern, line)]
+    assert found == []
+
+
+def test_the_readme_test_command_runs_the_real_data_tests():
+    """Run as written, the command points the real-data tests at the data (else 30-odd skip)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- test-command -->")[1].split("<!-- /test-command -->")[0]
+    (command,) = [line for line in block.splitlines() if line.startswith("pip install")]
+    assert re.search(r"XNER_DATA_DIR=\S*\.\./shared/data\S* pytest\b", command)

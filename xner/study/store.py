@@ -15,7 +15,7 @@ store makes that safe:
   process dies).
 
 Evaluation runs keep their results as tidy rows under ``metrics["rows"]``;
-:meth:`ResultStore.frame` explodes them into the table of ``results_schema.md`` (one row
+:meth:`ResultStore.frame` explodes them into the table of ``docs/results_schema.md`` (one row
 per run and test set), adding the columns derived from specs and from other runs.
 
 >>> store = ResultStore(tmp / "study.sqlite")  # doctest: +SKIP
@@ -54,7 +54,7 @@ COLUMNS = (
     "train_size", "volume", "seed", "perturbation", "precision", "recall", "f1", "f1_lo",
     "f1_hi", "teacher_f1", "gain", "entity_overlap", "seconds",
 )  # fmt: skip
-"""Columns of the tidy results table, in order (``results_schema.md``)."""
+"""Columns of the tidy results table, in order (``docs/results_schema.md``)."""
 
 _FROM_PARAMS = ("model", "source", "target", "dataset", "train_size", "volume", "seed")
 _TEACHER_KEY = ["model", "source", "target", "dataset", "train_size", "seed", "perturbation"]
