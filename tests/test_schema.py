@@ -46,7 +46,7 @@ def test_an_old_store_is_upgraded_on_open_keeping_ids_status_and_results(old_sto
     assert len(before) == 8 and {status for status, *_ in before.values()} == {"done"}
     assert "batching" not in before[next(r for r in before if before[r][3].get("training"))][3]["training"]
     with ResultStore(old_store) as store:
-        assert store.params_schema() == PARAMS_SCHEMA == 2
+        assert store.params_schema() == PARAMS_SCHEMA == 3
         assert {r.id: r.status for r in store.records()} == {run: "done" for run in before}
     after = rows(old_store)
     assert {run: row[:3] for run, row in after.items()} == {run: row[:3] for run, row in before.items()}
@@ -54,6 +54,7 @@ def test_an_old_store_is_upgraded_on_open_keeping_ids_status_and_results(old_sto
     assert [p["distillation"]["loss"] for p in students] == ["kl.v1"]
     assert students[0]["distillation"]["weighting"] == "uniform.v1"
     assert students[0]["distillation"]["student"]["batching"] == "length"
+    assert {p.get("rate") for *_, p in after.values() if "perturbations" in p} == {1.0}
 
 
 def test_todays_expansion_of_the_old_study_finds_every_run_done(old_store, config):
@@ -91,7 +92,8 @@ def test_a_value_older_runs_had_hashes_as_they_did_and_nothing_else_does():
     without = {**TrainingOptions().model_dump()}
     del without["batching"]
     assert train().id == RunSpec("train", 3, {"lang": "de", "training": without}).id
-    assert identity({"training": {"batching": "random"}}) == {"training": {"batching": "random"}}
+    assert identity("train", {"training": {"batching": "random"}}) == {"training": {"batching": "random"}}
+    assert identity("evaluate", {"rate": 1.0}) == {} and identity("evaluate", {"rate": 0.5}) == {"rate": 0.5}
 
 
 @pytest.mark.parametrize(("name", "same"), [("kl", True), ("kl.v1", True), ("kl.v2", False), ("mse.v1", False)])

@@ -83,7 +83,7 @@ def evaluate_run(spec: RunSpec, ctx: RunContext) -> dict:
     source = p["source"].split("+")[0]
     with ctx.timed("evaluate"):
         rows = evaluate_model(predictor, p["target"], data=data, split=p["split"], perturbations=kinds,
-                              train_lang=source, seed=p["seed"], n_resamples=max(p["bootstrap"], 1),
+                              train_lang=source, rate=p["rate"], seed=p["seed"], n_resamples=max(p["bootstrap"], 1),
                               limit=p["test_size"])
     overlap = {}
     if isinstance(predictor, Tagger) and (trained_on := training_sentences(predictor, ctx.data_dir)):

@@ -97,7 +97,7 @@ class RunSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "deps", tuple(self.deps))
-        object.__setattr__(self, "id", run_id(self.kind, self.version, identity(self.params), self.deps))
+        object.__setattr__(self, "id", run_id(self.kind, self.version, identity(self.kind, self.params), self.deps))
 
     def label(self, show: tuple[str, ...] = ()) -> str:
         """``kind key=value ...`` for progress and status lines: ``show`` params, else short ones.

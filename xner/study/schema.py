@@ -14,12 +14,13 @@ older layout meant, so that
   runs and so their ids: a new run can never reuse an old run's result.
 
 Schema 1: training options without ``batching``; distillation ``loss`` and ``weighting`` as
-bare names. Schema 2: ``batching`` written out, versioned loss and weighting names.
+bare names. Schema 2: ``batching`` written out, versioned loss and weighting names. Schema 3:
+evaluations state the perturbation ``rate`` (before: always 1).
 
 >>> old = {"distillation": {"loss": "kl", "weighting": "uniform", "student": {"epochs": 2}}}
->>> upgrade(old, 1)["distillation"]
+>>> upgrade("distill", old, 1)["distillation"]
 {'loss': 'kl.v1', 'weighting': 'uniform.v1', 'student': {'epochs': 2, 'batching': 'length'}}
->>> identity(upgrade(old, 1)) == old
+>>> identity("distill", upgrade("distill", old, 1)) == old
 True
 """
 
@@ -31,17 +32,18 @@ from typing import Any
 
 __all__ = ["CHANGES", "PARAMS_SCHEMA", "identity", "upgrade"]
 
-PARAMS_SCHEMA = 2
+PARAMS_SCHEMA = 3
 """The layout new run specs are written in (stored in every result store)."""
 
-CHANGES: Mapping[int, Mapping[str, Any]] = {
+CHANGES: Mapping[int, Mapping[str, Mapping[tuple[str, ...], Any]]] = {
     2: {
-        "added": {("training", "batching"): "length", ("distillation", "student", "batching"): "length"},
-        "versioned": {("distillation", "loss"): "v1", ("distillation", "weighting"): "v1"},
+        "added": {("train", "training", "batching"): "length", ("distill", "distillation", "student", "batching"): "length"},
+        "versioned": {("distill", "distillation", "loss"): "v1", ("distill", "distillation", "weighting"): "v1"},
     },
+    3: {"added": {("evaluate", "rate"): 1.0}, "versioned": {}},
 }
-"""Per schema: options it added (path in params -> the value runs of older schemas had) and
-names it versioned (path -> the version a bare name of older schemas meant)."""
+"""Per schema: options it added ((run kind, path in params) -> the value runs of older schemas
+had) and names it versioned ((run kind, path) -> the version a bare name of older schemas meant)."""
 
 
 def _parent(params: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | None:
@@ -52,28 +54,34 @@ def _parent(params: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | N
     return node if isinstance(node, dict) else None
 
 
-def upgrade(params: Mapping[str, Any], schema: int) -> dict[str, Any]:
-    """Params written by ``schema`` in today's layout (same meaning, same :func:`identity`)."""
+def _paths(kind: str, changes: Mapping[tuple[str, ...], Any]) -> list[tuple[tuple[str, ...], Any]]:
+    return [(key[1:], value) for key, value in changes.items() if key[0] == kind]
+
+
+def upgrade(kind: str, params: Mapping[str, Any], schema: int) -> dict[str, Any]:
+    """Params of a ``kind`` run written by ``schema`` in today's layout (same meaning, same
+    :func:`identity`)."""
     params = copy.deepcopy(dict(params))
     for version in range(schema + 1, PARAMS_SCHEMA + 1):
-        for path, value in CHANGES[version]["added"].items():
+        for path, value in _paths(kind, CHANGES[version]["added"]):
             if (parent := _parent(params, path)) is not None and path[-1] not in parent:
                 parent[path[-1]] = value
-        for path, tag in CHANGES[version]["versioned"].items():
+        for path, tag in _paths(kind, CHANGES[version]["versioned"]):
             parent = _parent(params, path)
             if parent is not None and isinstance(parent.get(path[-1]), str) and "." not in parent[path[-1]]:
                 parent[path[-1]] = f"{parent[path[-1]]}.{tag}"
     return params
 
 
-def identity(params: Mapping[str, Any]) -> dict[str, Any]:
-    """What a run id hashes: params in the first schema's spelling where it means the same."""
+def identity(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """What the id of a ``kind`` run hashes: params in the first schema's spelling where it
+    means the same."""
     params = copy.deepcopy(dict(params))
     for version in sorted(CHANGES, reverse=True):
-        for path, value in CHANGES[version]["added"].items():
+        for path, value in _paths(kind, CHANGES[version]["added"]):
             if (parent := _parent(params, path)) is not None and parent.get(path[-1], value) == value:
                 parent.pop(path[-1], None)
-        for path, tag in CHANGES[version]["versioned"].items():
+        for path, tag in _paths(kind, CHANGES[version]["versioned"]):
             parent = _parent(params, path)
             if parent is not None and isinstance(parent.get(path[-1]), str) and parent[path[-1]].endswith(f".{tag}"):
                 parent[path[-1]] = parent[path[-1]].removesuffix(f".{tag}")

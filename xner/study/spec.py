@@ -163,12 +163,14 @@ class DistillationSection(DistillationOptions):
 
 
 class EvaluationOptions(Section):
-    """Which split models are scored on (all of it, or its first ``test_size`` sentences)
-    and how many bootstrap resamples give the CI."""
+    """Which split models are scored on (all of it, or its first ``test_size`` sentences), how
+    many bootstrap resamples give the CI, and the share of eligible tokens or mentions the
+    perturbations edit (``rate``; 1: all, as the reference study)."""
 
     split: Literal["test", "dev"] = "test"
     test_size: int | None = Field(None, ge=1)
     bootstrap: int = Field(1000, ge=0)
+    rate: float = Field(1.0, ge=0, le=1)
 
 
 class Resources(Section):
@@ -412,6 +414,7 @@ class _Expansion:
             "perturbations": ["clean", *self.study.perturbations],
             "test_size": self.study.evaluation.test_size,
             "bootstrap": self.study.evaluation.bootstrap,
+            "rate": self.study.evaluation.rate,
         }
         return self.add("evaluate", params, [model_run])
 

@@ -164,7 +164,7 @@ class ResultStore:
             conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             for row in conn.execute("SELECT id, spec FROM runs").fetchall():
                 data = json.loads(row["spec"])
-                data["params"] = upgrade(data["params"], schema)
+                data["params"] = upgrade(data["kind"], data["params"], schema)
                 spec = RunSpec.from_json(json.dumps(data))
                 if spec.id != row["id"]:
                     raise XnerError(f"{self.path}: run {row['id']} would change its id to {spec.id} on upgrade "
