@@ -481,18 +481,17 @@ def robustness_command(
     seed: int = typer.Option(0, "--seed"),
     test_limit: int | None = typer.Option(None, "--test-limit"),
     data_dir: str | None = typer.Option(None, "--data-dir"),
-    models_dir: str = typer.Option("models", "--models-dir", help="Where trained models are kept and reused."),
+    models_dir: str = typer.Option("models", "--models-dir", help="The experiment's result store and models "
+                                   "(study.sqlite, runs/): finished runs are kept, an interrupted call resumes."),
     out: str = typer.Option("robustness.csv", "--out", help="The table (.csv, plus a .md beside it)."),
 ) -> None:
-    """Native vs transfer models on clean and perturbed LRL test sets, with entity overlap."""
-    import logging
-
+    """Native vs transfer models on clean and perturbed LRL test sets, with entity overlap (a study:
+    resumable, models reused)."""
     import pandas as pd
 
     from xner.models.tagger import TrainConfig
     from xner.robustness import parse_pairs, robustness
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = TrainConfig(epochs=epochs, lr=lr, train_layers=train_layers, seed=seed)
     kinds = [k.strip() for k in perturb.split(",") if k.strip()]
     columns = ["pair", "relation", "kind", "perturbation", "precision", "recall", "f1", "f1_lo", "f1_hi",
