@@ -415,24 +415,28 @@ def distill_command(
     precision: str = student_option("precision"),
     perturb: str = typer.Option("", "--perturb", help="Also score on these perturbed test sets."),
     test_limit: int | None = typer.Option(None, "--test-limit", help="Only the first N test sentences."),
+    models_dir: str | None = typer.Option(None, "--models-dir", help="The sweep's result store and models "
+                                          "(default $XNER_CACHE/sweeps): finished runs are kept, an interrupted "
+                                          "call resumes."),
     out: str | None = typer.Option(None, "--out", help="Write the table here (.csv, plus a .md beside it)."),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format"),
 ) -> None:
-    """Teacher-student distillation on unlabeled target text, swept over unlabeled volumes."""
-    from xner.models.tagger import Tagger, TrainConfig
-    from xner.pipeline import DataSpec, teacher_weighting
-    from xner.sweep import sweep_table, volume_sweep
+    """Teacher-student distillation on unlabeled target text, swept over unlabeled volumes (a study:
+    resumable, every student kept)."""
     from xner.distillation.student import DistillConfig
+    from xner.models.tagger import TrainConfig
+    from xner.pipeline import DataSpec
+    from xner.sweep import sweep_table, volume_sweep
 
-    teachers = [Tagger.load(path) for path in teacher.split(",") if path.strip()]
     data = DataSpec(dataset, data_dir, _label_map(label_map))
     student = {**DEFAULT_STUDENT.model_dump(), "train_layers": train_layers, "epochs": epochs, "lr": lr,
                "min_steps": min_steps, "precision": precision}
     config = DistillConfig(loss=loss, temperature=temperature, hard=hard, threshold=threshold, weighting=weighting,
                            train=TrainConfig(**student))
+    teachers = [path.strip() for path in teacher.split(",") if path.strip()]
     rows = volume_sweep(teachers, lang, _int_list(volumes, "--volumes"), _int_list(seeds, "--seeds"), data=data,
-                        config=config, weighting=teacher_weighting(weighting, teachers, data.data_dir), test_limit=test_limit,
-                        perturbed=_perturbed_sets(perturb, teachers, lang, data, test_limit), progress=True,
+                        config=config, perturbations=[k.strip() for k in perturb.split(",") if k.strip()],
+                        test_limit=test_limit, models_dir=models_dir,
                         on_row=lambda r: typer.echo(_sweep_line(r), err=True))
     table = sweep_table(rows)
     if out:
@@ -448,23 +452,6 @@ def _sweep_line(row: dict[str, Any]) -> str:
         return f"volume {row['volume']} seed {row['seed']}: {row['status']}"
     return (f"volume {row['volume']:>6} seed {row['seed']} {row['perturbation']}: F1 {row['f1']:.2f} "
             f"(gain {row['gain']:+.2f}) {row['seconds']:.0f} s")
-
-
-def _perturbed_sets(perturb: str, teachers, lang: str, data, limit: int | None) -> list:
-    """Perturbed copies of the target test set, relative to the (first) teacher's language."""
-    kinds = [k.strip() for k in perturb.split(",") if k.strip()]
-    if not kinds:
-        return []
-    from xner.perturb import build_resources, perturb_corpus
-    from xner.pipeline import training_sentences
-    from xner.distillation.weighting import teacher_language
-
-    test = data.split(lang, "test")[:limit]
-    resources = build_resources(lang, train_lang=teacher_language(teachers[0]), dataset=data.dataset,
-                                train_dataset=teachers[0].metadata.get("dataset", data.dataset),
-                                data_dir=data.data_dir, model=teachers[0].base_name,
-                                train_sentences=training_sentences(teachers[0], data.data_dir))
-    return [(kind, perturb_corpus(test, kind, resources=resources)[0]) for kind in kinds]
 
 
 @app.command("robustness")

@@ -1,4 +1,5 @@
-"""xner's run kinds: what one run of a study does (train, distill, evaluate).
+"""xner's run kinds: what one run of a study does (train, distill, evaluate; teacher: take in a
+model trained outside the study).
 
 Each kind is a thin adapter from a run spec's params (see :mod:`xner.study.spec`)
 to the library (:mod:`xner.pipeline`, :mod:`xner.distillation`, :mod:`xner.evaluation`);
@@ -33,6 +34,19 @@ def _data(params: Mapping[str, Any], ctx: RunContext) -> DataSpec:
     types = set(entity_types(dataset_labels(params["dataset"])))
     label_map = {k: v for k, v in (params.get("label_map") or {}).items() if k in types}
     return DataSpec(params["dataset"], ctx.data_dir, label_map)
+
+
+@register_run_kind("teacher", version=1, primary="", show=("path",))
+def teacher_run(spec: RunSpec, ctx: RunContext) -> dict:
+    """A model trained outside the study (``xner train``) taken in as a teacher: copied (compact)
+    into the store, so the runs that depend on it read a copy that cannot change under them."""
+    p = spec.params
+    tagger = Tagger.load(p["path"])
+    if tagger.fingerprint != p["fingerprint"]:
+        raise XnerError(f"{p['path']}: the model changed since the runs were planned (fingerprint "
+                        f"{tagger.fingerprint[:12]}, planned {p['fingerprint'][:12]}); plan again")
+    tagger.save(ctx.run_dir, compact=True)
+    return {"languages": tagger.metadata.get("languages") or []}
 
 
 @register_run_kind("train", version=3)
