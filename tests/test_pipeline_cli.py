@@ -296,7 +296,7 @@ def test_distill_writes_the_sweep_table(nl_model, data_root, tmp_path):
     done = table[table["status"] == "done"]
     np.testing.assert_allclose(done["gain"], done["f1"] - done["teacher_f1"])
     assert (table.loc[table["volume"] == 0, "gain"] == 0).all()
-    assert set(table["source"]) == {"nl"} and set(table["family"]) == {"Germanic"}
+    assert set(table["source"]) == {"nl"} and set(table["genus"]) == {"Germanic"} and set(table["family"]) == {"Indo-European"}
     markdown = (tmp_path / "t.md").read_text()
     assert markdown.startswith("| kind") and markdown.count("\n") == len(table) + 2
     assert "volume 10000 seed 1: skipped: volume 10000 > 40" in result.stderr

@@ -52,7 +52,8 @@ def test_rows_for_every_volume_and_seed(teacher, data):
     assert seen == rows
     assert [(r["volume"], r["seed"]) for r in rows] == [(v, s) for s in (0, 1) for v in (0, 10, 40, 1000)]
     for row in rows:
-        assert (row["target"], row["family"], row["source"], row["dataset"]) == ("de", "Germanic", "nl", "wikiann")
+        assert (row["target"], row["genus"], row["family"], row["source"], row["dataset"]) == (
+            "de", "Germanic", "Indo-European", "nl", "wikiann")
         assert (row["perturbation"], row["weighting"], row["kind"]) == ("clean", "uniform.v1", "student")
         assert row["loss"] == "mse.v1"  # the loss is part of the result: MSE and KL students differ
     teacher_f1 = rows[0]["f1"]
@@ -119,7 +120,7 @@ def test_multi_source_sweep(teacher, data, tmp_path):
 
 def test_sweep_table_has_a_stable_column_order(teacher, data):
     table = sweep_table(run([teacher], data, [0, 1000]))
-    assert list(table.columns) == ["kind", "model", "target", "family", "source", "dataset", "weighting", "loss", "volume", "seed",
+    assert list(table.columns) == ["kind", "model", "target", "genus", "family", "source", "dataset", "weighting", "loss", "volume", "seed",
                                    "perturbation", "precision", "recall", "f1", "f1_lo", "f1_hi",
                                    "teacher_f1", "gain", "seconds", "status"]
     assert table["status"].tolist() == ["done", "skipped: volume 1000 > 40 unlabeled sentences available"]

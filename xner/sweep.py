@@ -62,7 +62,7 @@ def volume_sweep(
         models_dir: the sweep's result store and models (default ``$XNER_CACHE/sweeps``).
 
     Returns:
-        One row per (volume, seed, test set): ``target``, ``family``, ``source`` (teacher
+        One row per (volume, seed, test set): ``target``, ``genus``, ``family``, ``source`` (teacher
         languages joined by ``+``), ``volume``, ``seed``, ``precision``,
         ``recall``, ``f1``, ``f1_lo``, ``f1_hi``, ``teacher_f1``, ``gain``,
         ``seconds``, ``perturbation`` (``clean`` or its name), ``status``
@@ -83,7 +83,8 @@ def volume_sweep(
     cells = [(seed, volume, plan.student(seed, volume) if volume <= pool else None) for seed in seeds for volume in volumes]
     models_dir = Path(models_dir) if models_dir is not None else cache_dir() / "sweeps"
     names = {get_perturbation(kind).name: kind for kind in perturbations}
-    base = {"kind": "student", "model": loaded[0].base_name, "target": target, "family": get_language(target).genus,
+    base = {"kind": "student", "model": loaded[0].base_name, "target": target,
+            "genus": get_language(target).genus, "family": get_language(target).family,
             "source": "+".join(teacher_language(t) for t in loaded), "dataset": data.dataset,
             "weighting": config.weighting, "loss": distill_loss_name(config)}
     test_sets = ["clean", *perturbations]
@@ -161,7 +162,7 @@ def sweep_table(rows: Sequence[dict]):
     """The sweep's rows as a DataFrame in a stable column order (tidy results schema)."""
     import pandas as pd
 
-    columns = ["kind", "model", "target", "family", "source", "dataset", "weighting", "loss", "volume", "seed", "perturbation",
+    columns = ["kind", "model", "target", "genus", "family", "source", "dataset", "weighting", "loss", "volume", "seed", "perturbation",
                "precision", "recall", "f1", "f1_lo", "f1_hi", "teacher_f1", "gain", "seconds", "status"]
     frame = pd.DataFrame(list(rows))
     return frame[[c for c in columns if c in frame.columns]]

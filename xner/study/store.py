@@ -50,7 +50,7 @@ __all__ = ["COLUMNS", "EXPORT_FORMATS", "RunRecord", "ResultStore", "STATUSES"]
 STATUSES = ("pending", "running", "done", "failed")
 
 COLUMNS = (
-    "run_id", "kind", "model", "source", "target", "dataset", "family", "relation",
+    "run_id", "kind", "model", "source", "target", "dataset", "genus", "family", "relation",
     "train_size", "volume", "seed", "perturbation", "precision", "recall", "f1", "f1_lo",
     "f1_hi", "teacher_f1", "gain", "entity_overlap", "seconds",
 )  # fmt: skip
@@ -324,8 +324,8 @@ class ResultStore:
         """The tidy results table: one row per finished evaluation run and test set.
 
         Descriptive columns come from the evaluation's spec (role -> ``kind``, model,
-        source, target, dataset, train_size, volume, seed), ``family`` (the target's genus)
-        and ``relation`` from the language registry, ``seconds`` from the run's timings,
+        source, target, dataset, train_size, volume, seed), ``genus`` and ``family`` of the
+        target and ``relation`` from the language registry, ``seconds`` from the run's timings,
         and ``teacher_f1``/``gain`` of student rows from the volume-0 row of the same
         teachers, target, seed and perturbation. Columns of the rows themselves win.
         """
@@ -389,11 +389,13 @@ def _record(row: sqlite3.Row) -> RunRecord:
     )
 
 
-def _genus(code: str | None) -> str:
+def _lineage(code: str | None) -> dict[str, str]:
+    """The target's ``genus`` (Germanic) and ``family`` (Indo-European), or empty strings."""
     try:
-        return get_language(code).genus if code else ""
+        language = get_language(code) if code else None
     except XnerError:
-        return ""
+        language = None
+    return {"genus": language.genus if language else "", "family": language.family if language else ""}
 
 
 def _relation(source: str | None, target: str | None) -> str:
@@ -415,7 +417,7 @@ def _result_rows(record: RunRecord) -> list[dict[str, Any]]:
         "run_id": record.id,
         "kind": params.get("role"),
         **{name: params.get(name) for name in _FROM_PARAMS},
-        "family": _genus(params.get("target")),
+        **_lineage(params.get("target")),
         "relation": _relation(params.get("source"), params.get("target")),
         "seconds": (record.timings or {}).get("seconds"),
     }
