@@ -18,7 +18,8 @@ import torch
 from xner.data.corpus import Sentence
 from xner.data.labels import iob2_tags
 from xner.errors import XnerError
-from xner.models.tagger import Tagger, TrainConfig, repair_iob2
+from xner.decoding import repair_iob2
+from xner.models.tagger import Tagger, TrainConfig
 
 LABELS = iob2_tags(["PER", "ORG", "LOC"])
 

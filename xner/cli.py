@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from xner.decoding import DEFAULT_DECODING
 from xner.errors import XnerError
 from xner.languages import list_languages, study_pairs
 from xner.data.datasets import SPLITS, dataset_labels
@@ -274,6 +275,9 @@ def evaluate_command(
     label_map: list[str] = typer.Option([], "--label-map", help="Entity-type map of the test data, e.g. DATE=O."),
     limit: int | None = typer.Option(None, "--limit", help="Only the first N test sentences."),
     seed: int = typer.Option(0, "--seed"),
+    decoding: str = typer.Option(DEFAULT_DECODING, "--decoding",
+                                 help="How word distributions become tags for f1: repair, strict or viterbi; "
+                                      "every decoding is also scored as f1_<name>."),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format"),
 ) -> None:
     """Entity P/R/F1 per type and micro (seqeval, strict IOB2), clean and perturbed, with 95% CIs."""
@@ -283,7 +287,8 @@ def evaluate_command(
     tagger = Tagger.load(model_dir)
     kinds = [k.strip() for k in perturb.split(",") if k.strip()]
     rows = evaluate_model(tagger, lang, data=DataSpec(dataset, data_dir, _label_map(label_map)), split=split,
-                          perturbations=kinds, train_lang=train_lang, rate=rate, seed=seed, limit=limit)
+                          perturbations=kinds, train_lang=train_lang, rate=rate, seed=seed, limit=limit,
+                          decoding=decoding)
     if fmt is OutputFormat.table:  # per-type scores make a row far wider than a terminal
         rows = _measure_columns(rows, [row["perturbation"] for row in rows])
     elif fmt is OutputFormat.csv:

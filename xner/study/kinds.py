@@ -6,7 +6,8 @@ it writes its model into ``ctx.run_dir`` (renamed into place by the driver only
 when the run succeeded; compact: only the weights that differ from the pretrained encoder) and returns metrics for the store. Bump a kind's version
 when its results change, so that old results are not mistaken for new ones (train and
 distill v2: bf16 CPU training with eager attention and fused AdamW; train/distill v3 and
-evaluate v2: frozen bottom features computed in the run's precision, bf16 where native).
+evaluate v2: frozen bottom features computed in the run's precision, bf16 where native;
+evaluate v3: F1 under every decoding of :mod:`xner.decoding`, ``f1`` by the params' ``decoding``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from xner.data import dataset_labels
 from xner.data.labels import entity_types
 from xner.data.sampling import nested_subset
+from xner.decoding import DECODINGS
 from xner.errors import XnerError
 from xner.metrics import entity_overlap
 from xner.models.tagger import Tagger, TrainConfig
@@ -72,7 +74,7 @@ def distill_run(spec: RunSpec, ctx: RunContext) -> dict:
     return {"volume": p["volume"], "kept": info["kept"], "teacher_weights_mean": info["teacher_weights_mean"]}
 
 
-@register_run_kind("evaluate", version=2)
+@register_run_kind("evaluate", version=3)
 def evaluate_run(spec: RunSpec, ctx: RunContext) -> dict:
     """Clean and perturbed scores of a trained model, a student, or the teachers' ensemble."""
     p = spec.params
@@ -84,12 +86,13 @@ def evaluate_run(spec: RunSpec, ctx: RunContext) -> dict:
     with ctx.timed("evaluate"):
         rows = evaluate_model(predictor, p["target"], data=data, split=p["split"], perturbations=kinds,
                               train_lang=source, seed=p["seed"], n_resamples=max(p["bootstrap"], 1),
-                              limit=p["test_size"])
+                              limit=p["test_size"], decoding=p["decoding"])
     overlap = {}
     if isinstance(predictor, Tagger) and (trained_on := training_sentences(predictor, ctx.data_dir)):
         overlap = entity_overlap(trained_on, data.split(p["target"], p["split"])[: p["test_size"]])
-    keep = ("perturbation", "precision", "recall", "f1", "f1_lo", "f1_hi", "drop", "tokens_edited",
-            "entities_edited", "label_map")
+    decodings = [f"f1_{name.split('.')[0]}{end}" for name in DECODINGS for end in ("", "_lo", "_hi")]
+    keep = ("perturbation", "precision", "recall", "f1", "f1_lo", "f1_hi", "decoding", *decodings, "drop",
+            "tokens_edited", "entities_edited", "label_map")
     rows = [{**{k: row[k] for k in keep if k in row}, **overlap} for row in rows]
     return {"rows": rows, "f1": rows[0]["f1"]}
 

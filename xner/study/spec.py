@@ -34,6 +34,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import PydanticCustomError
 
 from xner.data.labels import check_label_map
+from xner.decoding import DEFAULT_DECODING, decoding_name
 from xner.errors import XnerError, one_of
 from xner.languages import LANGUAGES, STUDY_PAIRS, Language, get_language
 from xner.perturb import get_perturbation
@@ -155,6 +156,14 @@ def _check_perturbation(name: str) -> str:
         raise _fail(str(err)) from None
 
 
+def _check_decoding(name: str) -> str:
+    """The versioned name (``viterbi`` -> ``viterbi.v1``), so ids follow versions."""
+    try:
+        return decoding_name(name)
+    except XnerError as err:
+        raise _fail(str(err)) from None
+
+
 def _check_weighting(name: str) -> str:
     known = {*WEIGHTINGS, *(key.split(".")[0] for key in WEIGHTINGS)}
     if name not in known:
@@ -170,6 +179,7 @@ TeacherTarget = Annotated[str, AfterValidator(_check_target)]
 TeacherSet = Annotated[str, AfterValidator(_check_teacher_set)]
 PerturbationName = Annotated[str, AfterValidator(_check_perturbation)]
 WeightingName = Annotated[str, AfterValidator(_check_weighting)]
+DecodingName = Annotated[str, AfterValidator(_check_decoding)]
 
 
 class _Section(BaseModel):
@@ -235,12 +245,14 @@ class DistillationOptions(_Section):
 
 
 class EvaluationOptions(_Section):
-    """Which split models are scored on (all of it, or its first ``test_size`` sentences)
-    and how many bootstrap resamples give the CI."""
+    """Which split models are scored on (all of it, or its first ``test_size`` sentences),
+    how many bootstrap resamples give the CI, and which decoding gives ``f1`` (every
+    decoding is scored as ``f1_<name>`` regardless; :mod:`xner.decoding`)."""
 
     split: Literal["test", "dev"] = "test"
     test_size: int | None = Field(None, ge=1)
     bootstrap: int = Field(1000, ge=0)
+    decoding: DecodingName = DEFAULT_DECODING
 
 
 class Resources(_Section):
@@ -279,7 +291,8 @@ class Study(_Section):
     - ``evaluate`` of a trained model on a target: role ``native`` (train and test on the
       LRL) and ``transfer`` (HRL model on the LRL; also every teacher on its target, its
       zero-shot score). Params: model_run (dep), role, model, source, target, dataset,
-      label_map, split, perturbations (``clean`` first), bootstrap, seed, train_size, volume.
+      label_map, split, perturbations (``clean`` first), bootstrap, decoding, seed, train_size,
+      volume.
     - ``distill`` per target, teacher set and volume: teacher_runs (deps), teachers,
       target, dataset, model, seed, train_size, volume and distillation options (student
       training options resolved). Volume 0 -- always part of a sweep, the baseline every
@@ -485,6 +498,7 @@ class _Expansion:
             "perturbations": ["clean", *self.study.perturbations],
             "test_size": self.study.evaluation.test_size,
             "bootstrap": self.study.evaluation.bootstrap,
+            "decoding": self.study.evaluation.decoding,
         }
         return self.add("evaluate", params, [model_run])
 
