@@ -184,6 +184,7 @@ def test_an_option_added_later_enters_the_ids_only_when_set():
         {"label_map": {"DATE": "O"}},
         {"dataset": "masakhaner2"},
         {"training": {"batching": "random"}},
+        {"training": {"checkpoint": "average"}},
     ],
 )
 def test_a_result_changing_param_changes_the_ids(change):
@@ -272,7 +273,7 @@ def test_student_options_override_training_options():
     study = parse_study({**BASE, "teachers": {"nl": ["en"]}, "volumes": [10], "training": {"epochs": 5},
                          "distillation": {"student": {"train_layers": 9}}})  # fmt: skip
     student = next(s for s in study.expand(KINDS) if s.kind == "distill" and s.params["volume"])
-    expected = {**TrainingOptions(epochs=5).model_dump(exclude={"batching"}), "train_layers": 9}
+    expected = {**TrainingOptions(epochs=5).model_dump(exclude={"batching", "checkpoint"}), "train_layers": 9}
     assert student.params["distillation"]["student"] == expected
 
 

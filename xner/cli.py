@@ -242,6 +242,8 @@ def train_command(
         None, "--train-layers", help="Train only the top K layers from cached frozen features."),
     label_map: list[str] = typer.Option([], "--label-map", help="Entity-type map, e.g. DATE=O (repeatable)."),
     seed: int = typer.Option(0, "--seed"),
+    checkpoint: str = typer.Option(
+        "best", "--checkpoint", help="Weights kept: best (dev F1, early stopping), last epoch, or average of the last 3."),
     compact: bool = typer.Option(
         False, "--compact", help="Save only the weights that differ from the pretrained model (tens of MB)."),
 ) -> None:
@@ -252,7 +254,8 @@ def train_command(
     from xner.pipeline import DataSpec, train_model
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, train_layers=train_layers, seed=seed)
+    config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, train_layers=train_layers, seed=seed,
+                         checkpoint=checkpoint)
     data = DataSpec(dataset, data_dir, _label_map(label_map))
     tagger = train_model(lang, data=data, model=model, train_size=train_size, config=config, out=out,
                          compact=compact, progress=True)

@@ -49,7 +49,7 @@ from xner.models.device import (
 )
 from xner.models.encoding import EncodedCorpus, encode_corpus
 from xner.models.features import FrozenFeatures, frozen_features
-from xner.models.hooks import EarlyStopping, EpochLog, TrainHook
+from xner.models.hooks import CHECKPOINTS, EpochLog, TrainHook, checkpoint_keeper
 from xner.models.split import TopLayers, freeze_bottom, num_layers
 
 __all__ = ["Tagger", "TrainConfig"]
@@ -89,10 +89,13 @@ class TrainConfig:
     seed: int = 0
     precision: str = "auto"  # auto (bf16/fp16 on GPU, fp32 on CPU) | mixed (also bf16 on bf16 CPUs) | fp32 | bf16 | fp16
     batching: str = "length"  # length (similar-length batches) | random (as transformers.Trainer)
+    checkpoint: str = "best"  # best (dev F1, early stopping) | last (epoch) | average (of the last 3 epochs)
 
     def __post_init__(self) -> None:
         if self.batching not in BATCHINGS:
             raise one_of("batching", self.batching, BATCHINGS)
+        if self.checkpoint not in CHECKPOINTS:
+            raise one_of("checkpoint policy", self.checkpoint, CHECKPOINTS)
 
 
 @dataclass
@@ -226,7 +229,7 @@ class Tagger:
         scheduler = _linear_warmup(optimizer, config.warmup_ratio, steps_per_epoch * epochs)
         loss = loss or nn.CrossEntropyLoss()
         dev = list(dev)[: config.dev_size] if dev is not None and config.dev_size else dev
-        stopper = EarlyStopping(config.patience, trainable_state=lambda: _trainable_state(self.model))
+        stopper = checkpoint_keeper(config.checkpoint, config.patience, lambda: _trainable_state(self.model))
         all_hooks: list[TrainHook] = [EpochLog(), *hooks, stopper]
         rng = np.random.default_rng(config.seed)
         network = self._network()

@@ -215,9 +215,10 @@ class TrainingOptions(_Section):
     dev_size: int | None = Field(1000, ge=1)
     precision: Literal["auto", "mixed", "fp32", "bf16", "fp16"] = "auto"
     batching: Literal["length", "random"] = "length"
+    checkpoint: Literal["best", "last", "average"] = "best"
 
 
-_ADDED_OPTIONS = ("batching",)
+_ADDED_OPTIONS = ("batching", "checkpoint")
 """Training options xner gained after studies had been run: they enter a run's params (and so
 its id) only when set to something other than their default, so that the runs of an existing
 store keep their ids -- and stay done -- when xner gains an option."""
