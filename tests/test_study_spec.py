@@ -13,7 +13,7 @@ from xner.study import RunRegistry, RunSpec, load_study, parse_study
 from xner.study.spec import DistillationOptions, TrainingOptions
 
 KINDS = RunRegistry()
-for _name in ("train", "distill", "evaluate"):
+for _name in ("train", "distill", "evaluate", "signals"):
     KINDS.register(_name)(lambda spec, ctx: {})
 
 BASE = {"name": "t", "languages": ["nl"]}
@@ -296,3 +296,16 @@ def test_matrix_crosses_every_source_with_every_target_once():
     # each target: native once, and zero-shot from every other source (en:de listed twice counts once)
     assert scored == Counter({("native", "de", "de"): 1, ("native", "nl", "nl"): 1, ("transfer", "en", "de"): 1,
                               ("transfer", "nl", "de"): 1, ("transfer", "en", "nl"): 1, ("transfer", "de", "nl"): 1})
+
+
+def test_a_probing_matrix_adds_one_signals_run_per_off_diagonal_cell():
+    plain = parse_study({"name": "t", "matrix": [{"sources": ["en", "de"], "targets": ["de", "nl"]}]}).expand(KINDS)
+    probed = parse_study({"name": "t", "matrix": [{"sources": ["en", "de"], "targets": ["de", "nl"], "probe": 300}]})
+    runs = probed.expand(KINDS)
+    signals = [run for run in runs if run.kind == "signals"]
+    assert sorted((r.params["source"], r.params["target"]) for r in signals) == [("de", "nl"), ("en", "de"), ("en", "nl")]
+    assert {r.params["probe_size"] for r in signals} == {300}
+    trained = {run.id: run.params["lang"] for run in runs if run.kind == "train"}
+    assert all(trained[r.params["model_run"]] == r.params["source"] and r.deps == (r.params["model_run"],) for r in signals)
+    # probing adds runs; it changes none of the others
+    assert {run.id for run in runs if run.kind != "signals"} == {run.id for run in plain}

@@ -25,6 +25,7 @@ from xner.models.tagger import Tagger, TrainConfig
 from xner.pipeline import DataSpec, evaluate_model, teacher_weighting, train_model, training_sentences
 from xner.study.runs import RunContext, RunSpec, register_run_kind
 from xner.sweep import Ensemble
+from xner.teacher_signals import unlabeled_signals
 from xner.train import DistillConfig, distill
 
 __all__: list[str] = []
@@ -103,3 +104,16 @@ def _predictor(dep, ctx: RunContext):
         teachers = [Tagger.load(ctx.dep(run_id).dir) for run_id in dep.spec.params["teacher_runs"]]
         return Ensemble(teachers, teacher_weighting(dep.spec.params["distillation"]["weighting"], teachers, ctx.data_dir))
     return Tagger.load(dep.dir)
+
+
+@register_run_kind("signals", version=1)
+def signals_run(spec: RunSpec, ctx: RunContext) -> dict:
+    """A trained model's behaviour on unlabeled target text (its train split, labels unused):
+    confidence, entropy, entity rate against its own training data, and its tags (for
+    agreement between candidate teachers) -- the label-free signals of teacher choice."""
+    p = spec.params
+    tagger = Tagger.load(ctx.dep(p["model_run"]).dir)
+    unlabeled = nested_subset(_data(p, ctx).split(p["target"], "train"), p["probe_size"], seed=0)
+    with ctx.timed("signals"):
+        probs = tagger.predict_proba([s.unlabeled() for s in unlabeled])
+    return unlabeled_signals(probs, tagger.labels, training_sentences(tagger, ctx.data_dir))

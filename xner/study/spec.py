@@ -269,7 +269,7 @@ class ExecutorOptions(_Section):
     name: Literal["sequential", "process", "ray"] = "sequential"
     workers: int | None = Field(None, ge=1)
     address: str | None = None
-    resources: dict[Literal["train", "distill", "evaluate"], Resources] = {}
+    resources: dict[Literal["train", "distill", "evaluate", "signals"], Resources] = {}
 
 
 class MatrixBlock(_Section):
@@ -278,6 +278,10 @@ class MatrixBlock(_Section):
 
     sources: Annotated[list[LanguageCode], Field(min_length=1)]
     targets: Annotated[list[LanguageCode], Field(min_length=1)]
+    probe: int = Field(0, ge=0)
+    """Unlabeled target sentences (a seeded sample of its train split, labels unused) that
+    every source's model tags for label-free signals of transfer (a ``signals`` run per
+    pair; 0: none)."""
 
 
 class Study(_Section):
@@ -427,14 +431,22 @@ class _Expansion:
     def pairs(self) -> list[tuple[Language, Language]]:
         """``pairs`` then every source x target of each ``matrix`` block (without the diagonal)."""
         listed = [tuple(get_language(code) for code in pair.split(":")) for pair in self.study.pairs]
-        crossed = [
-            (source, target)
+        crossed = [(source, target) for source, target, _ in self.matrix_pairs()]
+        return list(dict.fromkeys(listed + crossed))
+
+    def matrix_pairs(self) -> list[tuple[Language, Language, MatrixBlock]]:
+        """(source, target, block) of every off-diagonal cell of the ``matrix`` blocks."""
+        return [
+            (source, target, block)
             for block in self.study.matrix
             for target in map(get_language, block.targets)
             for source in map(get_language, block.sources)
             if source is not target
         ]
-        return list(dict.fromkeys(listed + crossed))
+
+    def probes(self) -> list[tuple[Language, Language, int]]:
+        """(source, target, probe size) of every ``matrix`` pair whose block probes."""
+        return [(source, target, block.probe) for source, target, block in self.matrix_pairs() if block.probe]
 
     def teacher_sets(self) -> list[tuple[Language, tuple[Language, ...]]]:
         """(target, teachers) for every teachers entry, without sets holding the target."""
@@ -470,6 +482,8 @@ class _Expansion:
             self.evaluate(self.train(hrl), "transfer", (hrl,), lrl)
         for lang in self.natives():
             self.evaluate(self.train(lang), "native", (lang,), lang)
+        for source, target, probe in self.probes():
+            self.signals(self.train(source), source, target, probe)
         for target, teachers in self.teacher_sets():
             self.students(teachers, target)
 
@@ -502,6 +516,18 @@ class _Expansion:
             "decoding": self.study.evaluation.decoding,
         }
         return self.add("evaluate", params, [model_run])
+
+    def signals(self, model_run: RunSpec, source: Language, target: Language, probe: int) -> RunSpec:
+        params = {
+            "model_run": model_run.id,
+            "source": self.code(source),
+            "target": self.code(target),
+            "dataset": self.dataset(target),
+            "label_map": self.study.label_map,
+            **self.grid,
+            "probe_size": probe,
+        }
+        return self.add("signals", params, [model_run])
 
     def volumes(self, target: Language) -> list[int]:
         """The study's volumes for one target, ``all`` resolved to its train split's size
