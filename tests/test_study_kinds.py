@@ -61,16 +61,22 @@ def test_a_fresh_store_gives_the_same_numbers(study, data_root, tmp_path):
     assert len(first) == 8 and first.equals(second)
 
 
-def test_a_probing_matrix_stores_each_teachers_label_free_signals(data_root, tmp_path):
+@pytest.fixture
+def matrix_store(data_root, tmp_path) -> ResultStore:
+    """A probed 2 x 2 matrix (nl and de, each the other's teacher) of the tiny model."""
+    config = {**{k: v for k, v in STUDY.items() if k not in ("pairs", "teachers", "volumes", "perturbations")},
+              "matrix": [{"sources": ["nl", "de"], "targets": ["de", "nl"], "probe": 12}],
+              "output_dir": str(tmp_path / "matrix"), "data_dir": str(data_root)}
+    reporter = RichReporter(Console(file=open(os.devnull, "w")))
+    return ResultStore(run_study(config, progress=reporter, report=False).store_path)
+
+
+def test_a_probing_matrix_stores_each_teachers_label_free_signals(matrix_store, data_root):
     from xner.data.sampling import nested_subset
     from xner.teacher_signals import entity_rate
 
-    config = {**{k: v for k, v in STUDY.items() if k not in ("pairs", "teachers", "volumes", "perturbations")},
-              "matrix": [{"sources": ["nl"], "targets": ["de"], "probe": 12}],
-              "output_dir": str(tmp_path), "data_dir": str(data_root)}
-    reporter = RichReporter(Console(file=open(os.devnull, "w")))
-    store = ResultStore(run_study(config, progress=reporter, report=False).store_path)
-    [record] = [r for r in store.records("done") if r.spec.kind == "signals"]
+    store = matrix_store
+    [record] = [r for r in store.records("done") if r.spec.kind == "signals" and r.spec.params["source"] == "nl"]
     signals = record.metrics
     assert 0 < signals["teacher_confidence"] <= 1 and signals["teacher_entropy"] >= 0
     sentences = signals["tags"].split("|")
@@ -79,3 +85,27 @@ def test_a_probing_matrix_stores_each_teachers_label_free_signals(data_root, tmp
     taught = nested_subset(DataSpec("wikiann", data_root).split("nl", "train"), 30, seed=0)
     assert signals["source_entity_rate"] == pytest.approx(entity_rate([s.tags for s in taught]))
     assert signals["entity_rate_ratio"] == pytest.approx(signals["teacher_entity_rate"] / signals["source_entity_rate"])
+
+
+def test_a_ranker_learned_from_the_matrix_recommends_teachers(matrix_store, data_root, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from xner.cli import app
+
+    runner = CliRunner()
+    ranker = tmp_path / "ranker.json"
+    trained = runner.invoke(app, ["train-ranker", str(matrix_store.path), "--out", str(ranker), "--data-dir", str(data_root)])
+    assert trained.exit_code == 0, trained.output
+    assert "2 pairs, 2 targets" in trained.output
+    saved = json.loads(ranker.read_text())
+    assert saved["format"] == "xner.ranker.v1" and saved["trained_on"]["datasets"] == {"de": "wikiann", "nl": "wikiann"}
+    shown = runner.invoke(app, ["recommend", "--target", "swa", "--dataset", "masakhaner2", "--ranker", str(ranker),
+                                "--data-dir", str(data_root), "--format", "json"])
+    assert shown.exit_code == 0, shown.output
+    rows = json.loads(shown.output)
+    assert sorted(row["source"] for row in rows) == ["de", "nl"] and [row["rank"] for row in rows] == [1, 2]
+    assert rows[0]["predicted_f1"] >= rows[1]["predicted_f1"]
+    missing = runner.invoke(app, ["recommend", "--target", "swa", "--ranker", str(tmp_path / "none.json")])
+    assert missing.exit_code == 2 and "cannot read the ranker" in missing.output

@@ -372,6 +372,48 @@ def results_command(
     typer.echo(text.rstrip("\n") if text is not None else f"wrote {out}")
 
 
+@app.command("recommend")
+@user_errors
+def recommend_command(
+    target: str = typer.Option(..., "--target", help="The target language (ISO 639-1/3)."),
+    dataset: str | None = typer.Option(
+        None, "--dataset", help="The target's dataset: its train split, labels unused, is the unlabeled text."),
+    unlabeled: str | None = typer.Option(None, "--unlabeled", help="Unlabeled target text, one sentence a line."),
+    candidates: str = typer.Option("", "--candidates", help="Candidate sources, comma-separated (default: all)."),
+    ranker: str | None = typer.Option(None, "--ranker", help="A ranker file (default: the one shipped with xner)."),
+    data_dir: str | None = typer.Option(None, "--data-dir", help="Data root of the candidates' train splits."),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table, csv or json."),
+) -> None:
+    """Rank candidate teacher languages for a target by predicted zero-shot F1 (nothing is trained)."""
+    from xner.recommend import recommend
+
+    chosen = [c.strip() for c in candidates.split(",") if c.strip()] or None
+    ranked = recommend(target, dataset=dataset, unlabeled=unlabeled, candidates=chosen, ranker=ranker, data_dir=data_dir)
+    if fmt is OutputFormat.table:
+        ranked = ranked.round(2).assign(predicted=[f"{f:.1f} [{lo:.1f}, {hi:.1f}]" for f, lo, hi in zip(
+            ranked["predicted_f1"], ranked["predicted_lo"], ranked["predicted_hi"])])
+        ranked = ranked[["rank", "source", "predicted", "uriel_genetic", "uriel_featural", "word_overlap",
+                         "subword_overlap", "source_entity_density"]]
+    print_rows(ranked.to_dict("records"), fmt, title=f"teachers for {target} (predicted zero-shot F1, 90% interval)")
+
+
+@app.command("train-ranker")
+@user_errors
+def train_ranker_command(
+    store: str = typer.Argument(..., metavar="STORE", help="Store of a study with matrix blocks (configs/matrix.yaml)."),
+    out: str = typer.Option(..., "--out", help="Ranker file to write (JSON)."),
+    data_dir: str | None = typer.Option(None, "--data-dir", help="The study's data root."),
+) -> None:
+    """Learn the teacher ranker of `xner recommend` from a measured transfer matrix."""
+    from xner.recommend import train_ranker_from_store
+    from xner.study import ResultStore
+
+    with ResultStore(store, create=False) as results:
+        ranker, pairs = train_ranker_from_store(results, out, data_dir=data_dir)
+    typer.echo(f"wrote {out}: {len(pairs)} pairs, {len(set(pairs['target']))} targets, "
+               f"interval +-{ranker.half_width:.1f} F1")
+
+
 def _int_list(text: str, option: str) -> list[int]:
     try:
         values = [int(x) for x in text.split(",") if x.strip()]
