@@ -66,6 +66,29 @@ def test_leave_one_target_out_learns_what_the_baselines_miss():
     assert mean.loc["ridge (data features only)", "regret"] < mean.loc["largest subword overlap", "regret"]
 
 
+def test_leave_one_target_out_needs_three_targets():
+    pairs = synthetic_pairs().query("target in ['kin', 'xho']")
+    with pytest.raises(XnerError, match="at least 3 targets, got 2"):
+        leave_one_target_out(pairs)
+
+
+def test_quality_summary_has_a_ci_over_targets():
+    from xner.ranker import quality_summary
+
+    summary = quality_summary(leave_one_target_out(synthetic_pairs()), n_resamples=200).set_index("method")
+    english = summary.loc["always English"]
+    assert english["n_targets"] == len(TARGETS) and english["regret_lo"] <= english["regret"] <= english["regret_hi"]
+    assert summary.index[0] != "always English"  # sorted by regret, best first
+
+
+def test_feature_correlations_find_the_signal():
+    from xner.ranker import feature_correlations
+
+    table = feature_correlations(synthetic_pairs(), n_resamples=200).set_index("feature")
+    assert table.loc["uriel_featural", "pearson"] < -0.3 and table.loc["uriel_featural", "pearson_hi"] < 0
+    assert "teacher_confidence" not in table.index  # not measured: not reported
+
+
 def test_the_held_out_target_never_trains_its_ranker(monkeypatch):
     seen = []
     pairs = synthetic_pairs()

@@ -63,9 +63,10 @@ def test_a_fresh_store_gives_the_same_numbers(study, data_root, tmp_path):
 
 @pytest.fixture
 def matrix_store(data_root, tmp_path) -> ResultStore:
-    """A probed 2 x 2 matrix (nl and de, each the other's teacher) of the tiny model."""
+    """A probed 3 x 3 matrix (nl, de and swa, each the others' teacher) of the tiny model."""
     config = {**{k: v for k, v in STUDY.items() if k not in ("pairs", "teachers", "volumes", "perturbations")},
-              "matrix": [{"sources": ["nl", "de"], "targets": ["de", "nl"], "probe": 12}],
+              "matrix": [{"sources": ["nl", "de", "swa"], "targets": ["de", "nl", "swa"], "probe": 12}],
+              "dataset_of": {"swa": "masakhaner2"}, "label_map": {"DATE": "O"},
               "output_dir": str(tmp_path / "matrix"), "data_dir": str(data_root)}
     reporter = RichReporter(Console(file=open(os.devnull, "w")))
     return ResultStore(run_study(config, progress=reporter, report=False).store_path)
@@ -76,7 +77,8 @@ def test_a_probing_matrix_stores_each_teachers_label_free_signals(matrix_store, 
     from xner.teacher_signals import entity_rate
 
     store = matrix_store
-    [record] = [r for r in store.records("done") if r.spec.kind == "signals" and r.spec.params["source"] == "nl"]
+    [record] = [r for r in store.records("done")
+                if r.spec.kind == "signals" and r.spec.params["source"] == "nl" and r.spec.params["target"] == "de"]
     signals = record.metrics
     assert 0 < signals["teacher_confidence"] <= 1 and signals["teacher_entropy"] >= 0
     sentences = signals["tags"].split("|")
@@ -96,15 +98,23 @@ def test_a_ranker_learned_from_the_matrix_recommends_teachers(matrix_store, data
 
     runner = CliRunner()
     ranker = tmp_path / "ranker.json"
-    trained = runner.invoke(app, ["train-ranker", str(matrix_store.path), "--out", str(ranker), "--data-dir", str(data_root)])
+    tables = tmp_path / "tables"
+    trained = runner.invoke(app, ["train-ranker", str(matrix_store.path), "--out", str(ranker), "--data-dir", str(data_root),
+                                  "--tables", str(tables)])
     assert trained.exit_code == 0, trained.output
-    assert "2 pairs, 2 targets" in trained.output
+    assert "6 pairs, 3 targets" in trained.output
+    import pandas as pd
+
+    quality = pd.read_csv(tables / "ranker_quality.csv")
+    assert set(quality["n_targets"]) == {3} and quality["top1"].between(0, 1).all()
+    assert len(pd.read_csv(tables / "pairs.csv")) == 6
     saved = json.loads(ranker.read_text())
-    assert saved["format"] == "xner.ranker.v1" and saved["trained_on"]["datasets"] == {"de": "wikiann", "nl": "wikiann"}
+    assert saved["format"] == "xner.ranker.v1"
+    assert saved["trained_on"]["datasets"] == {"de": "wikiann", "nl": "wikiann", "swa": "masakhaner2"}
     shown = runner.invoke(app, ["recommend", "--target", "swa", "--dataset", "masakhaner2", "--ranker", str(ranker),
                                 "--data-dir", str(data_root), "--format", "json"])
     assert shown.exit_code == 0, shown.output
-    rows = json.loads(shown.output)
+    rows = json.loads(shown.output)  # the target itself is no candidate
     assert sorted(row["source"] for row in rows) == ["de", "nl"] and [row["rank"] for row in rows] == [1, 2]
     assert rows[0]["predicted_f1"] >= rows[1]["predicted_f1"]
     missing = runner.invoke(app, ["recommend", "--target", "swa", "--ranker", str(tmp_path / "none.json")])

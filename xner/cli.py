@@ -402,16 +402,22 @@ def recommend_command(
 def train_ranker_command(
     store: str = typer.Argument(..., metavar="STORE", help="Store of a study with matrix blocks (configs/matrix.yaml)."),
     out: str = typer.Option(..., "--out", help="Ranker file to write (JSON)."),
+    tables: str | None = typer.Option(
+        None, "--tables", help="Also write the evidence here: pairs, feature correlations, leave-one-target-out."),
     data_dir: str | None = typer.Option(None, "--data-dir", help="The study's data root."),
 ) -> None:
     """Learn the teacher ranker of `xner recommend` from a measured transfer matrix."""
-    from xner.recommend import train_ranker_from_store
+    from xner.recommend import train_ranker_from_store, write_ranker_tables
     from xner.study import ResultStore
 
     with ResultStore(store, create=False) as results:
         ranker, pairs = train_ranker_from_store(results, out, data_dir=data_dir)
     typer.echo(f"wrote {out}: {len(pairs)} pairs, {len(set(pairs['target']))} targets, "
                f"interval +-{ranker.half_width:.1f} F1")
+    if tables:
+        quality = write_ranker_tables(pairs, tables)["ranker_quality"]
+        typer.echo(quality[["method", "n_targets", "ndcg", "top1", "regret"]].round(2).to_string(index=False))
+        typer.echo(f"wrote {tables}")
 
 
 def _int_list(text: str, option: str) -> list[int]:

@@ -36,8 +36,10 @@ __all__ = [
     "SHIPPED_RANKER",
     "SIGNAL_FEATURES",
     "Ranker",
+    "feature_correlations",
     "fit_ranker",
     "leave_one_target_out",
+    "quality_summary",
     "ranking_metrics",
     "signals_table",
     "train_ranker",
@@ -54,6 +56,7 @@ SIGNAL_FEATURES: tuple[str, ...] = ("teacher_confidence", "teacher_entropy", "en
 """Model-based, label-free features: they need the candidate teacher trained (a ``signals`` run)."""
 
 _RIDGE_ALPHA = 1.0
+_MIN_TARGETS = 3  # every held-out ranker then learns from at least two targets' rankings
 _INTERVAL = 0.9
 
 
@@ -280,6 +283,9 @@ def leave_one_target_out(pairs: pd.DataFrame, methods: Mapping[str, Scorer] = ME
         One row per (method, target): ``method, target, recommended, predicted_f1`` (ridge
         methods) and :func:`ranking_metrics`.
     """
+    if pairs["target"].nunique() < _MIN_TARGETS:
+        raise XnerError(f"leave-one-target-out needs pairs of at least {_MIN_TARGETS} targets, "
+                        f"got {pairs['target'].nunique()}")
     rows = []
     for target, candidates in pairs.groupby("target", sort=True):
         train = pairs[pairs["target"] != target]
@@ -289,4 +295,36 @@ def leave_one_target_out(pairs: pd.DataFrame, methods: Mapping[str, Scorer] = ME
             recommended = candidates["source"].iloc[int(np.argmax(scores))]
             rows.append({"method": name, "target": target, "recommended": recommended, **metrics,
                          "predicted_f1": float(scores.max()) if name.startswith("ridge") else math.nan})
+    return pd.DataFrame(rows)
+
+
+def quality_summary(per_target: pd.DataFrame, *, n_resamples: int = 2000, seed: int = 0,
+                    confidence: float = 0.95) -> pd.DataFrame:
+    """Each method's mean NDCG@3, top-1 accuracy and regret over targets, with bootstrap CIs
+    over targets (:func:`leave_one_target_out` rows)."""
+    from xner.analysis import _bootstrap_ci
+
+    rows = []
+    for method, group in per_target.groupby("method", sort=False):
+        row = {"method": method, "n_targets": len(group)}
+        for metric in ("ndcg", "top1", "regret"):
+            values = group[metric].to_numpy(dtype=float)
+            lo, hi = (_bootstrap_ci((values,), np.mean, paired=False, n_resamples=n_resamples, seed=seed,
+                                    confidence=confidence) if np.ptp(values) > 0 else (values[0], values[0]))
+            row |= {metric: float(values.mean()), f"{metric}_lo": lo, f"{metric}_hi": hi}
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values("regret", kind="stable").reset_index(drop=True)
+
+
+def feature_correlations(pairs: pd.DataFrame, *, n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """How each label-free feature correlates with the measured zero-shot F1 over pairs
+    (Pearson and Spearman with bootstrap CIs, :func:`xner.analysis.correlate`)."""
+    from xner.analysis import correlate
+
+    rows = []
+    for feature in (*DATA_FEATURES, *SIGNAL_FEATURES):
+        if feature in pairs:
+            known = pairs[[feature, "f1"]].apply(pd.to_numeric, errors="coerce").dropna()
+            rows.append({"feature": feature, "n_pairs": len(known),
+                         **correlate(known[feature], known["f1"], n_resamples=n_resamples, seed=seed)})
     return pd.DataFrame(rows)

@@ -18,7 +18,7 @@ from xner.pipeline import DataSpec
 from xner.ranker import DATA_FEATURES, SHIPPED_RANKER, Ranker, signals_table, train_ranker, transfer_matrix
 from xner.transfer_features import pair_features
 
-__all__ = ["TARGET_SAMPLE", "ranking_pairs", "recommend", "train_ranker_from_store"]
+__all__ = ["TARGET_SAMPLE", "ranking_pairs", "recommend", "train_ranker_from_store", "write_ranker_tables"]
 
 TARGET_SAMPLE = 1000
 """Unlabeled target sentences the overlap features are measured on (a seeded sample)."""
@@ -151,3 +151,21 @@ def recommend(
     table = _features(target, text, {c: known[c] for c in chosen}, label_map, data_dir, ranker.trained_on.get("model"))
     ranked = ranker.recommend(table)
     return ranked[["rank", "source", "predicted_f1", "predicted_lo", "predicted_hi", *DATA_FEATURES]]
+
+
+def write_ranker_tables(pairs: pd.DataFrame, out_dir: str | Path) -> dict[str, pd.DataFrame]:
+    """The evidence behind a ranker, as CSV tables in ``out_dir``: ``pairs.csv`` (measured F1
+    and features per pair), ``feature_correlations.csv``, ``ranker_by_target.csv`` (each
+    method's recommendation per held-out target) and ``ranker_quality.csv`` (means with CIs)."""
+    from xner.ranker import feature_correlations, leave_one_target_out, quality_summary
+
+    per_target = leave_one_target_out(pairs)
+    tables = {"pairs": pairs, "feature_correlations": feature_correlations(pairs),
+              "ranker_by_target": per_target, "ranker_quality": quality_summary(per_target)}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, table in tables.items():
+        tmp = out / f".{name}.csv.tmp"
+        table.to_csv(tmp, index=False)
+        tmp.replace(out / f"{name}.csv")
+    return tables
