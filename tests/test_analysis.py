@@ -350,8 +350,8 @@ def test_uriel_distances_offline():
 
 
 def test_uriel_distance_kind_checked():
-    with pytest.raises(XnerError, match="featural, genetic, syntactic"):
-        uriel_distances([("es", "ca")], kinds=("geographic",))
+    with pytest.raises(XnerError, match="featural, genetic, geographic, inventory, phonological, syntactic"):
+        uriel_distances([("es", "ca")], kinds=("lexical",))
 
 
 def hand_robustness(seeds: dict[int, dict[tuple[str, str], float]]) -> pd.DataFrame:

@@ -42,6 +42,7 @@ from xner.typology import uriel_distance
 __all__ = [
     "MixedEffects",
     "TRANSFER_COVARIATES",
+    "REPORTED_URIEL",
     "URIEL_FEATURES",
     "correlate",
     "mixed_effects",
@@ -73,12 +74,21 @@ TRANSFER_COVARIATES: tuple[str, ...] = ("entity_overlap", "train_size")
 
 URIEL_FEATURES: dict[str, str] = {
     "genetic": "fam",
+    "geographic": "geo",
     "syntactic": "syntax_knn",
+    "phonological": "phonology_knn",
+    "inventory": "inventory_knn",
     "featural": "syntax_knn+phonology_knn+inventory_knn",
 }
 """URIEL distance kind -> lang2vec feature set, for :func:`xner.typology.uriel_distance` (cosine
-distance of the two languages' vectors, URIEL's definition, Littell et al. 2017). ``knn`` sets
-are imputed, so no value is missing; "featural" concatenates syntax, phonology and inventory."""
+distance of the two languages' vectors, URIEL's definition, Littell et al. 2017; "geographic"
+is the cosine distance of lang2vec's ``geo`` vectors -- distances to fixed points on the globe --
+as the PyPI lang2vec ships no great-circle table). ``knn`` sets are imputed, so no value is
+missing; "featural" concatenates syntax, phonology and inventory."""
+
+REPORTED_URIEL: tuple[str, ...] = ("genetic", "syntactic", "featural")
+"""The URIEL distances the transfer analysis correlates with F1 by default (LangRank's six are
+all in :data:`URIEL_FEATURES`, for :mod:`xner.transfer_features`)."""
 
 @contextmanager
 def _quiet() -> Iterator[None]:
@@ -669,7 +679,7 @@ def _distance(source: str, target: str, feature_set: str) -> float:
 
 
 def uriel_distances(
-    pairs: Iterable[tuple[str, str]], kinds: Sequence[str] = tuple(URIEL_FEATURES)
+    pairs: Iterable[tuple[str, str]], kinds: Sequence[str] = REPORTED_URIEL
 ) -> pd.DataFrame:
     """URIEL typological distances between source and target languages (offline, lang2vec).
 

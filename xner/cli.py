@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from xner.decoding import DEFAULT_DECODING
 from xner.errors import XnerError
 from xner.languages import list_languages, study_pairs
 from xner.options import DEFAULT_STUDENT, DistillationOptions, TrainingOptions
@@ -255,6 +256,7 @@ def train_command(
     precision: str = option(TrainingOptions, "precision"),
     label_map: list[str] = typer.Option([], "--label-map", help="Entity-type map, e.g. DATE=O (repeatable)."),
     seed: int = typer.Option(0, "--seed"),
+    checkpoint: str = option(TrainingOptions, "checkpoint"),
     compact: bool = typer.Option(
         False, "--compact", help="Save only the weights that differ from the pretrained model (tens of MB)."),
 ) -> None:
@@ -266,7 +268,7 @@ def train_command(
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, train_layers=train_layers, precision=precision,
-                         seed=seed)
+                         seed=seed, checkpoint=checkpoint)
     data = DataSpec(dataset, data_dir, _label_map(label_map))
     tagger = train_model(lang, data=data, model=model, train_size=train_size, config=config, out=out,
                          compact=compact, progress=True)
@@ -289,6 +291,9 @@ def evaluate_command(
     label_map: list[str] = typer.Option([], "--label-map", help="Entity-type map of the test data, e.g. DATE=O."),
     limit: int | None = typer.Option(None, "--limit", help="Only the first N test sentences."),
     seed: int = typer.Option(0, "--seed"),
+    decoding: str = typer.Option(DEFAULT_DECODING, "--decoding",
+                                 help="How word distributions become tags for f1: repair, strict or viterbi; "
+                                      "every decoding is also scored as f1_<name>."),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format"),
 ) -> None:
     """Entity P/R/F1 per type and micro (seqeval, strict IOB2), clean and perturbed, with 95% CIs."""
@@ -298,7 +303,8 @@ def evaluate_command(
     tagger = Tagger.load(model_dir)
     kinds = [k.strip() for k in perturb.split(",") if k.strip()]
     rows = evaluate_model(tagger, lang, data=DataSpec(dataset, data_dir, _label_map(label_map)), split=split,
-                          perturbations=kinds, train_lang=train_lang, rate=rate, seed=seed, limit=limit)
+                          perturbations=kinds, train_lang=train_lang, rate=rate, seed=seed, limit=limit,
+                          decoding=decoding)
     if fmt is OutputFormat.table:  # per-type scores make a row far wider than a terminal
         rows = _measure_columns(rows, [row["perturbation"] for row in rows])
     elif fmt is OutputFormat.csv:
@@ -381,6 +387,54 @@ def results_command(
     with ResultStore(store, create=False) as results:
         text = results.export(fmt, out)
     typer.echo(text.rstrip("\n") if text is not None else f"wrote {out}")
+
+
+@app.command("recommend")
+@user_errors
+def recommend_command(
+    target: str = typer.Option(..., "--target", help="The target language (ISO 639-1/3)."),
+    dataset: str | None = typer.Option(
+        None, "--dataset", help="The target's dataset: its train split, labels unused, is the unlabeled text."),
+    unlabeled: str | None = typer.Option(None, "--unlabeled", help="Unlabeled target text, one sentence a line."),
+    candidates: str = typer.Option("", "--candidates", help="Candidate sources, comma-separated (default: all)."),
+    ranker: str | None = typer.Option(None, "--ranker", help="A ranker file (default: the one shipped with xner)."),
+    data_dir: str | None = typer.Option(None, "--data-dir", help="Data root of the candidates' train splits."),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table, csv or json."),
+) -> None:
+    """Rank candidate teacher languages for a target by predicted zero-shot F1 (nothing is trained)."""
+    from xner.recommend import recommend
+
+    chosen = [c.strip() for c in candidates.split(",") if c.strip()] or None
+    ranked = recommend(target, dataset=dataset, unlabeled=unlabeled, candidates=chosen, ranker=ranker, data_dir=data_dir)
+    if fmt is OutputFormat.table:
+        ranked = ranked.round(2).assign(predicted=[f"{f:.1f} [{lo:.1f}, {hi:.1f}]" for f, lo, hi in zip(
+            ranked["predicted_f1"], ranked["predicted_lo"], ranked["predicted_hi"])])
+        ranked = ranked[["rank", "source", "predicted", "uriel_genetic", "uriel_featural", "word_overlap",
+                         "subword_overlap", "source_entity_density"]]
+    print_rows(ranked.to_dict("records"), fmt, title=f"teachers for {target} (predicted zero-shot F1, 90% interval)")
+
+
+@app.command("train-ranker")
+@user_errors
+def train_ranker_command(
+    store: str = typer.Argument(..., metavar="STORE", help="Store of a study with matrix blocks (configs/matrix.yaml)."),
+    out: str = typer.Option(..., "--out", help="Ranker file to write (JSON)."),
+    tables: str | None = typer.Option(
+        None, "--tables", help="Also write the evidence here: pairs, feature correlations, leave-one-target-out."),
+    data_dir: str | None = typer.Option(None, "--data-dir", help="The study's data root."),
+) -> None:
+    """Learn the teacher ranker of `xner recommend` from a measured transfer matrix."""
+    from xner.recommend import train_ranker_from_store, write_ranker_tables
+    from xner.study import ResultStore
+
+    with ResultStore(store, create=False) as results:
+        ranker, pairs = train_ranker_from_store(results, out, data_dir=data_dir)
+    typer.echo(f"wrote {out}: {len(pairs)} pairs, {len(set(pairs['target']))} targets, "
+               f"interval +-{ranker.half_width:.1f} F1")
+    if tables:
+        quality = write_ranker_tables(pairs, tables)["ranker_quality"]
+        typer.echo(quality[["method", "n_targets", "ndcg", "top1", "regret"]].round(2).to_string(index=False))
+        typer.echo(f"wrote {tables}")
 
 
 def _int_list(text: str, option: str) -> list[int]:

@@ -23,6 +23,7 @@ from typing import Any
 from xner.distillation.losses import distill_loss_name
 from xner.distillation.student import DistillConfig
 from xner.distillation.weighting import teacher_language
+from xner.decoding import DEFAULT_DECODING
 from xner.errors import XnerError
 from xner.languages import get_language
 from xner.models.tagger import Tagger
@@ -127,7 +128,8 @@ class _Plan:
         options = config.model_dump(exclude={"train"})
         self.options = {**options, "student": config.train.model_dump(exclude={"seed"})}
         self.evaluation = {"split": "test", "perturbations": ["clean", *(get_perturbation(k).name for k in perturbations)],
-                           "test_size": test_limit, "bootstrap": n_resamples, "rate": 1.0}
+                           "test_size": test_limit, "bootstrap": n_resamples, "decoding": DEFAULT_DECODING,
+                           "rate": 1.0}
 
     def add(self, kind: str, params: dict[str, Any], deps: Sequence[RunSpec] = ()) -> RunSpec:
         where = None if self.data.data_dir is None else str(self.data.data_dir)

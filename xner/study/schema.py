@@ -15,7 +15,8 @@ older layout meant, so that
 
 Schema 1: training options without ``batching``; distillation ``loss`` and ``weighting`` as
 bare names. Schema 2: ``batching`` written out, versioned loss and weighting names. Schema 3:
-evaluations state the perturbation ``rate`` (before: always 1).
+evaluations state the perturbation ``rate`` (before: always 1). Schema 4: the training option
+``checkpoint`` written out (before: always ``best``).
 
 >>> old = {"distillation": {"loss": "kl", "weighting": "uniform", "student": {"epochs": 2}}}
 >>> upgrade("distill", old, 1)["distillation"]
@@ -32,7 +33,7 @@ from typing import Any
 
 __all__ = ["CHANGES", "PARAMS_SCHEMA", "identity", "upgrade"]
 
-PARAMS_SCHEMA = 3
+PARAMS_SCHEMA = 4
 """The layout new run specs are written in (stored in every result store)."""
 
 CHANGES: Mapping[int, Mapping[str, Mapping[tuple[str, ...], Any]]] = {
@@ -41,6 +42,10 @@ CHANGES: Mapping[int, Mapping[str, Mapping[tuple[str, ...], Any]]] = {
         "versioned": {("distill", "distillation", "loss"): "v1", ("distill", "distillation", "weighting"): "v1"},
     },
     3: {"added": {("evaluate", "rate"): 1.0}, "versioned": {}},
+    4: {
+        "added": {("train", "training", "checkpoint"): "best", ("distill", "distillation", "student", "checkpoint"): "best"},
+        "versioned": {},
+    },
 }
 """Per schema: options it added ((run kind, path in params) -> the value runs of older schemas
 had) and names it versioned ((run kind, path) -> the version a bare name of older schemas meant)."""
