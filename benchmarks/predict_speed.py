@@ -91,7 +91,7 @@ def plain_loop(tagger, sentences, _method) -> tuple[list[list[str]], str]:
     """A user's loop: tokenize, sort by length, batches of 32, fp32, first-subword argmax."""
     import torch
 
-    from xner.models.tagger import repair_iob2
+    from xner.decoding import repair_iob2
 
     tokenizer, model = tagger.backbone.tokenizer, tagger.model.eval()
     encoded = tokenizer(_words(tagger, sentences), is_split_into_words=True, truncation=True, max_length=256)
@@ -114,7 +114,7 @@ def hf_pipeline(tagger, sentences, _method) -> tuple[list[list[str]], str]:
     """``pipeline("token-classification")`` on the joined words; a word takes its first token's tag."""
     from transformers import pipeline
 
-    from xner.models.tagger import repair_iob2
+    from xner.decoding import repair_iob2
 
     model = tagger.model.eval()
     model.config.id2label = dict(enumerate(tagger.labels))

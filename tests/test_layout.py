@@ -1,10 +1,15 @@
-"""The package layout: xner's import graph, built from the source, has no cycle, and only
-the model and training modules import torch (so ``import xner`` and the CLI stay fast)."""
+"""The package layout: xner's import graph, built from the source, has no cycle; only the model
+and training modules import torch (so ``import xner`` and the CLI stay fast); every package the
+code imports is declared in pyproject.toml."""
 
 from __future__ import annotations
 
 import ast
+import re
+import sys
+import tomllib
 from graphlib import CycleError, TopologicalSorter
+from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import pytest
@@ -74,3 +79,52 @@ def test_only_model_and_training_modules_import_torch():
     users = {name for name, path in MODULES.items() if any(dep.split(".")[0] == "torch" for dep in imports(path))}
     assert users, "no module imports torch: the check reads nothing"
     assert sorted(name for name in users if not name.startswith(TORCH_PACKAGES)) == []
+
+
+def _declared() -> set[str]:
+    """Distribution names in pyproject.toml's dependencies and optional dependencies."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    specs = [*project["dependencies"], *(s for extra in project["optional-dependencies"].values() for s in extra)]
+    return {re.split(r"[\[<>=!~; ]", spec, maxsplit=1)[0].lower().replace("_", "-") for spec in specs}
+
+
+def test_every_package_the_code_imports_is_declared():
+    third_party = {dep.split(".")[0] for path in MODULES.values() for dep in imports(path)}
+    third_party -= {*sys.stdlib_module_names, "xner"}
+    distributions = packages_distributions()
+    undeclared = sorted(
+        name for name in third_party
+        if not {d.lower().replace("_", "-") for d in distributions.get(name, [name])} & _declared()
+    )
+    assert {"torch", "filelock"} <= third_party and undeclared == []
+
+
+CITED = re.compile(r"(?<![\w/.])((?:docs|configs|tests|benchmarks)/[\w./+-]*\w\.(?:md|yaml|csv|sqlite|py))")
+"""A repository file named in code, docstrings or tests (``docs/design.md``)."""
+
+SOURCES = [*PACKAGE.rglob("*.py"), *(ROOT / "tests").glob("*.py"), *(ROOT / "benchmarks").glob("*.py"), ROOT / "README.md"]
+
+
+def test_every_cited_repository_file_exists():
+    cited = {(path.relative_to(ROOT), name) for path in SOURCES
+             for name in CITED.findall(path.read_text(encoding="utf-8"))}
+    assert {"docs/design.md", "docs/results_schema.md"} <= {name for _, name in cited}
+    assert sorted((str(path), name) for path, name in cited if not (ROOT / name).exists()) == []
+
+
+@pytest.mark.parametrize("pattern", [r"\bDESIGN\.md", r"\bSTYLE\.md", r"\b[Ii]ssue[ -]?#?\d+", r"\.\./shared/(?!data)"])
+def test_code_cites_nothing_outside_the_repository(pattern):
+    """Not the project's planning files or issue numbers (this file names the patterns only)."""
+    files = [*PACKAGE.rglob("*.py"), *(path for path in (ROOT / "tests").glob("*.py") if path.name != "test_layout.py")]
+    found = [f"{path.relative_to(ROOT)}:{number}" for path in files
+             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+             if re.search(pattern, line)]
+    assert found == []
+
+
+def test_the_readme_test_command_runs_the_real_data_tests():
+    """Run as written, the command points the real-data tests at the data (else 30-odd skip)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- test-command -->")[1].split("<!-- /test-command -->")[0]
+    (command,) = [line for line in block.splitlines() if line.startswith("pip install")]
+    assert re.search(r"XNER_DATA_DIR=\S*\.\./shared/data\S* pytest\b", command)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from xner.data import dataset_labels, load_split
 from xner.data.sampling import nested_subset
+from xner.decoding import DEFAULT_DECODING
 from xner.errors import XnerError
 from xner.data.labels import apply_label_map
 from xner.evaluation import evaluate_perturbed
@@ -86,6 +87,7 @@ def evaluate_model(
     n_resamples: int = 1000,
     limit: int | None = None,
     precision: str | None = None,
+    decoding: str = DEFAULT_DECODING,
 ) -> list[dict]:
     """Rows of clean (and perturbed) scores of a model on ``lang``'s ``split``.
 
@@ -95,6 +97,8 @@ def evaluate_model(
         limit: evaluate on the first ``limit`` sentences only.
         precision: inference precision (``fp32``, ``bf16``, ``int8``, ``auto``; ``None``:
             the model's default, ``auto``).
+        decoding: how word distributions become tags for ``f1``; every decoding is
+            scored as ``f1_<name>`` (:mod:`xner.decoding`).
     """
     from xner.perturb import build_resources
 
@@ -109,7 +113,7 @@ def evaluate_model(
             train_sentences=training_sentences(tagger, data.data_dir),
         )
     rows = evaluate_perturbed(tagger, test, perturbations, resources, data_labels=data.labels,
-                              rate=rate, seed=seed, n_resamples=n_resamples, precision=precision)
+                              decoding=decoding, rate=rate, seed=seed, n_resamples=n_resamples, precision=precision)
     return [{"target": lang, "split": split, **row} for row in rows]
 
 

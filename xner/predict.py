@@ -4,7 +4,7 @@ The input is read and tagged in chunks of sentences, so a file of any size strea
 constant memory, and written in input order with the input's own tokens. Raw text is cut into
 sentences and words by :func:`xner.data.rawtext.sentences_from_text`, exactly as unlabeled
 pools are, so a model meets raw text the way it met its training pools. Tags are IOB2 over the
-model's own label set (argmax, repaired to valid IOB2, as :meth:`Tagger.predict`).
+model's own label set (argmax, repaired to valid IOB2: :func:`xner.decoding.decode`'s default).
 
 Example:
     >>> predict_file("models/de", ["news.txt"], "news.conll", lang="de")  # doctest: +SKIP
@@ -27,6 +27,7 @@ import numpy as np
 
 from xner.data.corpus import Sentence, entity_spans
 from xner.data.formats import FORMATS, detect_format
+from xner.decoding import decode
 from xner.errors import XnerError, one_of
 
 __all__ = ["INPUT_FORMATS", "OUTPUT_FORMATS", "Tagged", "predict_file", "read_input"]
@@ -145,7 +146,8 @@ def predict_file(
                 sentences = [Sentence(tokens, None, lang) for _, tokens in chunk]
                 probs = tagger.predict_proba(sentences, max_length, precision=precision, cache=False)
                 for (line, tokens), p in zip(chunk, probs):
-                    tagged = Tagged(str(path), line, tokens, tagger.decode(p), p.max(axis=1) if probabilities else None)
+                    tagged = Tagged(str(path), line, tokens, decode(p, tagger.labels),
+                                    p.max(axis=1) if probabilities else None)
                     handle.write(tagged.render(format))
                     counts["tokens"] += len(tokens)
                     counts["entities"] += sum(tag.startswith("B-") for tag in tagged.tags)

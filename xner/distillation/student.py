@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from pydantic import Field
 
 from xner.data.corpus import Sentence
 from xner.distillation.losses import distill_loss_name, make_loss
@@ -26,21 +26,17 @@ from xner.distillation.weighting import TeacherWeighting, resolve_weighting
 from xner.errors import XnerError
 from xner.models.features import FeatureStore, content_key
 from xner.models.tagger import Tagger, TrainConfig
+from xner.options import DEFAULT_STUDENT, DistillationOptions, OneLineErrors
 from xner.paths import cache_dir
 
 __all__ = ["DistillConfig", "distill", "soft_labels", "teacher_distributions"]
 
-@dataclass
-class DistillConfig:
-    """How a student learns from its teacher(s); hashed into a study's run id."""
+class DistillConfig(OneLineErrors, DistillationOptions):
+    """How a student learns from its teacher(s): the :class:`~xner.options.DistillationOptions`
+    and the student's training options (hashed into a study's run id)."""
 
-    loss: str = "mse"  # mse (Wu et al.) | kl | ce (with hard=True)
-    temperature: float = 1.0  # softens the teacher's distribution (kl; also applied to mse targets)
-    hard: bool = False  # argmax pseudo-labels + cross-entropy instead of soft labels
-    threshold: float | None = None  # drop words whose teacher confidence is below this
-    weighting: str = "uniform"  # multi-source teacher weighting (see xner.distillation.weighting)
-    source_mix: int = 0  # labelled source sentences mixed into the student's training data
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(train_layers=9, patience=None))
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(**DEFAULT_STUDENT.model_dump()),
+                               description="The student's training options.")
 
 
 def soft_labels(
@@ -144,7 +140,7 @@ def distill(
     student.fit(sentences, dev=dev, config=config.train, targets=targets,
                 loss=make_loss(loss_name, config.temperature), progress=progress)
     student.metadata["distillation"] = {
-        **asdict(config),
+        **config.model_dump(),
         "loss": loss_name,
         "weighting": weighting.name,
         "teachers": [t.metadata.get("name", t.fingerprint) for t in teachers],

@@ -7,7 +7,7 @@ Every executor shares one scheduler (:meth:`Executor.run`):
   run that depends on it is recorded as failed (``dependency <id> (<kind>) failed``) and
   the rest of the study goes on;
 - reuse: among the runs that are ready, those of the same model, dataset and language
-  run together (issue 9: one language's cached tokens, features and soft labels are
+  run together (one language's cached tokens, features and soft labels are
   reused by the runs that follow each other);
 - the driver alone writes the store and publishes run folders; workers only compute.
 
