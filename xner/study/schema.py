@@ -20,7 +20,7 @@ evaluations state the perturbation ``rate`` (before: always 1). Schema 4: the tr
 
 >>> old = {"distillation": {"loss": "kl", "weighting": "uniform", "student": {"epochs": 2}}}
 >>> upgrade("distill", old, 1)["distillation"]
-{'loss': 'kl.v1', 'weighting': 'uniform.v1', 'student': {'epochs': 2, 'batching': 'length'}}
+{'loss': 'kl.v1', 'weighting': 'uniform.v1', 'student': {'epochs': 2, 'batching': 'length', 'checkpoint': 'best'}}
 >>> identity("distill", upgrade("distill", old, 1)) == old
 True
 """
