@@ -40,7 +40,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default=os.environ.get("XNER_DATA_DIR", "../shared/data"))
     parser.add_argument("--es-model", default="models/bench-es", help="model folder (trained if absent)")
-    parser.add_argument("--masakhaner-model", default="models/bench-swa", help="model folder (trained if absent)")
+    parser.add_argument("--masakhaner-model", default="models/bench-swa",
+                        help="model folder (trained if absent); 'es': the es model, zero-shot")
     parser.add_argument("--masakhaner-lang", default="swa")
     parser.add_argument("--test-size", type=int, default=None, help="first N test sentences (default: all)")
     parser.add_argument("--methods", default="plain,pipeline,fp32,bf16,int8,auto")
@@ -156,7 +157,7 @@ def main() -> None:
     args = parse_args()
     os.environ.setdefault("XNER_CACHE", tempfile.mkdtemp(prefix="xner-bench-"))  # cold ONNX and feature caches
     sets = [("wikiann", "es", ensure_model(args.es_model, "es", "wikiann", args.data_dir, 2000)),
-            ("masakhaner2", args.masakhaner_lang,
+            ("masakhaner2", args.masakhaner_lang, args.es_model if args.masakhaner_model == "es" else
              ensure_model(args.masakhaner_model, args.masakhaner_lang, "masakhaner2", args.data_dir, None))]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     print(f"{os.cpu_count()} CPUs; methods {', '.join(methods)}; each in a fresh process", flush=True)

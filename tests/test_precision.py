@@ -11,7 +11,6 @@ import torch
 
 from xner.errors import XnerError
 from xner.models import device
-from test_tagger import one_thread  # noqa: F401 - autouse
 
 CPU = torch.device("cpu")
 

@@ -18,7 +18,9 @@ from xner.data import read_conll, write_conll
 from xner.data.rawtext import sentences_from_text
 from xner.errors import XnerError
 from xner.predict import predict_file, read_input
-from test_tagger import easy_corpus, one_thread, train_tagger  # noqa: F401 - one_thread: autouse
+from test_tagger import easy_corpus, train_tagger
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
