@@ -1,7 +1,8 @@
 """Inference precision: ``auto`` picked from the CPU's flags, and every mode's F1 on real data.
 
-The slow test is the guarantee the precision modes rest on: a model trained on real WikiANN
-Spanish tags the real test sentences in bf16 and int8 within 0.5 F1 of fp32.
+The slow tests are the guarantee the precision modes rest on: a model trained on real WikiANN
+Spanish tags the real test sentences in bf16 within 0.5 F1 of fp32; int8 does not (yet), so
+``auto`` never picks it (a strict xfail: it fails the day int8 holds F1, to be promoted).
 """
 
 from __future__ import annotations
@@ -15,20 +16,16 @@ from xner.models import device
 CPU = torch.device("cpu")
 
 
-@pytest.mark.parametrize(("flags", "onnxruntime", "allow_int8", "expected"), [
-    ({"avx512_vnni", "avx512_bf16"}, True, True, "int8"),
-    ({"amx_int8", "amx_bf16"}, True, True, "int8"),
-    ({"avx512_vnni", "avx512_bf16"}, False, True, "bf16"),  # no ONNX Runtime: no int8
-    ({"avx512_vnni", "avx512_bf16"}, True, False, "bf16"),  # int8 not allowed (a study's evaluation)
-    ({"avx512_vnni"}, True, False, "fp32"),
-    ({"amx_bf16"}, True, False, "bf16"),
-    (set(), True, True, "fp32"),
+@pytest.mark.parametrize(("flags", "expected"), [
+    ({"avx512_vnni", "avx512_bf16"}, "bf16"),  # int8 units, but auto never picks int8 (F1)
+    ({"amx_int8", "amx_bf16"}, "bf16"),
+    ({"avx512_vnni"}, "fp32"),
+    (set(), "fp32"),
 ])
-def test_auto_precision_follows_the_cpu_flags(monkeypatch, flags, onnxruntime, allow_int8, expected):
+def test_auto_precision_follows_the_cpu_flags(monkeypatch, flags, expected):
     monkeypatch.setattr(device, "cpu_flags", lambda: frozenset(flags))
     monkeypatch.setattr(device.torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
-    monkeypatch.setattr(device.importlib.util, "find_spec", lambda name: object() if onnxruntime else None)
-    assert device.inference_precision(CPU, "auto", allow_int8=allow_int8) == expected
+    assert device.inference_precision(CPU, "auto") == expected
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
@@ -52,22 +49,38 @@ def test_cpu_flags_are_read_from_the_kernel():
         assert "fpu" in flags
 
 
-@pytest.mark.slow
-def test_bf16_and_int8_stay_within_half_an_f1_point_of_fp32_on_real_data(real_data, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def real_f1(tmp_path_factory):
     """WikiANN es: the embedded model, top 2 layers trained on 1,000 sentences, tags 2,000 test
     sentences with the whole network (the ``xner predict`` path) in each precision."""
+    from conftest import REAL_DATA
+
+    if not REAL_DATA:
+        pytest.skip("real data absent: set XNER_DATA_DIR")
     pytest.importorskip("onnxruntime")
-    monkeypatch.setenv("XNER_CACHE", str(tmp_path / "cache"))
     from xner.data import load_split, nested_subset
     from xner.metrics import entity_scores
     from xner.models.tagger import Tagger, TrainConfig
 
-    train = nested_subset(load_split("es", "train", data_dir=real_data), 1000, 0)
-    test = load_split("es", "test", data_dir=real_data)[:2000]
-    tagger = Tagger.create("embedded", labels=("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"))
-    tagger.fit(train, config=TrainConfig(epochs=2, lr=3e-4, train_layers=2, patience=None, precision="fp32"))
-    gold = [list(s.tags) for s in test]
-    f1 = {precision: entity_scores(gold, tagger.predict(test, precision=precision, cache=False))["f1"]
-          for precision in ("fp32", "bf16", "int8")}
-    assert f1["fp32"] > 60, f1  # a model worth comparing
-    assert abs(f1["bf16"] - f1["fp32"]) <= 0.5 and abs(f1["int8"] - f1["fp32"]) <= 0.5, f1
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XNER_CACHE", str(tmp_path_factory.mktemp("cache")))
+        train = nested_subset(load_split("es", "train", data_dir=REAL_DATA), 1000, 0)
+        test = load_split("es", "test", data_dir=REAL_DATA)[:2000]
+        tagger = Tagger.create("embedded", labels=("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"))
+        tagger.fit(train, config=TrainConfig(epochs=2, lr=3e-4, train_layers=2, patience=None, precision="fp32"))
+        gold = [list(s.tags) for s in test]
+        return {precision: entity_scores(gold, tagger.predict(test, precision=precision, cache=False))["f1"]
+                for precision in ("fp32", "bf16", "int8")}
+
+
+@pytest.mark.slow
+def test_bf16_stays_within_half_an_f1_point_of_fp32_on_real_data(real_f1):
+    assert real_f1["fp32"] > 60, real_f1  # a model worth comparing
+    assert abs(real_f1["bf16"] - real_f1["fp32"]) <= 0.5, real_f1
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="int8 (per-channel dynamic quantization) measured -1.5 F1 here; auto never picks it",
+                   strict=True)
+def test_int8_stays_within_half_an_f1_point_of_fp32_on_real_data(real_f1):
+    assert abs(real_f1["int8"] - real_f1["fp32"]) <= 0.5, real_f1

@@ -8,7 +8,7 @@ model's own label set (argmax, repaired to valid IOB2: :func:`xner.decoding.deco
 
 Example:
     >>> predict_file("models/de", ["news.txt"], "news.conll", lang="de")  # doctest: +SKIP
-    {'sentences': 1204, 'tokens': 25311, 'entities': 1873, 'precision': 'int8', ...}
+    {'sentences': 1204, 'tokens': 25311, 'entities': 1873, 'precision': 'bf16', ...}
 """
 
 from __future__ import annotations
@@ -111,8 +111,8 @@ def predict_file(
         input_format: an :data:`INPUT_FORMATS` name (one for every input).
         lang: language of raw text (picks the sentence splitter's rules); default the
             model's training language.
-        precision: ``auto`` (by the hardware; int8 on CPUs with int8 dot products and ONNX
-            Runtime), ``fp32``, ``bf16`` or ``int8`` (see
+        precision: ``auto`` (by the hardware: bf16 where the CPU computes it natively),
+            ``fp32``, ``bf16`` or ``int8`` (see
             :func:`xner.models.device.inference_precision`).
         probabilities: also write each token's tag probability.
         progress: a progress bar (sentences) on standard error.
@@ -136,7 +136,7 @@ def predict_file(
     if not inputs:
         raise XnerError("no input files given")
     tagger = model if isinstance(model, Tagger) else Tagger.load(model)
-    precision = inference_precision(tagger.device, precision, allow_int8=True)
+    precision = inference_precision(tagger.device, precision)
     lang = lang or (tagger.metadata.get("languages") or ["en"])[0]
     counts = {"sentences": 0, "tokens": 0, "entities": 0}
     started = time.perf_counter()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.util
 import os
 import random
 from pathlib import Path
@@ -121,19 +120,18 @@ PRECISIONS = ("auto", "fp32", "bf16", "int8")
 """Inference precisions a user picks from (``xner predict/evaluate --precision``); training and
 autocast also take ``mixed`` and ``fp16`` (:func:`autocast_dtype`)."""
 
-# CPU instructions that make bf16 and int8 matrix products fast (/proc/cpuinfo flag names).
+# CPU instructions that make bf16 matrix products fast (/proc/cpuinfo flag names).
 _BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
-_INT8_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
-def inference_precision(device: torch.device, precision: str = "auto", *, allow_int8: bool = False) -> str:
+def inference_precision(device: torch.device, precision: str = "auto") -> str:
     """The precision prediction runs in (``fp32``, ``bf16``, ``fp16`` or ``int8``).
 
-    ``auto`` picks by the hardware: the GPU's mixed-precision dtype on a GPU; on a CPU, int8
-    (ONNX Runtime, :mod:`xner.models.int8`) where ``allow_int8`` and the CPU has int8 dot-product
-    instructions (AVX512-VNNI, AVX-VNNI, AMX-INT8), else bf16 where it computes bf16 natively
-    (AVX512-BF16, AMX-BF16), else fp32. int8 is only allowed where its one-off export pays:
-    predicting a large input with a full model, not one evaluation inside a study.
+    ``auto`` picks by the hardware: the GPU's mixed-precision dtype on a GPU; on a CPU, bf16
+    where it computes bf16 natively (AVX512-BF16, AMX-BF16), else fp32. int8 (ONNX Runtime,
+    :mod:`xner.models.int8`) is never picked by ``auto``: it is 2-3x faster than bf16 but moved
+    entity F1 by 1.2-1.7 points on WikiANN es and MasakhaNER swa test sentences, beyond the
+    0.5 bf16 stays within.
 
     Raises:
         XnerError: an unknown precision, or int8 on a GPU.
@@ -146,8 +144,6 @@ def inference_precision(device: torch.device, precision: str = "auto", *, allow_
         return precision
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if allow_int8 and _cpu_has_int8():
-        return "int8"
     return "bf16" if _cpu_has_bf16() else "fp32"
 
 
@@ -170,8 +166,3 @@ def _cpu_has_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
-
-
-def _cpu_has_int8() -> bool:
-    """int8 dot-product instructions and ONNX Runtime to use them."""
-    return bool(cpu_flags() & _INT8_FLAGS) and importlib.util.find_spec("onnxruntime") is not None
