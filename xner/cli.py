@@ -22,7 +22,8 @@ from rich.table import Table
 
 from xner.errors import XnerError
 from xner.languages import list_languages, study_pairs
-from xner.data.datasets import SPLITS, dataset_labels
+from xner.data.datasets import SPLITS, dataset_labels, load_split
+from xner.data.rawfiles import TEXT_FIELDS
 from xner.data.stats import data_stats, file_stats, summary_line, table_row
 
 app = typer.Typer(
@@ -136,6 +137,36 @@ def data_validate_command(
             failed = True
     if failed:
         raise typer.Exit(2)
+
+
+@data_app.command("sentences")
+@user_errors
+def data_sentences_command(
+    inputs: list[str] = typer.Argument(..., help="Text files (a document or paragraph a line), folders, .gz, JSONL, TSV/CSV."),
+    lang: str = typer.Option(..., "--lang", help="Language of the text (the target whose test sets are kept out)."),
+    out: str = typer.Option(..., "--out", help="Pool file to write: one tokenized sentence a line."),
+    dataset: str = typer.Option("wikiann", "--dataset", help="Labelled dataset whose --exclude splits are kept out."),
+    data_dir: str | None = typer.Option(None, "--data-dir", help="Local data root (default $XNER_DATA_DIR)."),
+    exclude: str = typer.Option("dev,test", "--exclude", help="Splits of --lang in --dataset the pool must not contain ('' = none)."),
+    text_field: str = typer.Option(",".join(TEXT_FIELDS), "--text-field", help="JSONL/TSV fields read as text, comma-separated."),
+    min_tokens: int = typer.Option(3, "--min-tokens"),
+    max_tokens: int = typer.Option(100, "--max-tokens"),
+    near_leak: float = typer.Option(0.5, "--near-leak", help="5-gram Jaccard from which a sentence counts as an excluded one."),
+    near_dup: float = typer.Option(0.8, "--near-dup", help="5-gram Jaccard from which pool sentences are duplicates."),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format"),
+) -> None:
+    """Raw text to an unlabeled pool: split, tokenize, filter, deduplicate, keep test sets out; count every step."""
+    from xner.data.rawpool import build_pool, write_pool
+
+    splits = [s.strip() for s in exclude.split(",") if s.strip()]
+    excluded = [s for split in splits for s in load_split(lang, split, dataset=dataset, data_dir=data_dir)]
+    fields = [f.strip() for f in text_field.split(",") if f.strip()]
+    sentences, counts = build_pool(inputs, lang, exclude=excluded, min_tokens=min_tokens, max_tokens=max_tokens,
+                                   near_leak=near_leak, near_dup=near_dup, text_fields=fields)
+    write_pool(out, sentences)
+    kept_out = f"{counts.leaked_exact + counts.leaked_near} leaked from {dataset} {lang} {'+'.join(splits)}" if splits else "no splits excluded"
+    print_rows(counts.rows(), fmt, title="raw text -> pool")
+    typer.echo(f"wrote {out}: {counts.kept} sentences ({kept_out})", err=True)
 
 
 def _measure_rows(row: dict[str, Any]) -> list[dict[str, str]]:
