@@ -59,3 +59,23 @@ def test_a_fresh_store_gives_the_same_numbers(study, data_root, tmp_path):
     columns = ["kind", "source", "target", "volume", "seed", "perturbation", "f1"]
     first, second = (s.frame()[columns].sort_values(columns[:-1]).reset_index(drop=True) for s in (study, again))
     assert len(first) == 8 and first.equals(second)
+
+
+def test_a_probing_matrix_stores_each_teachers_label_free_signals(data_root, tmp_path):
+    from xner.data.sampling import nested_subset
+    from xner.teacher_signals import entity_rate
+
+    config = {**{k: v for k, v in STUDY.items() if k not in ("pairs", "teachers", "volumes", "perturbations")},
+              "matrix": [{"sources": ["nl"], "targets": ["de"], "probe": 12}],
+              "output_dir": str(tmp_path), "data_dir": str(data_root)}
+    reporter = RichReporter(Console(file=open(os.devnull, "w")))
+    store = ResultStore(run_study(config, progress=reporter, report=False).store_path)
+    [record] = [r for r in store.records("done") if r.spec.kind == "signals"]
+    signals = record.metrics
+    assert 0 < signals["teacher_confidence"] <= 1 and signals["teacher_entropy"] >= 0
+    sentences = signals["tags"].split("|")
+    probe = nested_subset(DataSpec("wikiann", data_root).split("de", "train"), 12, seed=0)
+    assert [len(s) for s in sentences] == [len(s) for s in probe]
+    taught = nested_subset(DataSpec("wikiann", data_root).split("nl", "train"), 30, seed=0)
+    assert signals["source_entity_rate"] == pytest.approx(entity_rate([s.tags for s in taught]))
+    assert signals["entity_rate_ratio"] == pytest.approx(signals["teacher_entity_rate"] / signals["source_entity_rate"])

@@ -15,6 +15,7 @@ from xner.data import (
     unlabeled_pool,
     write_conll,
 )
+from xner.decoding import DECODINGS, DEFAULT_DECODING, decode
 from xner.errors import XnerError
 from xner.metrics import bootstrap_f1, entity_overlap, entity_scores, pair_overlap, subword_overlap
 from xner.perturb import PERTURBATIONS, list_perturbations, perturb, perturb_corpus
@@ -104,6 +105,9 @@ __all__ = [
     "list_perturbations",
     "entity_scores",
     "bootstrap_f1",
+    "DECODINGS",
+    "DEFAULT_DECODING",
+    "decode",
     "entity_overlap",
     "pair_overlap",
     "subword_overlap",

@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from xner.decoding import DEFAULT_DECODING
 from xner.errors import XnerError
 from xner.languages import list_languages, study_pairs
 from xner.data.datasets import SPLITS, dataset_labels, load_split
@@ -272,6 +273,8 @@ def train_command(
         None, "--train-layers", help="Train only the top K layers from cached frozen features."),
     label_map: list[str] = typer.Option([], "--label-map", help="Entity-type map, e.g. DATE=O (repeatable)."),
     seed: int = typer.Option(0, "--seed"),
+    checkpoint: str = typer.Option(
+        "best", "--checkpoint", help="Weights kept: best (dev F1, early stopping), last epoch, or average of the last 3."),
     compact: bool = typer.Option(
         False, "--compact", help="Save only the weights that differ from the pretrained model (tens of MB)."),
 ) -> None:
@@ -282,7 +285,8 @@ def train_command(
     from xner.pipeline import DataSpec, train_model
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, train_layers=train_layers, seed=seed)
+    config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, train_layers=train_layers, seed=seed,
+                         checkpoint=checkpoint)
     data = DataSpec(dataset, data_dir, _label_map(label_map))
     tagger = train_model(lang, data=data, model=model, train_size=train_size, config=config, out=out,
                          compact=compact, progress=True)
@@ -305,6 +309,9 @@ def evaluate_command(
     label_map: list[str] = typer.Option([], "--label-map", help="Entity-type map of the test data, e.g. DATE=O."),
     limit: int | None = typer.Option(None, "--limit", help="Only the first N test sentences."),
     seed: int = typer.Option(0, "--seed"),
+    decoding: str = typer.Option(DEFAULT_DECODING, "--decoding",
+                                 help="How word distributions become tags for f1: repair, strict or viterbi; "
+                                      "every decoding is also scored as f1_<name>."),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format"),
 ) -> None:
     """Entity P/R/F1 per type and micro (seqeval, strict IOB2), clean and perturbed, with 95% CIs."""
@@ -314,7 +321,8 @@ def evaluate_command(
     tagger = Tagger.load(model_dir)
     kinds = [k.strip() for k in perturb.split(",") if k.strip()]
     rows = evaluate_model(tagger, lang, data=DataSpec(dataset, data_dir, _label_map(label_map)), split=split,
-                          perturbations=kinds, train_lang=train_lang, rate=rate, seed=seed, limit=limit)
+                          perturbations=kinds, train_lang=train_lang, rate=rate, seed=seed, limit=limit,
+                          decoding=decoding)
     if fmt is OutputFormat.table:  # per-type scores make a row far wider than a terminal
         rows = _measure_columns(rows, [row["perturbation"] for row in rows])
     elif fmt is OutputFormat.csv:

@@ -15,11 +15,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+import numpy as np
+
 from xner.data.corpus import Sentence
 from xner.data.sampling import nested_subset
+from xner.decoding import DEFAULT_DECODING, decode
 from xner.evaluation import score_predictions
 from xner.languages import get_language
-from xner.models.tagger import Tagger, repair_iob2
+from xner.models.tagger import Tagger
 from xner.pipeline import DataSpec
 from xner.train import DistillConfig, distill, distill_loss_name, soft_labels
 from xner.weighting import TeacherWeighting, resolve_weighting, teacher_language
@@ -30,7 +33,7 @@ __all__ = ["Ensemble", "sweep_table", "volume_sweep"]
 class Ensemble:
     """The teachers' weighted ensemble as a predictor: volume 0 of a sweep, zero-shot.
 
-    It offers what evaluation needs of a tagger (``labels``, ``predict``, the first
+    It offers what evaluation needs of a tagger (``labels``, ``predict_proba``, ``predict``, the first
     teacher's ``metadata`` and ``base_name`` for perturbation resources); one
     teacher is simply that teacher.
     """
@@ -42,9 +45,13 @@ class Ensemble:
         self.metadata = teachers[0].metadata
         self.base_name = teachers[0].base_name
 
-    def predict(self, sentences: Sequence[Sentence]) -> list[list[str]]:
+    def predict_proba(self, sentences: Sequence[Sentence]) -> list[np.ndarray]:
+        """The teachers' weighted word distributions (the soft labels a student learns from)."""
         distributions, _ = soft_labels(self.teachers, sentences, weighting=self.weighting)
-        return [repair_iob2([self.labels[j] for j in d.argmax(axis=1)]) for d in distributions]
+        return distributions
+
+    def predict(self, sentences: Sequence[Sentence], decoding: str = DEFAULT_DECODING) -> list[list[str]]:
+        return [decode(d, self.labels, decoding) for d in self.predict_proba(sentences)]
 
 
 def volume_sweep(

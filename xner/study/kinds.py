@@ -6,7 +6,8 @@ it writes its model into ``ctx.run_dir`` (renamed into place by the driver only
 when the run succeeded; compact: only the weights that differ from the pretrained encoder) and returns metrics for the store. Bump a kind's version
 when its results change, so that old results are not mistaken for new ones (train and
 distill v2: bf16 CPU training with eager attention and fused AdamW; train/distill v3 and
-evaluate v2: frozen bottom features computed in the run's precision, bf16 where native).
+evaluate v2: frozen bottom features computed in the run's precision, bf16 where native;
+evaluate v3: F1 under every decoding of :mod:`xner.decoding`, ``f1`` by the params' ``decoding``).
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from typing import Any
 from xner.data import dataset_labels
 from xner.data.labels import entity_types
 from xner.data.sampling import nested_subset
+from xner.decoding import DECODINGS
 from xner.errors import XnerError
 from xner.metrics import entity_overlap
 from xner.models.tagger import Tagger, TrainConfig
 from xner.pipeline import DataSpec, evaluate_model, teacher_weighting, train_model, training_sentences
 from xner.study.runs import RunContext, RunSpec, register_run_kind
 from xner.sweep import Ensemble
+from xner.teacher_signals import unlabeled_signals
 from xner.train import DistillConfig, distill
 
 __all__: list[str] = []
@@ -72,7 +75,7 @@ def distill_run(spec: RunSpec, ctx: RunContext) -> dict:
     return {"volume": p["volume"], "kept": info["kept"], "teacher_weights_mean": info["teacher_weights_mean"]}
 
 
-@register_run_kind("evaluate", version=2)
+@register_run_kind("evaluate", version=3)
 def evaluate_run(spec: RunSpec, ctx: RunContext) -> dict:
     """Clean and perturbed scores of a trained model, a student, or the teachers' ensemble."""
     p = spec.params
@@ -84,12 +87,13 @@ def evaluate_run(spec: RunSpec, ctx: RunContext) -> dict:
     with ctx.timed("evaluate"):
         rows = evaluate_model(predictor, p["target"], data=data, split=p["split"], perturbations=kinds,
                               train_lang=source, seed=p["seed"], n_resamples=max(p["bootstrap"], 1),
-                              limit=p["test_size"])
+                              limit=p["test_size"], decoding=p["decoding"])
     overlap = {}
     if isinstance(predictor, Tagger) and (trained_on := training_sentences(predictor, ctx.data_dir)):
         overlap = entity_overlap(trained_on, data.split(p["target"], p["split"])[: p["test_size"]])
-    keep = ("perturbation", "precision", "recall", "f1", "f1_lo", "f1_hi", "drop", "tokens_edited",
-            "entities_edited", "label_map")
+    decodings = [f"f1_{name.split('.')[0]}{end}" for name in DECODINGS for end in ("", "_lo", "_hi")]
+    keep = ("perturbation", "precision", "recall", "f1", "f1_lo", "f1_hi", "decoding", *decodings, "drop",
+            "tokens_edited", "entities_edited", "label_map")
     rows = [{**{k: row[k] for k in keep if k in row}, **overlap} for row in rows]
     return {"rows": rows, "f1": rows[0]["f1"]}
 
@@ -100,3 +104,16 @@ def _predictor(dep, ctx: RunContext):
         teachers = [Tagger.load(ctx.dep(run_id).dir) for run_id in dep.spec.params["teacher_runs"]]
         return Ensemble(teachers, teacher_weighting(dep.spec.params["distillation"]["weighting"], teachers, ctx.data_dir))
     return Tagger.load(dep.dir)
+
+
+@register_run_kind("signals", version=1)
+def signals_run(spec: RunSpec, ctx: RunContext) -> dict:
+    """A trained model's behaviour on unlabeled target text (its train split, labels unused):
+    confidence, entropy, entity rate against its own training data, and its tags (for
+    agreement between candidate teachers) -- the label-free signals of teacher choice."""
+    p = spec.params
+    tagger = Tagger.load(ctx.dep(p["model_run"]).dir)
+    unlabeled = nested_subset(_data(p, ctx).split(p["target"], "train"), p["probe_size"], seed=0)
+    with ctx.timed("signals"):
+        probs = tagger.predict_proba([s.unlabeled() for s in unlabeled])
+    return unlabeled_signals(probs, tagger.labels, training_sentences(tagger, ctx.data_dir))

@@ -34,6 +34,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import PydanticCustomError
 
 from xner.data.labels import check_label_map
+from xner.decoding import DEFAULT_DECODING, decoding_name
 from xner.errors import XnerError, one_of
 from xner.languages import LANGUAGES, STUDY_PAIRS, Language, get_language
 from xner.perturb import get_perturbation
@@ -155,6 +156,14 @@ def _check_perturbation(name: str) -> str:
         raise _fail(str(err)) from None
 
 
+def _check_decoding(name: str) -> str:
+    """The versioned name (``viterbi`` -> ``viterbi.v1``), so ids follow versions."""
+    try:
+        return decoding_name(name)
+    except XnerError as err:
+        raise _fail(str(err)) from None
+
+
 def _check_weighting(name: str) -> str:
     known = {*WEIGHTINGS, *(key.split(".")[0] for key in WEIGHTINGS)}
     if name not in known:
@@ -170,6 +179,7 @@ TeacherTarget = Annotated[str, AfterValidator(_check_target)]
 TeacherSet = Annotated[str, AfterValidator(_check_teacher_set)]
 PerturbationName = Annotated[str, AfterValidator(_check_perturbation)]
 WeightingName = Annotated[str, AfterValidator(_check_weighting)]
+DecodingName = Annotated[str, AfterValidator(_check_decoding)]
 
 
 class _Section(BaseModel):
@@ -205,9 +215,10 @@ class TrainingOptions(_Section):
     dev_size: int | None = Field(1000, ge=1)
     precision: Literal["auto", "mixed", "fp32", "bf16", "fp16"] = "auto"
     batching: Literal["length", "random"] = "length"
+    checkpoint: Literal["best", "last", "average"] = "best"
 
 
-_ADDED_OPTIONS = ("batching",)
+_ADDED_OPTIONS = ("batching", "checkpoint")
 """Training options xner gained after studies had been run: they enter a run's params (and so
 its id) only when set to something other than their default, so that the runs of an existing
 store keep their ids -- and stay done -- when xner gains an option."""
@@ -235,12 +246,14 @@ class DistillationOptions(_Section):
 
 
 class EvaluationOptions(_Section):
-    """Which split models are scored on (all of it, or its first ``test_size`` sentences)
-    and how many bootstrap resamples give the CI."""
+    """Which split models are scored on (all of it, or its first ``test_size`` sentences),
+    how many bootstrap resamples give the CI, and which decoding gives ``f1`` (every
+    decoding is scored as ``f1_<name>`` regardless; :mod:`xner.decoding`)."""
 
     split: Literal["test", "dev"] = "test"
     test_size: int | None = Field(None, ge=1)
     bootstrap: int = Field(1000, ge=0)
+    decoding: DecodingName = DEFAULT_DECODING
 
 
 class Resources(_Section):
@@ -256,7 +269,7 @@ class ExecutorOptions(_Section):
     name: Literal["sequential", "process", "ray"] = "sequential"
     workers: int | None = Field(None, ge=1)
     address: str | None = None
-    resources: dict[Literal["train", "distill", "evaluate"], Resources] = {}
+    resources: dict[Literal["train", "distill", "evaluate", "signals"], Resources] = {}
 
 
 class MatrixBlock(_Section):
@@ -265,6 +278,10 @@ class MatrixBlock(_Section):
 
     sources: Annotated[list[LanguageCode], Field(min_length=1)]
     targets: Annotated[list[LanguageCode], Field(min_length=1)]
+    probe: int = Field(0, ge=0)
+    """Unlabeled target sentences (a seeded sample of its train split, labels unused) that
+    every source's model tags for label-free signals of transfer (a ``signals`` run per
+    pair; 0: none)."""
 
 
 class Study(_Section):
@@ -279,7 +296,8 @@ class Study(_Section):
     - ``evaluate`` of a trained model on a target: role ``native`` (train and test on the
       LRL) and ``transfer`` (HRL model on the LRL; also every teacher on its target, its
       zero-shot score). Params: model_run (dep), role, model, source, target, dataset,
-      label_map, split, perturbations (``clean`` first), bootstrap, seed, train_size, volume.
+      label_map, split, perturbations (``clean`` first), bootstrap, decoding, seed, train_size,
+      volume.
     - ``distill`` per target, teacher set and volume: teacher_runs (deps), teachers,
       target, dataset, model, seed, train_size, volume and distillation options (student
       training options resolved). Volume 0 -- always part of a sweep, the baseline every
@@ -413,14 +431,22 @@ class _Expansion:
     def pairs(self) -> list[tuple[Language, Language]]:
         """``pairs`` then every source x target of each ``matrix`` block (without the diagonal)."""
         listed = [tuple(get_language(code) for code in pair.split(":")) for pair in self.study.pairs]
-        crossed = [
-            (source, target)
+        crossed = [(source, target) for source, target, _ in self.matrix_pairs()]
+        return list(dict.fromkeys(listed + crossed))
+
+    def matrix_pairs(self) -> list[tuple[Language, Language, MatrixBlock]]:
+        """(source, target, block) of every off-diagonal cell of the ``matrix`` blocks."""
+        return [
+            (source, target, block)
             for block in self.study.matrix
             for target in map(get_language, block.targets)
             for source in map(get_language, block.sources)
             if source is not target
         ]
-        return list(dict.fromkeys(listed + crossed))
+
+    def probes(self) -> list[tuple[Language, Language, int]]:
+        """(source, target, probe size) of every ``matrix`` pair whose block probes."""
+        return [(source, target, block.probe) for source, target, block in self.matrix_pairs() if block.probe]
 
     def teacher_sets(self) -> list[tuple[Language, tuple[Language, ...]]]:
         """(target, teachers) for every teachers entry, without sets holding the target."""
@@ -456,6 +482,8 @@ class _Expansion:
             self.evaluate(self.train(hrl), "transfer", (hrl,), lrl)
         for lang in self.natives():
             self.evaluate(self.train(lang), "native", (lang,), lang)
+        for source, target, probe in self.probes():
+            self.signals(self.train(source), source, target, probe)
         for target, teachers in self.teacher_sets():
             self.students(teachers, target)
 
@@ -485,8 +513,21 @@ class _Expansion:
             "perturbations": ["clean", *self.study.perturbations],
             "test_size": self.study.evaluation.test_size,
             "bootstrap": self.study.evaluation.bootstrap,
+            "decoding": self.study.evaluation.decoding,
         }
         return self.add("evaluate", params, [model_run])
+
+    def signals(self, model_run: RunSpec, source: Language, target: Language, probe: int) -> RunSpec:
+        params = {
+            "model_run": model_run.id,
+            "source": self.code(source),
+            "target": self.code(target),
+            "dataset": self.dataset(target),
+            "label_map": self.study.label_map,
+            **self.grid,
+            "probe_size": probe,
+        }
+        return self.add("signals", params, [model_run])
 
     def volumes(self, target: Language) -> list[int]:
         """The study's volumes for one target, ``all`` resolved to its train split's size
