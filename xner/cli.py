@@ -422,6 +422,7 @@ def distill_command(
     seeds: str = typer.Option("0", "--seeds", help="Seeds, comma-separated."),
     dataset: str = typer.Option("wikiann", "--dataset"),
     data_dir: str | None = typer.Option(None, "--data-dir"),
+    pool: str = typer.Option("train", "--pool", help="Unlabeled pool, sources in order: train and/or pool files of 'xner data sentences'."),
     label_map: list[str] = typer.Option([], "--label-map", help="Entity-type map of the target data, e.g. DATE=O."),
     loss: str = typer.Option("mse", "--loss", help="mse (Wu et al. 2020; can stall at all-O where entities are rare) | kl."),
     temperature: float = typer.Option(1.0, "--temperature"),
@@ -452,6 +453,7 @@ def distill_command(
     rows = volume_sweep(teachers, lang, _int_list(volumes, "--volumes"), _int_list(seeds, "--seeds"), data=data,
                         config=config, weighting=teacher_weighting(weighting, teachers, data.data_dir), test_limit=test_limit,
                         perturbed=_perturbed_sets(perturb, teachers, lang, data, test_limit), progress=True,
+                        pool=[source.strip() for source in pool.split(",") if source.strip()],
                         on_row=lambda r: typer.echo(_sweep_line(r), err=True))
     table = sweep_table(rows)
     if out:

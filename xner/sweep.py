@@ -18,6 +18,7 @@ from dataclasses import replace
 import numpy as np
 
 from xner.data.corpus import Sentence
+from xner.data.pools import TRAIN, pool_digest, read_pool
 from xner.data.sampling import nested_subset
 from xner.decoding import DEFAULT_DECODING, decode
 from xner.evaluation import score_predictions
@@ -65,6 +66,7 @@ def volume_sweep(
     weighting: TeacherWeighting | None = None,
     test_limit: int | None = None,
     perturbed: Sequence[tuple[str, Sequence[Sentence]]] = (),
+    pool: Sequence[str] = (TRAIN,),
     n_resamples: int = 1000,
     on_row: Callable[[dict], None] | None = None,
     progress: bool = False,
@@ -74,21 +76,23 @@ def volume_sweep(
     Args:
         perturbed: ``(perturbation name, perturbed test sentences)`` pairs; every
             model is also scored on each (see :func:`xner.perturb.perturb_corpus`).
+        pool: the unlabeled pool's sources in order (see :func:`xner.data.pools.read_pool`):
+            ``train`` (the target's train split) and/or pool files.
 
     Returns:
         One row per (volume, seed, test set): ``target``, ``family``, ``source`` (teacher
         languages joined by ``+``), ``volume``, ``seed``, ``precision``,
         ``recall``, ``f1``, ``f1_lo``, ``f1_hi``, ``teacher_f1``, ``gain``,
         ``seconds``, ``perturbation`` (``clean`` or its name), ``status``
-        (``done`` or why the volume was skipped).
+        (``done`` or why the volume was skipped), ``pool`` (the pool's digest).
     """
     config = config or DistillConfig()
     weighting = weighting or resolve_weighting(config.weighting)
-    pool = data.split(target, "train")
+    pool = read_pool(pool, target, lambda: data.split(target, "train"))
     test_sets = [("clean", list(data.split(target, "test")[:test_limit])), *perturbed]
     base = {"kind": "student", "model": teachers[0].base_name, "target": target, "family": get_language(target).genus,
             "source": "+".join(teacher_language(t) for t in teachers), "dataset": data.dataset,
-            "weighting": weighting.name, "loss": distill_loss_name(config)}
+            "weighting": weighting.name, "loss": distill_loss_name(config), "pool": pool_digest(pool)}
 
     def scores(predict: Callable[[Sequence[Sentence]], list[list[str]]]) -> dict[str, dict]:
         out = {}
@@ -133,7 +137,7 @@ def sweep_table(rows: Sequence[dict]):
     """The sweep's rows as a DataFrame in a stable column order (tidy results schema)."""
     import pandas as pd
 
-    columns = ["kind", "model", "target", "family", "source", "dataset", "weighting", "loss", "volume", "seed", "perturbation",
+    columns = ["kind", "model", "target", "family", "source", "dataset", "pool", "weighting", "loss", "volume", "seed", "perturbation",
                "precision", "recall", "f1", "f1_lo", "f1_hi", "teacher_f1", "gain", "seconds", "status"]
     frame = pd.DataFrame(list(rows))
     return frame[[c for c in columns if c in frame.columns]]

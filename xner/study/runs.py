@@ -82,7 +82,9 @@ class RunSpec:
 
     ``id`` is derived from kind, version, params and deps. ``resources`` (CPUs/GPUs a
     scheduler reserves) and ``data_dir`` (where data is read) do not change the result, so
-    they are not hashed: a study moved to another machine or cluster keeps its ids.
+    they are not hashed: a study moved to another machine or cluster keeps its ids. Nor is
+    ``files``, the paths of input files by the content digest that params name them by
+    (a raw-text pool: ``{"3f71bde9c7294f82": "pools/yor.txt"}``).
     """
 
     kind: str
@@ -91,6 +93,7 @@ class RunSpec:
     deps: tuple[str, ...] = ()
     resources: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_RESOURCES))
     data_dir: str | None = None
+    files: Mapping[str, str] = field(default_factory=dict)
     id: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -122,6 +125,7 @@ class RunSpec:
                 "deps": list(self.deps),
                 "resources": self.resources,
                 "data_dir": self.data_dir,
+                "files": dict(self.files),
             },
             ensure_ascii=False,
         )
@@ -162,6 +166,7 @@ class RunContext:
             its final name is always complete.
         deps: every run this one depends on, directly or transitively, by id.
         data_dir: the study's data root (``None``: ``XNER_DATA_DIR`` or the hub).
+        files: input file paths by the digest the spec's params name them by.
         log: one line of progress text.
         progress: ``progress(completed, total)`` for a bar inside the run (shown by the
             sequential executor; a no-op in worker processes).
@@ -171,6 +176,7 @@ class RunContext:
     run_dir: Path
     deps: Mapping[str, Dependency]
     data_dir: Path | None = None
+    files: Mapping[str, str] = field(default_factory=dict)
     log: Callable[[str], None] = _print_log
     progress: Callable[..., None] = _ignore
     timings: dict[str, float] = field(default_factory=dict)
@@ -359,6 +365,7 @@ def execute_run(task: RunTask) -> RunOutcome:
         run_dir=task.run_dir,
         deps=task.deps,
         data_dir=Path(task.spec.data_dir) if task.spec.data_dir else None,
+        files=task.spec.files,
         log=task.log,
         progress=task.progress,
     )

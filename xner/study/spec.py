@@ -34,6 +34,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import PydanticCustomError
 
 from xner.data.labels import check_label_map
+from xner.data.pools import TRAIN, check_sources, file_pool
 from xner.decoding import DEFAULT_DECODING, decoding_name
 from xner.errors import XnerError, one_of
 from xner.languages import LANGUAGES, STUDY_PAIRS, Language, get_language
@@ -171,6 +172,14 @@ def _check_weighting(name: str) -> str:
     return name
 
 
+def _pool_sources(sources: list[str]) -> list[str]:
+    try:
+        return check_sources(sources)
+    except XnerError as err:
+        raise _fail(str(err)) from None
+
+
+PoolSource = Annotated[str, Field(min_length=1)]
 SimpleName = Annotated[str, AfterValidator(_check_name)]
 LanguageCode = Annotated[str, AfterValidator(_check_code)]
 PairName = Annotated[str, AfterValidator(_check_pair)]
@@ -325,7 +334,12 @@ class Study(_Section):
             of teacher sets: ``en`` (single-source) or ``en+de`` (multi-source).
         train_sizes: labelled training sentences (``all`` or a positive number).
         volumes: unlabeled target sentences for students (0 = teachers zero-shot;
-            ``all`` = the target's whole train split, from the language registry).
+            ``all`` = the target's whole pool: its train split's size from the language
+            registry, plus the sentences of its pool files).
+        pools: per target, the unlabeled pool's sources in order: ``train`` (the train
+            split, labels dropped: the default) and/or pool files of ``xner data
+            sentences``, e.g. ``{yor: [train, pools/yor.txt]}`` (the train split, then the
+            file). Student runs of a non-default pool hash each file's content digest.
         perturbations: test-set perturbation names, stored versioned (``mask-entity.v1``);
             ``clean`` is always evaluated.
         seeds: one full repetition of the study per seed.
@@ -347,6 +361,7 @@ class Study(_Section):
     volumes: list[Annotated[int | str, AfterValidator(_volume)]] = []
     perturbations: list[PerturbationName] = []
     seeds: Annotated[list[int], BeforeValidator(_as_list), Field(min_length=1)] = [0]
+    pools: dict[LanguageCode, Annotated[list[PoolSource], BeforeValidator(_as_list), AfterValidator(_pool_sources)]] = {}
     training: TrainingOptions = TrainingOptions()
     distillation: DistillationOptions = DistillationOptions()
     evaluation: EvaluationOptions = EvaluationOptions()
@@ -408,6 +423,8 @@ class _Expansion:
         self.training = _run_options(training)
         self.student = _run_options({**training, **study.distillation.student.model_dump(exclude_unset=True)})
         self.grid: dict[str, Any] = {}  # model, seed, train_size of the cell being expanded
+        self.pools = {get_language(code): sources for code, sources in study.pools.items()}
+        self.pool_files: dict[str, tuple[int, str]] = {}  # path -> (sentences, digest)
 
     # -- languages ---------------------------------------------------------------------
     def dataset(self, lang: Language) -> str:
@@ -462,7 +479,9 @@ class _Expansion:
         return list(dict.fromkeys(found))
 
     # -- runs --------------------------------------------------------------------------
-    def add(self, kind: str, params: dict[str, Any], deps: Iterable[RunSpec] = ()) -> RunSpec:
+    def add(
+        self, kind: str, params: dict[str, Any], deps: Iterable[RunSpec] = (), files: Mapping[str, str] | None = None
+    ) -> RunSpec:
         options = self.study.executor.resources.get(kind, Resources())
         spec = RunSpec(
             kind=kind,
@@ -471,6 +490,7 @@ class _Expansion:
             deps=tuple(dep.id for dep in deps),
             resources=options.model_dump(),
             data_dir=str(self.study.data_dir) if self.study.data_dir else None,
+            files=dict(files or {}),
         )
         return self.specs.setdefault(spec.id, spec)
 
@@ -529,8 +549,41 @@ class _Expansion:
         }
         return self.add("signals", params, [model_run])
 
+    def pool(self, target: Language) -> tuple[list[str] | None, dict[str, str]]:
+        """The target's pool as distill params name it, and its files by digest.
+
+        ``None`` is the default pool, the train split alone: it adds nothing to the params,
+        so studies written before pools existed keep their run ids. Otherwise the sources
+        in order, each file named by its content digest (a changed file, new runs).
+        """
+        sources = self.pools.get(target, [TRAIN])
+        if sources == [TRAIN]:
+            return None, {}
+        files = {self.pool_file(source)[1]: source for source in sources if source != TRAIN}
+        return [source if source == TRAIN else self.pool_file(source)[1] for source in sources], files
+
+    def pool_file(self, path: str) -> tuple[int, str]:
+        """(sentences, digest) of a pool file, read once per expansion."""
+        if path not in self.pool_files:
+            sentences, digest = file_pool(path)
+            self.pool_files[path] = (len(sentences), digest)
+        return self.pool_files[path]
+
+    def pool_size(self, target: Language) -> int:
+        """Sentences in the target's whole pool: its train split's (from the registry) and files'."""
+        sources = self.pools.get(target, [TRAIN])
+        size = sum(self.pool_file(source)[0] for source in sources if source != TRAIN)
+        if TRAIN not in sources:
+            return size
+        dataset = self.dataset(target)
+        train = getattr(target, DATA_FIELD[dataset], None) if dataset in DATA_FIELD else None
+        if train is None:
+            raise XnerError(f"study.volumes: 'all' needs the train size of {target.code} in {dataset}, "
+                            "which the language registry does not know; list the volumes as numbers")
+        return size + train
+
     def volumes(self, target: Language) -> list[int]:
-        """The study's volumes for one target, ``all`` resolved to its train split's size
+        """The study's volumes for one target, ``all`` resolved to its pool's size
         (so that results carry the real number of sentences, which the analysis needs).
 
         With ``all``, the grid ends there: numbers at or above a target's pool are that
@@ -540,11 +593,7 @@ class _Expansion:
         numbers = {0, *(v for v in self.study.volumes if v != "all")}
         if "all" not in self.study.volumes:
             return sorted(numbers)
-        dataset = self.dataset(target)
-        size = getattr(target, DATA_FIELD[dataset], None) if dataset in DATA_FIELD else None
-        if size is None:
-            raise XnerError(f"study.volumes: 'all' needs the train size of {target.code} in {dataset}, "
-                            "which the language registry does not know; list the volumes as numbers")
+        size = self.pool_size(target)
         return sorted({v for v in numbers if v < size} | {size})
 
     def students(self, teachers: tuple[Language, ...], target: Language) -> None:
@@ -553,6 +602,7 @@ class _Expansion:
         for lang, run in zip(teachers, teacher_runs):
             self.evaluate(run, "transfer", (lang,), target)
         distillation = self.study.distillation.model_dump(exclude={"student"})
+        pool, files = self.pool(target)
         for volume in self.volumes(target):
             options = {**distillation, "student": self.student} if volume else {"weighting": distillation["weighting"]}
             params = {
@@ -563,8 +613,9 @@ class _Expansion:
                 **self.grid,
                 "volume": volume,
                 "distillation": options,
+                **({"pool": pool} if pool and volume else {}),
             }
-            student = self.add("distill", params, teacher_runs)
+            student = self.add("distill", params, teacher_runs, files if volume else None)
             self.evaluate(student, "student", teachers, target, volume)
 
 
