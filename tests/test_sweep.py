@@ -79,6 +79,14 @@ def test_the_teacher_labels_each_sentence_once(teacher, data, monkeypatch):
     assert set(asked) == {s.tokens for split in ("train", "test") for s in data.split("de", split)}
 
 
+def test_a_raw_pool_file_extends_the_train_split(teacher, data, tmp_path, make_corpus):
+    path = tmp_path / "pool.txt"
+    path.write_text("".join(" ".join(s.tokens) + "\n" for s in make_corpus(15, "de", seed=3)))
+    rows = run([teacher], data, [0, 50, 56], pool=["train", str(path)])
+    assert [r["status"] for r in rows] == ["done", "done", "skipped: volume 56 > 55 unlabeled sentences available"]
+    assert len({r["pool"] for r in rows}) == 1 and rows[0]["pool"] != run([teacher], data, [0])[0]["pool"]
+
+
 def test_same_sweep_same_numbers(teacher, data):
     first, again = (run([teacher], data, [0, 20]) for _ in range(2))
     assert [{k: r[k] for k in SCORES} for r in first] == [{k: r[k] for k in SCORES} for r in again]
@@ -119,7 +127,7 @@ def test_multi_source_sweep(teacher, data):
 
 def test_sweep_table_has_a_stable_column_order(teacher, data):
     table = sweep_table(run([teacher], data, [0, 1000]))
-    assert list(table.columns) == ["kind", "model", "target", "family", "source", "dataset", "weighting", "loss", "volume", "seed",
+    assert list(table.columns) == ["kind", "model", "target", "family", "source", "dataset", "pool", "weighting", "loss", "volume", "seed",
                                    "perturbation", "precision", "recall", "f1", "f1_lo", "f1_hi",
                                    "teacher_f1", "gain", "seconds", "status"]
     assert table["status"].tolist() == ["done", "skipped: volume 1000 > 40 unlabeled sentences available"]

@@ -34,6 +34,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import PydanticCustomError
 
 from xner.data.labels import check_label_map
+from xner.data.datasets import load_split
 from xner.data.pools import TRAIN, check_sources, file_pool
 from xner.decoding import DEFAULT_DECODING, decoding_name
 from xner.errors import XnerError, one_of
@@ -570,12 +571,16 @@ class _Expansion:
         return self.pool_files[path]
 
     def pool_size(self, target: Language) -> int:
-        """Sentences in the target's whole pool: its train split's (from the registry) and files'."""
+        """Sentences in the target's whole pool. The train split alone (the default pool):
+        its size in the language registry, so that planning needs no data; with pool files:
+        the files' sentences plus the train split's, counted (the files are read anyway)."""
         sources = self.pools.get(target, [TRAIN])
         size = sum(self.pool_file(source)[0] for source in sources if source != TRAIN)
         if TRAIN not in sources:
             return size
         dataset = self.dataset(target)
+        if sources != [TRAIN]:
+            return size + len(load_split(self.code(target), "train", dataset=dataset, data_dir=self.study.data_dir))
         train = getattr(target, DATA_FIELD[dataset], None) if dataset in DATA_FIELD else None
         if train is None:
             raise XnerError(f"study.volumes: 'all' needs the train size of {target.code} in {dataset}, "
