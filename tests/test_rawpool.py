@@ -102,17 +102,20 @@ def test_build_pool_counts_every_step(write_lines):
         "Asante.",                                                    # too short (2 tokens)
         " ".join(["neno"] * 30) + ".",                                # too long
         "Wakulima wa kahawa wanatarajia mavuno mazuri mwaka huu.",
+        "Bei ya mafuta imepanda tena katika soko la dunia wiki hii.",  # in the train split
+        "Bei ya mafuta imepanda tena katika soko la dunia wiki hii !",  # nearly in it
     ]
     path = write_lines("\n".join(lines) + "\n", "raw.txt")
     test = [Sentence(tuple("Mvua kubwa ilinyesha jijini Dar es Salaam jana usiku .".split())),
             Sentence(tuple("Rais Samia alisema kuwa uchumi wa nchi unakua kwa kasi .".split()))]
-    kept, counts = build_pool([path], "swa", exclude=test, min_tokens=3, max_tokens=20)
+    train = [Sentence(tuple("Bei ya mafuta imepanda tena katika soko la dunia wiki hii .".split()))]
+    kept, counts = build_pool([path], "swa", exclude=test, overlap=train, min_tokens=3, max_tokens=20)
     assert [" ".join(t) for t in kept] == [
         "Timu ya taifa ilifanya mazoezi mjini Arusha kabla ya mechi ya Jumamosi .",
         "Wakulima wa kahawa wanatarajia mavuno mazuri mwaka huu ."]
     assert {row["step"]: row["count"] for row in counts.rows()} == {
-        "documents": 1, "sentences": 9, "too_short": 1, "too_long": 1, "leaked_exact": 1, "leaked_near": 1,
-        "duplicates_exact": 2, "duplicates_near": 1, "kept": 2}
+        "documents": 1, "sentences": 11, "too_short": 1, "too_long": 1, "leaked_exact": 1, "leaked_near": 1,
+        "overlap_exact": 1, "overlap_near": 1, "duplicates_exact": 2, "duplicates_near": 1, "kept": 2}
 
 
 @pytest.mark.parametrize(("options", "message"), [
@@ -126,16 +129,18 @@ def test_build_pool_rejects_bad_options(write_lines, options, message):
 
 
 def test_cli_writes_a_pool_read_back_token_for_token(write_lines, data_root, tmp_path):
-    test = load_split("swa", "test", "masakhaner2", data_root)
-    leaked = " ".join(test[0].tokens)
-    news = [*NEWS, {**NEWS[0], "headline": leaked, "text": "Wachezaji walipongezwa na kocha wao baada ya mechi."}]
+    test, train = (load_split("swa", split, "masakhaner2", data_root) for split in ("test", "train"))
+    leaked, known = (" ".join(split[0].tokens) for split in (test, train))
+    news = [*NEWS, {**NEWS[0], "headline": leaked, "text": "Wachezaji walipongezwa na kocha wao baada ya mechi."},
+            {**NEWS[1], "headline": known, "text": ""}]
     path = write_lines(tsv(news), "news.tsv")
     out = tmp_path / "pool" / "swa.txt"
     result = CliRunner().invoke(app, ["data", "sentences", str(path), "--lang", "swa", "--out", str(out),
-                                      "--dataset", "masakhaner2", "--data-dir", str(data_root), "--format", "json"])
+                                      "--dataset", "masakhaner2", "--data-dir", str(data_root), "--overlap", "train", "--format", "json"])
     assert result.exit_code == 0, result.output
     counts = {row["step"]: row["count"] for row in json.loads(result.stdout)}
-    assert counts["documents"] == 6 and counts["leaked_exact"] == 1 and counts["kept"] == counts["sentences"] - 2
+    assert counts["documents"] == 7 and counts["leaked_exact"] == counts["overlap_exact"] == 1
+    assert counts["kept"] == counts["sentences"] - 3
     assert f"wrote {out}: {counts['kept']} sentences (1 leaked from masakhaner2 swa dev+test)" in result.stderr
     pool = read_text(out, "swa")
     assert len(pool) == counts["kept"] and pool[0].tokens == ("Simba", "yashinda", "leo")

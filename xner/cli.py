@@ -149,6 +149,7 @@ def data_sentences_command(
     dataset: str = typer.Option("wikiann", "--dataset", help="Labelled dataset whose --exclude splits are kept out."),
     data_dir: str | None = typer.Option(None, "--data-dir", help="Local data root (default $XNER_DATA_DIR)."),
     exclude: str = typer.Option("dev,test", "--exclude", help="Splits of --lang in --dataset the pool must not contain ('' = none)."),
+    overlap: str = typer.Option("", "--overlap", help="Splits the pool is used with (train): their sentences are dropped as duplicates."),
     text_field: str = typer.Option(",".join(TEXT_FIELDS), "--text-field", help="JSONL/TSV fields read as text, comma-separated."),
     min_tokens: int = typer.Option(3, "--min-tokens"),
     max_tokens: int = typer.Option(100, "--max-tokens"),
@@ -159,15 +160,22 @@ def data_sentences_command(
     """Raw text to an unlabeled pool: split, tokenize, filter, deduplicate, keep test sets out; count every step."""
     from xner.data.rawpool import build_pool, write_pool
 
-    splits = [s.strip() for s in exclude.split(",") if s.strip()]
-    excluded = [s for split in splits for s in load_split(lang, split, dataset=dataset, data_dir=data_dir)]
-    fields = [f.strip() for f in text_field.split(",") if f.strip()]
-    sentences, counts = build_pool(inputs, lang, exclude=excluded, min_tokens=min_tokens, max_tokens=max_tokens,
-                                   near_leak=near_leak, near_dup=near_dup, text_fields=fields)
+    splits, also = _names(exclude), _names(overlap)
+
+    def labelled(names: list[str]) -> list:
+        return [s for split in names for s in load_split(lang, split, dataset=dataset, data_dir=data_dir)]
+
+    sentences, counts = build_pool(inputs, lang, exclude=labelled(splits), overlap=labelled(also), min_tokens=min_tokens,
+                                   max_tokens=max_tokens, near_leak=near_leak, near_dup=near_dup, text_fields=_names(text_field))
     write_pool(out, sentences)
     kept_out = f"{counts.leaked_exact + counts.leaked_near} leaked from {dataset} {lang} {'+'.join(splits)}" if splits else "no splits excluded"
     print_rows(counts.rows(), fmt, title="raw text -> pool")
     typer.echo(f"wrote {out}: {counts.kept} sentences ({kept_out})", err=True)
+
+
+def _names(text: str) -> list[str]:
+    """A comma-separated option as a list of its non-empty, stripped items."""
+    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 def _measure_rows(row: dict[str, Any]) -> list[dict[str, str]]:
@@ -453,7 +461,7 @@ def distill_command(
     rows = volume_sweep(teachers, lang, _int_list(volumes, "--volumes"), _int_list(seeds, "--seeds"), data=data,
                         config=config, weighting=teacher_weighting(weighting, teachers, data.data_dir), test_limit=test_limit,
                         perturbed=_perturbed_sets(perturb, teachers, lang, data, test_limit), progress=True,
-                        pool=[source.strip() for source in pool.split(",") if source.strip()],
+                        pool=_names(pool),
                         on_row=lambda r: typer.echo(_sweep_line(r), err=True))
     table = sweep_table(rows)
     if out:
