@@ -108,6 +108,12 @@ def test_a_pool_file_is_named_by_digest_and_all_is_the_whole_pool(students, pool
     assert students({"de": [TRAIN, str(moved)]})[20].id != combined[20].id  # what it holds is
 
 
+def test_a_pool_of_no_student_target_is_an_error(pool_file):
+    study = parse_study({**STUDY, "pools": {"nl": [str(pool_file)]}})
+    with pytest.raises(XnerError, match="study.pools: nl is not a student target of the study; targets: de"):
+        study.expand(default_registry())
+
+
 def test_a_missing_pool_file_names_it(tmp_path):
     study = parse_study({**STUDY, "pools": {"de": [TRAIN, str(tmp_path / "none.txt")]}})
     with pytest.raises(XnerError, match="none.txt"):

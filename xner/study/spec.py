@@ -405,6 +405,10 @@ class Study(_Section):
             Run specs; a run's dependencies come before it.
         """
         plan = _Expansion(self, registry)
+        targets = {target for target, _ in plan.teacher_sets()}
+        if unused := [code for code in self.pools if get_language(code) not in targets]:
+            valid = ", ".join(sorted(plan.code(lang) for lang in targets)) or "none: give teachers"
+            raise XnerError(f"study.pools: {', '.join(unused)} is not a student target of the study; targets: {valid}")
         for model in self.model:
             for seed in self.seeds:
                 for train_size in self.train_sizes:
