@@ -16,8 +16,8 @@ import pytest
 from xner.data.corpus import Sentence
 from xner.data.pools import TRAIN, pool_digest, read_pool
 from xner.errors import XnerError
-from xner.study import ResultStore, parse_study
-from xner.study.runs import default_registry
+from xner.study import ResultStore, RunSpec, parse_study
+from xner.study.execute import default_registry
 
 STUDY = {
     "name": "pools",
@@ -84,11 +84,13 @@ def students(data_root):
     return expand
 
 
-def test_default_pool_keeps_the_run_ids_and_adds_no_param(students):
+def test_the_default_pool_is_the_train_split_and_keeps_run_ids(students):
     default = students()
     assert students({"de": [TRAIN]}).keys() == default.keys() == {0, 20, REGISTRY_TRAIN} and all(
         students({"de": "train"})[v].id == spec.id for v, spec in default.items())
-    assert all("pool" not in spec.params and not spec.files for spec in default.values())
+    assert all(spec.params["pool"] == [TRAIN] and not spec.files for spec in default.values())
+    without = {k: v for k, v in default[20].params.items() if k != "pool"}  # as written before pools existed
+    assert RunSpec("distill", default[20].version, without, default[20].deps).id == default[20].id
 
 
 def test_a_pool_file_is_named_by_digest_and_all_is_the_whole_pool(students, pool_file):
@@ -96,7 +98,7 @@ def test_a_pool_file_is_named_by_digest_and_all_is_the_whole_pool(students, pool
     digest = pool_digest(read_pool([pool_file], "de", train_split))
     combined = students({"de": [TRAIN, str(pool_file)]})
     assert sorted(combined) == [0, 20, TOY_TRAIN + 25]
-    assert combined[0].id == default[0].id and "pool" not in combined[0].params  # the teachers: no pool
+    assert combined[0].id == default[0].id and combined[0].params["pool"] == [TRAIN]  # the teachers draw nothing
     assert combined[20].params["pool"] == [TRAIN, digest] and combined[20].files == {digest: str(pool_file)}
     assert combined[20].id != default[20].id
     assert students({"de": [str(pool_file), TRAIN]})[20].id != combined[20].id  # the order is part of the pool

@@ -20,6 +20,7 @@ from xner.data import (
 )
 from xner.decoding import DECODINGS, DEFAULT_DECODING, decode
 from xner.errors import XnerError
+from xner.options import DistillationOptions, TrainingOptions
 from xner.metrics import bootstrap_f1, entity_overlap, entity_scores, pair_overlap, subword_overlap
 from xner.perturb import PERTURBATIONS, list_perturbations, perturb, perturb_corpus
 from xner.models import Backbone, embedded_model_dir, load_backbone
@@ -40,9 +41,9 @@ _LAZY = {
     "DataSpec": "xner.pipeline",
     "train_model": "xner.pipeline",
     "evaluate_model": "xner.pipeline",
-    "DistillConfig": "xner.train",
-    "distill": "xner.train",
-    "soft_labels": "xner.train",
+    "DistillConfig": "xner.distillation.student",
+    "distill": "xner.distillation.student",
+    "soft_labels": "xner.distillation.student",
     "volume_sweep": "xner.sweep",
     "robustness": "xner.robustness",
     "teacher_comparison": "xner.analysis",
@@ -67,6 +68,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Tagger",
     "TrainConfig",
+    "TrainingOptions",
+    "DistillationOptions",
     "DataSpec",
     "train_model",
     "evaluate_model",

@@ -62,7 +62,8 @@ def unlabeled_signals(
         ``teacher_confidence`` (mean max probability per word, 0-1), ``teacher_entropy`` (mean
         word entropy, nats), ``teacher_entity_rate`` (share of words predicted inside an
         entity, 0-100), ``source_entity_rate`` (the same for the gold training tags),
-        ``entity_rate_ratio`` (predicted over taught) and ``tags`` (:func:`encode_tags`).
+        ``entity_rate_ratio`` (predicted over taught), ``tags`` (:func:`encode_tags`) and
+        ``labels`` (what the tag characters stand for).
     """
     words = np.concatenate([np.asarray(p, dtype=np.float64) for p in probs]) if probs else np.zeros((0, len(labels)))
     clipped = np.clip(words, 1e-12, 1.0)
@@ -76,6 +77,7 @@ def unlabeled_signals(
         "source_entity_rate": taught,
         "entity_rate_ratio": predicted / taught if taught else float("nan"),
         "tags": encode_tags(tags, labels),
+        "labels": list(labels),
     }
 
 

@@ -27,7 +27,7 @@ from xner.data.corpus import Sentence
 from xner.data.formats import read_text
 from xner.errors import XnerError
 
-__all__ = ["TRAIN", "check_sources", "file_pool", "pool_digest", "read_pool"]
+__all__ = ["TRAIN", "check_sources", "file_pool", "name_sources", "pool_digest", "read_pool"]
 
 TRAIN = "train"
 """The source name of the target's train split (labels dropped)."""
@@ -53,6 +53,25 @@ def check_sources(sources: Sequence[str]) -> list[str]:
     if repeated:
         raise XnerError(f"pool source(s) listed twice: {', '.join(repeated)}")
     return list(sources)
+
+
+def name_sources(
+    sources: Sequence[str | Path], digest: Callable[[str], str] | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """A pool as a run's params name it -- :data:`TRAIN`, and each file by its content digest,
+    so that moving a file keeps run ids and editing it does not -- and the files by digest.
+
+    Args:
+        sources: :data:`TRAIN` and/or pool file paths, in order.
+        digest: a file's digest (default: read it with :func:`file_pool`; a study caches it).
+    """
+    digest = digest or (lambda path: file_pool(path)[1])
+    names, files = [], {}
+    for source in check_sources([str(s) for s in sources]):
+        names.append(source if source == TRAIN else digest(source))
+        if source != TRAIN:
+            files[names[-1]] = source
+    return names, files
 
 
 def file_pool(path: str | Path, lang: str | None = None) -> tuple[list[Sentence], str]:
