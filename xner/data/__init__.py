@@ -1,4 +1,4 @@
-"""The data layer: read, validate, sample and describe NER corpora.
+"""The data layer: read, validate, sample and describe NER corpora, and turn raw text into pools.
 
 Everything else in xner gets its sentences through these functions:
 
