@@ -220,7 +220,7 @@ class Tagger:
         fused = autocast_dtype(self.device, config.precision) is not None
         optimizer = torch.optim.AdamW(_param_groups(self.model, config.weight_decay), lr=config.lr,
                                       fused=fused or None)
-        steps_per_epoch = math.ceil(len(train) / config.batch_size)
+        steps_per_epoch = math.ceil(len(encoded) / config.batch_size)
         epochs = max(config.epochs, math.ceil(config.min_steps / max(steps_per_epoch, 1)))
         scheduler = _linear_warmup(optimizer, config.warmup_ratio, steps_per_epoch * epochs)
         loss = loss or nn.CrossEntropyLoss()
@@ -285,7 +285,7 @@ class Tagger:
         freeze_bottom(self.model, self.n_frozen, freeze_embeddings=True)
 
     def _word_targets(self, sentences, targets, encoded: EncodedCorpus) -> list[np.ndarray]:
-        """Targets of each sentence's kept (non-truncated) words."""
+        """Targets of the words each row of ``encoded`` owns (a long sentence has several rows)."""
         if targets is None:
             index = {label: i for i, label in enumerate(self.labels)}
             targets = []
@@ -299,10 +299,9 @@ class Tagger:
                         f"training sentence {number}: tag {err.args[0]!r} is not among the model's labels "
                         f"{list(self.labels)}; map it explicitly (label_map)"
                     ) from None
-        if len(targets) != len(encoded):
-            raise XnerError(f"{len(targets)} target arrays for {len(encoded)} sentences")
-        kept = np.diff(encoded.word_offsets)
-        return [np.asarray(t)[: int(k)] for t, k in zip(targets, kept)]
+        if len(targets) != encoded.n_sentences:
+            raise XnerError(f"{len(targets)} target arrays for {encoded.n_sentences} sentences")
+        return encoded.to_rows(targets)
 
     # ------------------------------------------------------------------ prediction
     def predict_proba(
@@ -317,7 +316,8 @@ class Tagger:
                 bfloat16/fp16, accumulation and normalisation in fp32) on GPU and on CPUs
                 with native bfloat16 (AVX512-BF16/AMX); ``fp32`` forces full precision.
 
-        Words beyond ``max_length`` subwords get probability 1 for ``O``.
+        A sentence longer than ``max_length`` subwords is predicted in overlapping
+        windows, each word from the window that owns it (:mod:`xner.models.encoding`).
         """
         precision = inference_precision(self.device, precision)
         batches = self._prepare(sentences, max_length, precision)
@@ -325,7 +325,7 @@ class Tagger:
         model = self.model
         network = self._network(model)
         model.eval()
-        out: list[np.ndarray | None] = [None] * len(sentences)
+        out: list[np.ndarray | None] = [None] * len(encoded)
         with torch.inference_mode():
             for indices in length_batches(encoded.lengths, batch_tokens=_PREDICT_TOKENS):
                 inputs, mask = batches.inputs(indices, self.device)
@@ -334,7 +334,7 @@ class Tagger:
                 probs = torch.softmax(logits.float() / temperature, dim=-1).cpu().numpy()
                 for row, i in enumerate(indices):
                     out[i] = self._word_probs(probs[row], encoded, int(i))
-        return out  # type: ignore[return-value]
+        return encoded.to_sentences(out)  # type: ignore[arg-type]
 
     def _word_probs(self, probs: np.ndarray, encoded: EncodedCorpus, i: int) -> np.ndarray:
         words = np.zeros((int(encoded.n_words[i]), len(self.labels)), dtype=np.float32)
