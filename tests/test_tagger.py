@@ -19,6 +19,7 @@ from xner.data.corpus import Sentence
 from xner.data.labels import iob2_tags
 from xner.errors import XnerError
 from xner.metrics import entity_scores
+from xner.models.checksums import write_checksums
 from xner.models.tagger import Tagger, TrainConfig, repair_iob2
 
 LABELS = iob2_tags(["PER", "ORG", "LOC"])
@@ -317,6 +318,7 @@ def test_compact_model_refuses_a_changed_base(data, tmp_path):
     directory = train_tagger(data["train"][:16], epochs=1).save(tmp_path / "m", compact=True)
     metadata = json.loads((directory / "xner.json").read_text())
     (directory / "xner.json").write_text(json.dumps({**metadata, "backbone_fingerprint": "0" * 64}))
+    write_checksums(directory)  # as saved against another base
     with pytest.raises(XnerError, match=r"m: saved as a delta against model 'tiny' with fingerprint 000000000000"):
         Tagger.load(directory)
 
@@ -324,6 +326,7 @@ def test_compact_model_refuses_a_changed_base(data, tmp_path):
 def test_compact_model_with_unreadable_weights(data, tmp_path):
     directory = train_tagger(data["train"][:16], epochs=1).save(tmp_path / "m", compact=True)
     (directory / "xner-delta.safetensors").write_bytes(b"truncated")
+    write_checksums(directory)  # checksums pass: the reader itself must fail clearly
     with pytest.raises(XnerError, match=r"xner-delta.safetensors: cannot read the model's weights") as err:
         Tagger.load(directory)
     assert "\n" not in str(err.value)

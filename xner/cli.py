@@ -243,6 +243,7 @@ def train_command(
     seed: int = typer.Option(0, "--seed"),
     compact: bool = typer.Option(
         False, "--compact", help="Save only the weights that differ from the pretrained model (tens of MB)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model already saved at --out."),
 ) -> None:
     """Train an NER model on one language; prints a line per epoch with dev F1."""
     import logging
@@ -254,7 +255,7 @@ def train_command(
     config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, train_layers=train_layers, seed=seed)
     data = DataSpec(dataset, data_dir, _label_map(label_map))
     tagger = train_model(lang, data=data, model=model, train_size=train_size, config=config, out=out,
-                         compact=compact, progress=True)
+                         compact=compact, overwrite=overwrite, progress=True)
     record = tagger.metadata["trainings"][-1]
     typer.echo(f"saved {out}: {record['train_sentences']} sentences, best epoch {record['best_epoch']}, "
                f"{record['seconds']:.0f} s")

@@ -15,7 +15,7 @@ from xner.data.sampling import nested_subset
 from xner.errors import XnerError
 from xner.data.labels import apply_label_map
 from xner.evaluation import evaluate_perturbed
-from xner.models.tagger import Tagger, TrainConfig
+from xner.models.tagger import Tagger, TrainConfig, check_model_destination
 
 __all__ = ["DataSpec", "evaluate_model", "teacher_weighting", "train_model", "training_sentences"]
 
@@ -47,15 +47,19 @@ def train_model(
     config: TrainConfig | None = None,
     out: str | Path | None = None,
     compact: bool = False,
+    overwrite: bool = False,
     progress: bool = False,
 ) -> Tagger:
     """Train a tagger on ``train_size`` sentences (a seeded nested subset) of ``lang``'s train split.
 
     Early stopping uses the language's dev split. With ``out``, the model is saved
     there with its data provenance (``compact``: only the trained weights, see
-    :meth:`Tagger.save`).
+    :meth:`Tagger.save`); ``out`` is checked before training, and a model already there
+    is replaced only with ``overwrite``.
     """
     config = config or TrainConfig()
+    if out is not None:
+        check_model_destination(out, overwrite)
     train = nested_subset(data.split(lang, "train"), train_size, config.seed)
     dev = data.split(lang, "dev")
     tagger = Tagger.create(model, labels=data.labels, seed=config.seed)
@@ -68,7 +72,7 @@ def train_model(
                     "size": len(train), "seed": config.seed},
     )
     if out is not None:
-        tagger.save(out, compact=compact)
+        tagger.save(out, compact=compact, overwrite=overwrite)
     return tagger
 
 

@@ -166,7 +166,4 @@ def _trained(lang: str, data: DataSpec, model: str, train_size, config: TrainCon
     available = len(data.split(lang, "train"))
     size = available if train_size is None else min(train_size, available)  # as the reference study
     log.info("training %s (%s, %d of %d train sentences)", lang, data.dataset, size, available)
-    tmp = directory.with_name(directory.name + ".tmp")
-    tagger = train_model(lang, data=data, model=model, train_size=size, config=config, out=tmp)
-    tmp.replace(directory)
-    return tagger
+    return train_model(lang, data=data, model=model, train_size=size, config=config, out=directory)

@@ -1,0 +1,196 @@
+"""The catalogue of bad inputs and faults: each ends in one clear error line or the right behaviour.
+
+Every input path of xner (data files, study configs, options, model folders, result stores)
+and every fault around it (a full disk, a corrupted file, a killed process, two studies
+sharing a folder) has a row here, so the suite grows with every new input path:
+
+- ``CLI_ERRORS``: a command that must refuse with exactly one ``error: ...`` line on stderr,
+  exit status 2 and no traceback. A case is ``(name, build, pattern)``: ``build(env)``
+  writes what the case needs and returns the command's arguments; ``pattern`` is searched
+  in the error line (it names the file, line or key at fault).
+- the tests after the table: faults whose right behaviour takes more than one command (a
+  refused overwrite that ``--overwrite`` then allows, nothing partial left by a full disk,
+  a deleted run folder redone, pool workers that outlive their driver).
+
+Everything runs on the ``tiny`` model and the fixture data root (``conftest.data_root``).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from test_tagger import FAST, LABELS, easy_corpus, one_thread  # noqa: F401 - autouse
+from typer.testing import CliRunner
+
+from xner.cli import app
+from xner.models.checksums import CHECKSUMS_FILE
+from xner.models.tagger import Tagger, TrainConfig
+
+TRAIN = ("--model", "tiny", "--epochs", "1", "--lr", "0.02", "--batch-size", "8", "--train-size", "20")
+
+
+def cli(*args: object):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XNER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("xner.models.features._STORES", {})
+
+
+@pytest.fixture(scope="module")
+def saved_models(tmp_path_factory) -> dict[str, Path]:
+    """A tiny tagger trained once, saved full and compact (cases copy them before breaking them)."""
+    root = tmp_path_factory.mktemp("models")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XNER_CACHE", str(root / "cache"))
+        tagger = Tagger.create("tiny", LABELS, seed=0)
+        tagger.fit(easy_corpus(24, seed=1), config=TrainConfig(epochs=1, **FAST))
+        return {"full": tagger.save(root / "full"), "compact": tagger.save(root / "compact", compact=True)}
+
+
+@dataclass
+class Env:
+    """What a case builds on: its own folder, the fixture data root, the saved models."""
+
+    tmp: Path
+    root: Path
+    models: dict[str, Path]
+
+    def model(self, kind: str = "full") -> Path:
+        """A fresh copy of a saved model folder, for the case to break."""
+        copy = self.tmp / f"model-{kind}"
+        if not copy.exists():
+            shutil.copytree(self.models[kind], copy)
+        return copy
+
+    def evaluate(self, model: Path) -> list:
+        return ["evaluate", model, "--lang", "nl", "--data-dir", self.root]
+
+    def train(self, out: Path, *extra: object) -> list:
+        return ["train", "--lang", "nl", "--data-dir", self.root, "--out", out, *TRAIN, *extra]
+
+
+@pytest.fixture
+def env(tmp_path, data_root, saved_models) -> Env:
+    return Env(tmp_path, data_root, saved_models)
+
+
+def flip_byte(path: Path, offset: int = -100) -> Path:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+    return path
+
+
+def evaluate_after(change: Callable[[Path], object], kind: str = "full") -> Callable[[Env], list]:
+    """A case: break a copy of a saved model with ``change(folder)``, then evaluate it."""
+
+    def build(env: Env) -> list:
+        folder = env.model(kind)
+        change(folder)
+        return env.evaluate(folder)
+
+    return build
+
+
+def without_checksums(change: Callable[[Path], object]) -> Callable[[Path], None]:
+    """A model folder saved before checksums existed, then broken: the loaders must still say what."""
+
+    def apply(folder: Path) -> None:
+        (folder / CHECKSUMS_FILE).unlink()
+        change(folder)
+
+    return apply
+
+
+def existing_model(env: Env) -> list:
+    out = env.tmp / "out"
+    shutil.copytree(env.models["full"], out)
+    return env.train(out)
+
+
+def a_file(env: Env) -> list:
+    out = env.tmp / "out.bin"
+    out.write_text("not a folder")
+    return env.train(out)
+
+
+def other_files(env: Env) -> list:
+    (env.tmp / "out").mkdir()
+    (env.tmp / "out" / "notes.txt").write_text("mine")
+    return env.train(env.tmp / "out")
+
+
+CLI_ERRORS = [
+    # -- model folders: checksums verified on load, every loader error one line
+    ("flipped byte in full weights", evaluate_after(lambda m: flip_byte(m / "model.safetensors")),
+     r"model-full/model\.safetensors: checksum mismatch"),
+    ("flipped byte in compact weights", evaluate_after(lambda m: flip_byte(m / "xner-delta.safetensors"), "compact"),
+     r"model-compact/xner-delta\.safetensors: checksum mismatch"),
+    ("weights truncated to 0 bytes", evaluate_after(lambda m: (m / "model.safetensors").write_bytes(b"")),
+     r"model\.safetensors: checksum mismatch"),
+    ("weights missing", evaluate_after(lambda m: (m / "model.safetensors").unlink()),
+     r"model\.safetensors: missing from the model folder"),
+    ("xner.json corrupted", evaluate_after(lambda m: flip_byte(m / "xner.json", 10)),
+     r"xner\.json: checksum mismatch"),
+    ("checksum manifest corrupted", evaluate_after(lambda m: (m / CHECKSUMS_FILE).write_text("{")),
+     rf"{CHECKSUMS_FILE}: corrupt checksum manifest"),
+    ("unverified folder, xner.json not JSON", evaluate_after(without_checksums(lambda m: (m / "xner.json").write_text("{"))),
+     r"xner\.json: corrupt model metadata \(JSONDecodeError"),
+    ("unverified folder, xner.json without labels",
+     evaluate_after(without_checksums(lambda m: (m / "xner.json").write_text("{}"))),
+     r"xner\.json: corrupt model metadata \(KeyError: 'labels'\)"),
+    ("unverified folder, weights missing", evaluate_after(without_checksums(lambda m: (m / "model.safetensors").unlink())),
+     r"model-full: cannot load the model \(OSError"),
+    ("unverified folder, weights truncated",
+     evaluate_after(without_checksums(lambda m: (m / "model.safetensors").write_bytes(b"\0" * 10))),
+     r"model-full: cannot load the model"),
+    ("unverified compact folder, weights truncated",
+     evaluate_after(without_checksums(lambda m: (m / "xner-delta.safetensors").write_bytes(b"x")), "compact"),
+     r"xner-delta\.safetensors: cannot read the model's weights"),
+    # -- train --out: checked before training
+    ("train over an existing model", existing_model, r"out: a model is already saved here; pass --overwrite"),
+    ("train --out is a file", a_file, r"out\.bin: is a file, not a folder"),
+    ("train --out holds other files", other_files, r"out: folder exists and holds no xner model"),
+]
+
+
+@pytest.mark.parametrize(("name", "build", "pattern"), CLI_ERRORS, ids=[c[0] for c in CLI_ERRORS])
+def test_bad_input_ends_in_one_error_line(env, name, build, pattern):
+    result = cli(*build(env))
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.output
+    assert re.search(pattern, lines[0]), lines[0]
+
+
+# -- model folders ---------------------------------------------------------------------------------
+
+def test_train_refuses_to_replace_a_model_until_told(env):
+    out = env.tmp / "out"
+    assert cli(*env.train(out)).exit_code == 0
+    first = (out / "xner.json").read_bytes()
+    refused = cli(*env.train(out, "--seed", 1))
+    assert refused.exit_code == 2 and (out / "xner.json").read_bytes() == first
+    replaced = cli(*env.train(out, "--seed", 1, "--overwrite"))
+    assert replaced.exit_code == 0, replaced.output
+    assert json.loads((out / "xner.json").read_text())["train_data"]["seed"] == 1
+    assert sorted(p.name for p in env.tmp.iterdir() if p.name.startswith(".tmp-")) == []
+    Tagger.load(out)  # checksums of the replacement verify
+
+
+def test_saved_folders_carry_checksums_of_every_file(saved_models):
+    for folder in saved_models.values():
+        listed = json.loads((folder / CHECKSUMS_FILE).read_text())["sha256"]
+        assert sorted(listed) == sorted(p.name for p in folder.iterdir() if p.name != CHECKSUMS_FILE)
+        Tagger.load(folder)
