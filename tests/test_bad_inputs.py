@@ -26,12 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from test_tagger import FAST, LABELS, easy_corpus, one_thread  # noqa: F401 - autouse
 from typer.testing import CliRunner
 
 from xner.cli import app
 from xner.models.checksums import CHECKSUMS_FILE
 from xner.models.tagger import Tagger, TrainConfig
+from xner.study import ResultStore, RunSpec
 
 TRAIN = ("--model", "tiny", "--epochs", "1", "--lr", "0.02", "--batch-size", "8", "--train-size", "20")
 
@@ -130,6 +132,40 @@ def other_files(env: Env) -> list:
     return env.train(env.tmp / "out")
 
 
+def broken_store(env: Env, damage: str) -> Path:
+    """A result store with a few runs, then damaged: ``empty`` (truncated to 0 bytes),
+    ``page`` (a b-tree page header overwritten) or ``header`` (the file magic flipped)."""
+    path = env.tmp / "study.sqlite"
+    with ResultStore(path) as store:
+        store.register(RunSpec("train", 1, {"lang": lang, "note": "x" * 3000}) for lang in ("de", "nl", "en", "fr"))
+    data = bytearray(path.read_bytes())
+    if damage == "empty":
+        data = bytearray()
+    elif damage == "page":
+        data[4096 * 2] = 0xFF  # the type byte of page 3
+    else:
+        data[0] ^= 0x01
+    path.write_bytes(bytes(data))
+    return path
+
+
+def store_case(command: str, damage: str) -> Callable[[Env], list]:
+    def build(env: Env) -> list:
+        store = broken_store(env, damage)
+        if command == "study":
+            config = env.tmp / "study.yaml"
+            config.write_text(yaml.safe_dump({"name": "s", "languages": ["nl"], "output_dir": str(env.tmp / "out"),
+                                              "model": "tiny", "data_dir": str(env.root)}))
+            return ["study", config, "--store", store]
+        return [command, store, *(["--out", env.tmp / "report"] if command == "report" else [])]
+
+    return build
+
+
+STORE_DAMAGE = {"empty": r"study\.sqlite: the result store is empty \(0 bytes",
+                "page": r"study\.sqlite: (the result store is corrupt|corrupt or not an xner result store)",
+                "header": r"study\.sqlite: corrupt or not an xner result store \(file is not a database\)"}
+
 CLI_ERRORS = [
     # -- model folders: checksums verified on load, every loader error one line
     ("flipped byte in full weights", evaluate_after(lambda m: flip_byte(m / "model.safetensors")),
@@ -161,6 +197,9 @@ CLI_ERRORS = [
     ("train over an existing model", existing_model, r"out: a model is already saved here; pass --overwrite"),
     ("train --out is a file", a_file, r"out\.bin: is a file, not a folder"),
     ("train --out holds other files", other_files, r"out: folder exists and holds no xner model"),
+    # -- result stores: a damaged store is named, never silently replaced
+    *((f"store {damage} in {command}", store_case(command, damage), pattern)
+      for damage, pattern in STORE_DAMAGE.items() for command in ("status", "results", "report", "study")),
 ]
 
 

@@ -132,7 +132,7 @@ def test_results_export_formats(finished, tmp_path):
     ("args", "message"),
     [
         (["status", "missing.sqlite"], "no result store here"),
-        (["status", "{config}"], "not an xner result store (file is not a database)"),
+        (["status", "{config}"], "corrupt or not an xner result store (file is not a database)"),
         (["results", "{store}", "--format", "xlsx"], "unknown export format 'xlsx'"),
         (["results", "{store}", "--format", "parquet"], "parquet is a binary format"),
         (["study", "{config}", "--executor", "dask"], "unknown executor 'dask'; valid: process, ray, sequential"),

@@ -12,6 +12,7 @@ import dataclasses
 import enum
 import functools
 import json
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -20,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from xner.errors import XnerError
+from xner.errors import XnerError, one_line
 from xner.languages import list_languages, study_pairs
 from xner.data.datasets import SPLITS, dataset_labels
 from xner.data.stats import data_stats, file_stats, summary_line, table_row
@@ -39,15 +40,25 @@ F = TypeVar("F", bound=Callable[..., object])
 
 
 def user_errors(func: F) -> F:
-    """Turn an XnerError raised by a command into one line on stderr and exit 2."""
+    """Turn an XnerError raised by a command into one line on stderr and exit 2.
+
+    So do the system's refusals no check foresaw (a full disk or a permission: ``OSError``;
+    a result store the disk could not grow: ``sqlite3.Error``): a line, not a traceback.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: object, **kwargs: object) -> object:
         try:
             return func(*args, **kwargs)
         except XnerError as err:
-            typer.echo(f"error: {err}", err=True)
-            raise typer.Exit(2) from None
+            message = str(err)
+        except OSError as err:
+            message = f"{err.filename}: {err.strerror}" if err.filename and err.strerror else one_line(err)
+        except sqlite3.Error as err:
+            message = (f"result store: {err}; every finished run is kept, fix the cause and run the same "
+                       "command again")
+        typer.echo(f"error: {message}", err=True)
+        raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -124,6 +124,9 @@ class ResultStore:
         self.runs_dir = Path(runs_dir) if runs_dir is not None else self.path.parent / "runs"
         if not create and not self.path.is_file():
             raise XnerError(f"{self.path}: no result store here (run `xner study CONFIG` first)")
+        if self.path.is_file() and self.path.stat().st_size == 0:  # never silently a new, empty store
+            raise XnerError(f"{self.path}: the result store is empty (0 bytes: truncated or overwritten); "
+                            "restore it from a backup, or delete it to start the study over")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
         self._conn.row_factory = sqlite3.Row
@@ -132,9 +135,15 @@ class ResultStore:
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 self._conn.executescript(_SCHEMA)
             self._conn.execute("SELECT id FROM runs LIMIT 1")
+            problem = self._conn.execute("PRAGMA quick_check(1)").fetchone()[0]
         except sqlite3.DatabaseError as err:
             self._conn.close()
-            raise XnerError(f"{self.path}: not an xner result store ({err})") from None
+            raise XnerError(f"{self.path}: corrupt or not an xner result store ({err}); restore it from a "
+                            "backup") from None
+        if problem != "ok":
+            self._conn.close()
+            raise XnerError(f"{self.path}: the result store is corrupt ({problem}); restore it from a backup "
+                            f"(`sqlite3 {self.path.name} .recover` may save its rows)")
 
     def close(self) -> None:
         self._conn.close()
