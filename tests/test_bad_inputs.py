@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_execute import counted, executions, run  # noqa: F401 - fixture
 from test_tagger import FAST, LABELS, easy_corpus, one_thread  # noqa: F401 - autouse
 from typer.testing import CliRunner
 
@@ -233,3 +234,49 @@ def test_saved_folders_carry_checksums_of_every_file(saved_models):
         listed = json.loads((folder / CHECKSUMS_FILE).read_text())["sha256"]
         assert sorted(listed) == sorted(p.name for p in folder.iterdir() if p.name != CHECKSUMS_FILE)
         Tagger.load(folder)
+
+
+# -- studies: run folders ----------------------------------------------------------------------------
+
+def test_a_done_run_whose_folder_was_deleted_is_redone_and_its_dependents_succeed(tmp_path, counted):
+    store = run(tmp_path / "out")
+    teacher = next(r for r in store.records("done") if r.kind == "train" and r.spec.params["lang"] == "en")
+    dependents = [r.id for r in store.records() if teacher.id in r.spec.deps]
+    with store._transaction() as conn:  # runs not done yet when the folder went (a failed rerun)
+        conn.executemany("UPDATE runs SET status = 'pending' WHERE id = ?", [(i,) for i in dependents])
+    store.close()
+    shutil.rmtree(tmp_path / "out" / "runs" / teacher.id)
+
+    again = run(tmp_path / "out")
+    assert again.status_counts()["done"] == len(again.records())
+    assert executions(counted)[teacher.id] == 2 and all(executions(counted)[i] == 2 for i in dependents)
+    assert (tmp_path / "out" / "runs" / teacher.id / "model.json").is_file()
+
+
+def test_stores_from_before_the_folder_table_record_the_folders_they_have(tmp_path):
+    store = run(tmp_path / "out")
+    trained = [r.id for r in store.records() if r.kind == "train"]
+    with store._transaction() as conn:
+        conn.execute("DROP TABLE folders")
+    store.close()
+    shutil.rmtree(tmp_path / "out" / "runs" / trained[0])
+    with ResultStore(tmp_path / "out" / "study.sqlite", tmp_path / "out" / "runs") as reopened:
+        recorded = {row["id"] for row in reopened._conn.execute("SELECT id FROM folders")}
+    present = {p.name for p in (tmp_path / "out" / "runs").iterdir() if not p.name.startswith(".")}
+    assert trained[1] in recorded and recorded == present  # a folder already gone cannot be known
+
+
+def test_two_studies_sharing_a_runs_folder_keep_each_others_temporary_folders(tmp_path):
+    runs = tmp_path / "runs"
+    first, second = ResultStore(tmp_path / "a.sqlite", runs), ResultStore(tmp_path / "b.sqlite", runs)
+    with first.session():
+        in_flight = first.temp_dir("r1")
+        with second.session():
+            assert second.recover() == (0, 0)
+            assert in_flight.is_dir()
+    dead = runs / ".tmp-0123456789ab-r2-deadbeef"  # left by a session whose process died
+    dead.mkdir()
+    (runs / ".session-0123456789ab.lock").write_text("")
+    with second.session():
+        assert not dead.exists() and in_flight.exists() is False
+    assert not list(runs.glob(".session-*"))

@@ -186,6 +186,8 @@ class Executor(ABC):
             kinds = {name: registry.get(name) for name in {by_id[i].kind for i in schedule.todo}}
             counts: Counter[str] = Counter()
             reporter.start(len(schedule.todo), len(by_id) - len(schedule.todo))
+            if store.redone:
+                reporter.log(f"{len(store.redone)} done runs lost their run folders: they run again")
             self._open()
             try:
                 in_flight: dict[Hashable, tuple[RunSpec, Path]] = {}
