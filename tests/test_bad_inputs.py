@@ -17,17 +17,20 @@ Everything runs on the ``tiny`` model and the fixture data root (``conftest.data
 
 from __future__ import annotations
 
+import builtins
 import errno
 import json
+import os
 import re
 import shutil
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
-from test_execute import counted, executions, run  # noqa: F401 - fixture
+from test_execute import KINDS, STUDY, counted, executions, run  # noqa: F401 - fixture
 from test_tagger import FAST, LABELS, easy_corpus, one_thread  # noqa: F401 - autouse
 from typer.testing import CliRunner
 
@@ -204,14 +207,19 @@ CLI_ERRORS = [
 ]
 
 
+def error_line(result) -> str:
+    """The one ``error:`` line of a refused command (exit 2, no traceback; progress bars may precede it)."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and result.stderr.rstrip().endswith(errors[0]), result.stderr
+    return errors[0]
+
+
 @pytest.mark.parametrize(("name", "build", "pattern"), CLI_ERRORS, ids=[c[0] for c in CLI_ERRORS])
 def test_bad_input_ends_in_one_error_line(env, name, build, pattern):
-    result = cli(*build(env))
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.output
-    assert re.search(pattern, lines[0]), lines[0]
+    line = error_line(cli(*build(env)))
+    assert re.search(pattern, line), line
 
 
 # -- model folders ---------------------------------------------------------------------------------
@@ -280,3 +288,93 @@ def test_two_studies_sharing_a_runs_folder_keep_each_others_temporary_folders(tm
     with second.session():
         assert not dead.exists() and in_flight.exists() is False
     assert not list(runs.glob(".session-*"))
+
+
+# -- a full disk: one error line, nothing partial at the final path, the store intact -----------------
+
+@pytest.fixture
+def full_disk(tmp_path, monkeypatch) -> Path:
+    """A folder on a full disk: a file opened for writing under it is created empty, then the
+    write fails with ENOSPC (Python's ``open``, safetensors' writer and transformers')."""
+    disk = tmp_path / "disk"
+    disk.mkdir(exist_ok=True)
+    real_open = builtins.open
+
+    def full(path: object) -> None:
+        real_open(path, "wb").close()  # what a failed write leaves: an empty file
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    def open_(file, mode="r", *args, **kwargs):
+        if isinstance(file, str | os.PathLike) and Path(file).is_relative_to(disk) and set(mode) & set("wax+"):
+            full(file)
+        return real_open(file, mode, *args, **kwargs)
+
+    def save_file(tensors, filename, *args, **kwargs):
+        full(filename)
+
+    for target in ("builtins.open", "io.open"):
+        monkeypatch.setattr(target, open_)
+    monkeypatch.setattr("safetensors.torch.save_file", save_file)
+    monkeypatch.setattr("transformers.modeling_utils.safe_save_file", save_file)
+    return disk
+
+
+def files_under(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.fixture
+def finished_store(tmp_path, monkeypatch) -> Path:
+    """A finished study of test_execute's quick run kinds."""
+    run(tmp_path / "study").close()
+    return tmp_path / "study" / "study.sqlite"
+
+
+FULL_DISK = {
+    "train": lambda env, disk: env.train(disk / "model"),
+    "train --compact": lambda env, disk: env.train(disk / "model", "--compact"),
+    "report": lambda env, disk: ["report", env.store, "--out", disk / "report", "--resamples", 20],
+    "results csv": lambda env, disk: ["results", env.store, "--out", disk / "results.csv"],
+    "results parquet": lambda env, disk: ["results", env.store, "--format", "parquet", "--out", disk / "r.parquet"],
+    "perturb": lambda env, disk: ["perturb", env.root / "wikiann" / "nl" / "test.conllu", disk / "p.conllu",
+                                  "--lang", "nl", "--kind", "mask-entity", "--model", "tiny"],
+}
+
+
+@pytest.mark.parametrize("command", FULL_DISK, ids=list(FULL_DISK))
+def test_a_full_disk_is_one_error_line_and_leaves_nothing_partial(env, full_disk, finished_store, command):
+    env.store = finished_store
+    store_before = finished_store.read_bytes()
+    assert "No space left on device" in error_line(cli(*FULL_DISK[command](env, full_disk)))
+    assert files_under(full_disk) == []
+    assert finished_store.read_bytes() == store_before
+
+
+def test_a_full_disk_keeps_the_report_already_there(tmp_path, finished_store, request):
+    report = tmp_path / "disk" / "report"
+    assert cli("report", finished_store, "--out", report, "--resamples", 20).exit_code == 0
+    before = {name: (report / name).read_bytes() for name in files_under(report) if (report / name).is_file()}
+    request.getfixturevalue("full_disk")  # the disk fills up
+    assert "No space left" in error_line(cli("report", finished_store, "--out", report, "--resamples", 20))
+    assert {name: (report / name).read_bytes() for name in files_under(report) if (report / name).is_file()} == before
+
+
+def test_a_full_disk_under_the_store_stops_the_study_in_one_line_and_keeps_finished_runs(tmp_path, monkeypatch):
+    config = tmp_path / "study.yaml"
+    config.write_text(yaml.safe_dump({**STUDY, "output_dir": str(tmp_path / "out")}))
+    monkeypatch.setattr("xner.study.execute.default_registry", lambda: KINDS)
+    finish = ResultStore.finish
+    calls = []
+
+    def finish_until_full(self, run_id, outcome):
+        calls.append(run_id)
+        if len(calls) > 5:
+            raise sqlite3.OperationalError("database or disk is full")
+        finish(self, run_id, outcome)
+
+    monkeypatch.setattr(ResultStore, "finish", finish_until_full)
+    assert error_line(cli("study", config)).startswith("error: result store: database or disk is full;")
+    monkeypatch.setattr(ResultStore, "finish", finish)
+    with ResultStore(tmp_path / "out" / "study.sqlite", create=False) as store:
+        assert store.status_counts()["done"] == 5
+    assert cli("study", config).exit_code == 0

@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from xner.errors import XnerError, one_line
+from xner.io import atomic_write
 from xner.languages import list_languages, study_pairs
 from xner.data.datasets import SPLITS, dataset_labels
 from xner.data.stats import data_stats, file_stats, summary_line, table_row
@@ -428,9 +429,8 @@ def distill_command(
                         on_row=lambda r: typer.echo(_sweep_line(r), err=True))
     table = sweep_table(rows)
     if out:
-        table.to_csv(out, index=False)
-        with open(out.rsplit(".", 1)[0] + ".md", "w") as handle:
-            handle.write(table.to_markdown(index=False, floatfmt=".2f") + "\n")
+        atomic_write(out, table.to_csv(index=False))
+        atomic_write(out.rsplit(".", 1)[0] + ".md", table.to_markdown(index=False, floatfmt=".2f") + "\n")
     shown = table.round(2).astype(object).where(table.notna(), None)  # skipped volumes: null, not NaN
     print_rows(shown.to_dict("records"), fmt, title=f"{teacher} -> {lang}")
 
@@ -496,9 +496,8 @@ def robustness_command(
         typer.echo(_robustness_line(row), err=True)
         done.append(row)
         table = pd.DataFrame(done)
-        table.to_csv(out, index=False)
-        with open(out.rsplit(".", 1)[0] + ".md", "w") as handle:
-            handle.write(table[columns].to_markdown(index=False, floatfmt=".1f") + "\n")
+        atomic_write(out, table.to_csv(index=False))
+        atomic_write(out.rsplit(".", 1)[0] + ".md", table[columns].to_markdown(index=False, floatfmt=".1f") + "\n")
 
     rows, missing = robustness(parse_pairs(pairs), data_dir=data_dir, model=model, train_size=train_size,
                                config=config, perturbations=kinds, rate=rate, test_limit=test_limit,

@@ -40,6 +40,7 @@ from pathlib import Path
 from xner.data.corpus import Sentence
 from xner.data.labels import OUTSIDE, check_tag
 from xner.errors import XnerError, one_of
+from xner.io import atomic_write
 
 __all__ = [
     "FORMATS",
@@ -425,9 +426,7 @@ def write_conll(sentences: Iterable[Sentence], path: str | Path, format: str = "
             raise XnerError(f"sentence {number}: {err}") from None
         blocks.append("")
     data = ("\n".join(blocks) + "\n").encode("utf-8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(gzip.compress(data, mtime=0) if path.suffix == ".gz" else data)
-    return path
+    return atomic_write(path, gzip.compress(data, mtime=0) if path.suffix == ".gz" else data)
 
 
 def read_text(

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xner.errors import XnerError, one_of
-from xner.io import TEMP_PREFIX
+from xner.io import TEMP_PREFIX, atomic_file, atomic_write
 from xner.languages import STUDY_PAIRS, get_language
 from xner.study.runs import RunOutcome, RunSpec
 
@@ -411,12 +411,13 @@ class ResultStore:
         if fmt == "parquet":
             if out is None:
                 raise XnerError("parquet is a binary format: give an output file (--out results.parquet)")
-            table.to_parquet(out, index=False)
+            with atomic_file(out, "wb") as handle:
+                table.to_parquet(handle, index=False)
             return None
         text = table.to_csv(index=False) if fmt == "csv" else table.to_json(orient="records", indent=1)
         if out is None:
             return text
-        Path(out).write_text(text, encoding="utf-8")
+        atomic_write(out, text)
         return None
 
 
