@@ -166,6 +166,54 @@ def store_case(command: str, damage: str) -> Callable[[Env], list]:
     return build
 
 
+def data_file(text: str | bytes, name: str = "data.conll") -> Callable[[Env], list]:
+    """A case: ``xner data validate`` on a file of exactly these bytes."""
+
+    def build(env: Env) -> list:
+        path = env.tmp / name
+        path.write_bytes(text.encode() if isinstance(text, str) else text)
+        return ["data", "validate", path]
+
+    return build
+
+
+def study(**config: object) -> Callable[[Env], list]:
+    """A case: ``xner study`` on a config of the fixture root with these keys changed (or the
+    YAML ``text``), with command-line ``args``."""
+
+    def build(env: Env) -> list:
+        path = env.tmp / "study.yaml"
+        base = {"name": "s", "languages": ["nl"], "model": "tiny", "data_dir": str(env.root),
+                "output_dir": str(env.tmp / "out"), "training": {"epochs": 1}}
+        keys = {k: v for k, v in config.items() if k not in ("text", "args")}
+        path.write_text(config.get("text") or yaml.safe_dump({**base, **keys}))
+        return ["study", path, *config.get("args", [])]
+
+    return build
+
+
+def train_on(change: Callable[[Path], object], *extra: object) -> Callable[[Env], list]:
+    """A case: ``xner train`` on the fixture root after ``change(<root>/wikiann/nl)``."""
+
+    def build(env: Env) -> list:
+        change(env.root / "wikiann" / "nl")
+        return env.train(env.tmp / "model", *extra)
+
+    return build
+
+
+def train_split_as_folder(folder: Path) -> None:
+    (folder / "train.conllu").unlink()
+    (folder / "train.conllu").mkdir()
+    (folder / "train.conllu" / "train.conllu").write_text("Ada B-PER\n")
+
+
+def iob1_train_split(folder: Path) -> None:
+    (folder / "train.conllu").write_text("0\tthe\tO\n1\tBank\tI-ORG\n")
+
+
+MEGA = "x" * 1_000_000
+
 STORE_DAMAGE = {"empty": r"study\.sqlite: the result store is empty \(0 bytes",
                 "page": r"study\.sqlite: (the result store is corrupt|corrupt or not an xner result store)",
                 "header": r"study\.sqlite: corrupt or not an xner result store \(file is not a database\)"}
@@ -201,6 +249,29 @@ CLI_ERRORS = [
     ("train over an existing model", existing_model, r"out: a model is already saved here; pass --overwrite"),
     ("train --out is a file", a_file, r"out\.bin: is a file, not a folder"),
     ("train --out holds other files", other_files, r"out: folder exists and holds no xner model"),
+    # -- data files: the file and line, quotes cut short
+    ("NUL byte in a token", data_file("Ada B-PER\nLov\0elace I-PER\n"), r"data\.conll:2: token 'Lov\\x00elace' contains a NUL byte"),
+    ("a 1 MB token", data_file(f"Ada B-PER\n{MEGA} O\n"),
+     r"data\.conll:2: token 'x{20}'\.\.\. \(1,000,000 characters\) is longer than 1,000 characters"),
+    ("a 1 MB malformed line", data_file(f"Ada B-PER\n{MEGA}\n"),
+     r"data\.conll:2: expected 2 fields .*got 1: 'x{80}'\.\.\. \(1,000,000 characters\)$"),
+    ("a 1 MB first line", data_file(f"{MEGA}\n"), r"cannot tell the line format from 'x{80}'\.\.\. \(1,000,000 characters\)"),
+    ("invalid UTF-8 on line 3", data_file(b"Ada B-PER\nLovelace I-PER\n\xff O\n"),
+     r"data\.conll:3: not UTF-8 text \(invalid start byte at byte 25\)"),
+    ("a folder given as a file", lambda env: ["data", "validate", env.tmp], r": is a folder, not a file"),
+    ("a split that is a folder", train_on(train_split_as_folder),
+     r"nl/train\.conllu: is a folder, not a 'train' file"),
+    ("I-X after O in train", train_on(iob1_train_split),
+     r"train\.conllu:2: I-ORG follows O: .*repair=True \(--repair in xner train, evaluate and data\)"),
+    # -- options and study configs accepted before although meaningless
+    ("train --epochs 0", lambda env: [*env.train(env.tmp / "m"), "--epochs", 0], r"epochs must be at least 1, got 0"),
+    ("study --workers 0", study(args=["--workers", 0]), r"workers must be at least 1, got 0"),
+    ("study train_sizes: []", study(train_sizes=[]), r"train_sizes: .*at least 1 item"),
+    ("study seeds: [true]", study(seeds=[True]), r"study\.seeds\[0\]: input should be a valid integer, got True"),
+    ("study label_map for a type no dataset has", study(label_map={"GPE": "O"}),
+     r"label_map: 'GPE' is no entity type of wikiann; types: LOC, ORG, PER"),
+    ("study duplicate key", study(text="name: s\nlanguages: [nl]\nseeds: [1]\nseeds: [2]\n"),
+     r"study\.yaml:4: invalid YAML: duplicate key 'seeds'"),
     # -- result stores: a damaged store is named, never silently replaced
     *((f"store {damage} in {command}", store_case(command, damage), pattern)
       for damage, pattern in STORE_DAMAGE.items() for command in ("status", "results", "report", "study")),
@@ -378,3 +449,12 @@ def test_a_full_disk_under_the_store_stops_the_study_in_one_line_and_keeps_finis
     with ResultStore(tmp_path / "out" / "study.sqlite", create=False) as store:
         assert store.status_counts()["done"] == 5
     assert cli("study", config).exit_code == 0
+
+
+# -- data --------------------------------------------------------------------------------------------
+
+def test_train_and_evaluate_repair_iob1_data_as_the_error_says(env):
+    train = env.root / "wikiann" / "nl" / "train.conllu"
+    train.write_text(train.read_text().replace("\tB-", "\tI-"))  # IOB1: every chunk opens with I-
+    assert "--repair in xner train" in error_line(cli(*env.train(env.tmp / "m")))
+    assert cli(*env.train(env.tmp / "m", "--repair")).exit_code == 0

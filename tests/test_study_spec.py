@@ -181,7 +181,7 @@ def test_an_option_added_later_enters_the_ids_only_when_set():
         {"seeds": [7]},
         {"train_sizes": [500]},
         {"model": "tiny"},
-        {"label_map": {"DATE": "O"}},
+        {"label_map": {"ORG": "O"}},
         {"dataset": "masakhaner2"},
         {"training": {"batching": "random"}},
     ],

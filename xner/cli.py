@@ -91,6 +91,11 @@ def print_rows(rows: Sequence[dict[str, Any]], fmt: OutputFormat, title: str = "
     Console().print(table)
 
 
+def _repair_option() -> Any:
+    """``--repair/--strict`` of the commands that read labelled data."""
+    return typer.Option(None, "--repair/--strict", help="Repair IOB1 starts (default: as the dataset declares).")
+
+
 @app.command("languages")
 @user_errors
 def languages_command(
@@ -116,9 +121,7 @@ def data_stats_command(
         None, "--data-dir", help="Local data root (default $XNER_DATA_DIR; unset: the HF hub)."
     ),
     splits: list[str] = typer.Option(list(SPLITS), "--split", help="Split(s) to count."),
-    repair: bool | None = typer.Option(
-        None, "--repair/--strict", help="Repair IOB1 starts (default: as the dataset declares)."
-    ),
+    repair: bool | None = _repair_option(),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="Output format."),
 ) -> None:
     """Sentences, tokens, entities per type and mean length, per language and split (or file)."""
@@ -256,6 +259,7 @@ def train_command(
     compact: bool = typer.Option(
         False, "--compact", help="Save only the weights that differ from the pretrained model (tens of MB)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model already saved at --out."),
+    repair: bool | None = _repair_option(),
 ) -> None:
     """Train an NER model on one language; prints a line per epoch with dev F1."""
     import logging
@@ -265,7 +269,7 @@ def train_command(
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, train_layers=train_layers, seed=seed)
-    data = DataSpec(dataset, data_dir, _label_map(label_map))
+    data = DataSpec(dataset, data_dir, _label_map(label_map), repair)
     tagger = train_model(lang, data=data, model=model, train_size=train_size, config=config, out=out,
                          compact=compact, overwrite=overwrite, progress=True)
     record = tagger.metadata["trainings"][-1]
@@ -287,6 +291,7 @@ def evaluate_command(
     label_map: list[str] = typer.Option([], "--label-map", help="Entity-type map of the test data, e.g. DATE=O."),
     limit: int | None = typer.Option(None, "--limit", help="Only the first N test sentences."),
     seed: int = typer.Option(0, "--seed"),
+    repair: bool | None = _repair_option(),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format"),
 ) -> None:
     """Entity P/R/F1 per type and micro (seqeval, strict IOB2), clean and perturbed, with 95% CIs."""
@@ -295,7 +300,7 @@ def evaluate_command(
 
     tagger = Tagger.load(model_dir)
     kinds = [k.strip() for k in perturb.split(",") if k.strip()]
-    rows = evaluate_model(tagger, lang, data=DataSpec(dataset, data_dir, _label_map(label_map)), split=split,
+    rows = evaluate_model(tagger, lang, data=DataSpec(dataset, data_dir, _label_map(label_map), repair), split=split,
                           perturbations=kinds, train_lang=train_lang, rate=rate, seed=seed, limit=limit)
     if fmt is OutputFormat.table:  # per-type scores make a row far wider than a terminal
         rows = _measure_columns(rows, [row["perturbation"] for row in rows])

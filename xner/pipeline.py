@@ -22,11 +22,13 @@ __all__ = ["DataSpec", "evaluate_model", "teacher_weighting", "train_model", "tr
 
 @dataclass(frozen=True)
 class DataSpec:
-    """Where a language's data comes from and how its labels are mapped."""
+    """Where a language's data comes from, how its labels are mapped, and whether IOB1 chunk
+    starts are repaired (``None``: as the dataset declares)."""
 
     dataset: str = "wikiann"
     data_dir: str | Path | None = None
     label_map: Mapping[str, str] = field(default_factory=dict)
+    repair: bool | None = None
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -35,7 +37,7 @@ class DataSpec:
 
     def split(self, lang: str, split: str) -> list:
         return load_split(lang, split, dataset=self.dataset, data_dir=self.data_dir,
-                          label_map=dict(self.label_map) or None)
+                          label_map=dict(self.label_map) or None, repair=self.repair)
 
 
 def train_model(

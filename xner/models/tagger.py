@@ -94,6 +94,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.batching not in BATCHINGS:
             raise one_of("batching", self.batching, BATCHINGS)
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise XnerError(f"{name} must be at least 1, got {getattr(self, name)}")
 
 
 @dataclass

@@ -433,6 +433,8 @@ def make_executor(name: str = "sequential", workers: int | None = None, address:
     """An executor by name (``sequential``, ``process`` or ``ray``)."""
     if name not in EXECUTORS:
         raise one_of("executor", name, EXECUTORS)
+    if workers is not None and workers < 1:
+        raise XnerError(f"workers must be at least 1, got {workers}")
     if name == "process":
         return ProcessExecutor(workers)
     if name == "ray":
@@ -522,7 +524,8 @@ def run_study(
         to_run = sum(done.get(spec.id) != "done" for spec in specs)
         return StudyRun(study, store_path, specs, to_run, {})
     options = study.executor
-    runner = make_executor(executor or options.name, workers or options.workers, address or options.address)
+    runner = make_executor(executor or options.name, options.workers if workers is None else workers,
+                           address or options.address)
     with ResultStore(store_path, runs_dir=study.out_dir / "runs") as result_store:
         statuses = result_store.statuses()
         to_run = sum(statuses.get(spec.id) != "done" for spec in specs)
