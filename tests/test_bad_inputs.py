@@ -23,7 +23,11 @@ import json
 import os
 import re
 import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -458,3 +462,55 @@ def test_train_and_evaluate_repair_iob1_data_as_the_error_says(env):
     train.write_text(train.read_text().replace("\tB-", "\tI-"))  # IOB1: every chunk opens with I-
     assert "--repair in xner train" in error_line(cli(*env.train(env.tmp / "m")))
     assert cli(*env.train(env.tmp / "m", "--repair")).exit_code == 0
+
+
+# -- processes ---------------------------------------------------------------------------------------
+
+DRIVER = """
+import sys, time
+from xner.study.execute import ProcessExecutor
+pool = ProcessExecutor(2)
+pool._open()
+futures = [pool._pool.submit(time.sleep, 120) for _ in range(2)]  # two runs in flight
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+def children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process parents from /proc")
+def test_pool_workers_exit_when_the_driver_is_killed():
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER], stdout=subprocess.PIPE, text=True)
+    try:
+        assert driver.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 60
+        while len(workers := children(driver.pid) - {driver.pid}) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        workers = {pid for pid in workers if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()}
+        assert len(workers) == 2
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    deadline = time.monotonic() + 20
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in workers)

@@ -28,6 +28,8 @@ import heapq
 import multiprocessing
 import os
 import shutil
+import threading
+import time
 from abc import ABC, abstractmethod
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
@@ -325,10 +327,20 @@ class SequentialExecutor(Executor):
         return [(handle, self._finished.pop(handle)) for handle in handles]
 
 
-def _limit_threads(threads: int) -> None:
-    """Pool worker initializer: share the cores among workers (read when torch loads)."""
+def _init_worker(threads: int, driver: int) -> None:
+    """Pool worker initializer: share the cores among workers (read when torch loads), and
+    exit when the driver dies -- a ``kill -9`` leaves nobody to shut the pool down, and a
+    worker in the middle of a run would hold its memory until the run ends."""
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(variable, str(threads))
+    threading.Thread(target=_exit_with, args=(driver,), name="xner-driver-watch", daemon=True).start()
+
+
+def _exit_with(driver: int, every: float = 0.5) -> None:
+    """Exit this process as soon as its parent is no longer ``driver`` (it was re-parented)."""
+    while os.getppid() == driver:
+        time.sleep(every)
+    os._exit(1)
 
 
 class ProcessExecutor(Executor):
@@ -347,8 +359,8 @@ class ProcessExecutor(Executor):
         self._pool = ProcessPoolExecutor(
             max_workers=self.capacity,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_limit_threads,
-            initargs=(threads,),
+            initializer=_init_worker,
+            initargs=(threads, os.getpid()),
         )
 
     def _close(self) -> None:
