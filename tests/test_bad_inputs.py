@@ -90,7 +90,8 @@ class Env:
 
 
 @pytest.fixture
-def env(tmp_path, data_root, saved_models) -> Env:
+def env(tmp_path, data_root, saved_models, monkeypatch) -> Env:
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)  # no 25 s of retries per hub id
     return Env(tmp_path, data_root, saved_models)
 
 
@@ -183,13 +184,15 @@ def data_file(text: str | bytes, name: str = "data.conll") -> Callable[[Env], li
 
 def study(**config: object) -> Callable[[Env], list]:
     """A case: ``xner study`` on a config of the fixture root with these keys changed (or the
-    YAML ``text``), with command-line ``args``."""
+    YAML ``text``), with command-line ``args``, after ``change(root)``."""
 
     def build(env: Env) -> list:
         path = env.tmp / "study.yaml"
         base = {"name": "s", "languages": ["nl"], "model": "tiny", "data_dir": str(env.root),
                 "output_dir": str(env.tmp / "out"), "training": {"epochs": 1}}
-        keys = {k: v for k, v in config.items() if k not in ("text", "args")}
+        keys = {k: v for k, v in config.items() if k not in ("text", "args", "change")}
+        if "change" in config:
+            config["change"](env.root)
         path.write_text(config.get("text") or yaml.safe_dump({**base, **keys}))
         return ["study", path, *config.get("args", [])]
 
@@ -276,6 +279,15 @@ CLI_ERRORS = [
      r"label_map: 'GPE' is no entity type of wikiann; types: LOC, ORG, PER"),
     ("study duplicate key", study(text="name: s\nlanguages: [nl]\nseeds: [1]\nseeds: [2]\n"),
      r"study\.yaml:4: invalid YAML: duplicate key 'seeds'"),
+    # -- study configs: data and models checked before the first run, every problem in one line
+    ("study data_dir missing", study(data_dir="/no/such/root"), r"1 problem\(s\) found before the first run: "
+     r"data_dir /no/such/root: no such folder"),
+    ("study languages without data and a model that does not resolve",
+     study(languages=["nl", "es", "fi"], model=["tiny", "no-such-org/no-such-model"]),
+     r"3 problem\(s\) found before the first run: no language folder 'es' in .*; no language folder 'fi' "
+     r"in .*; model 'no-such-org/no-such-model' is not a local directory"),
+    ("study with a split file missing", study(languages=["de"], change=lambda root: (root / "wikiann/de/dev.conllu").unlink()),
+     r"1 problem\(s\) found before the first run: no 'dev' file in .*wikiann/de; found: test.conllu, train.conllu"),
     # -- result stores: a damaged store is named, never silently replaced
     *((f"store {damage} in {command}", store_case(command, damage), pattern)
       for damage, pattern in STORE_DAMAGE.items() for command in ("status", "results", "report", "study")),
@@ -448,6 +460,7 @@ def test_a_full_disk_under_the_store_stops_the_study_in_one_line_and_keeps_finis
         finish(self, run_id, outcome)
 
     monkeypatch.setattr(ResultStore, "finish", finish_until_full)
+    monkeypatch.setattr("xner.report.write_report", lambda store, out_dir, config: out_dir / "report.html")
     assert error_line(cli("study", config)).startswith("error: result store: database or disk is full;")
     monkeypatch.setattr(ResultStore, "finish", finish)
     with ResultStore(tmp_path / "out" / "study.sqlite", create=False) as store:

@@ -16,8 +16,10 @@ from xner.study import ResultStore
 
 @pytest.fixture(autouse=True)
 def test_kinds(monkeypatch):
-    """`xner study` runs the kinds of test_execute; the report records its call."""
+    """`xner study` runs the kinds of test_execute (whose data needs are not xner's: no
+    preflight); the report records its call."""
     monkeypatch.setattr("xner.study.execute.default_registry", lambda: KINDS)
+    monkeypatch.setattr("xner.study.execute.preflight", lambda study, specs: None)
     calls = []
 
     def write_report(store, out_dir, config):

@@ -55,6 +55,7 @@ from xner.study.runs import (
     execute_run,
     one_line,
 )
+from xner.study.preflight import preflight
 from xner.study.spec import Study, load_study, parse_study
 from xner.study.store import ResultStore
 
@@ -514,7 +515,8 @@ def run_study(
         workers: pool size / Ray runs in flight (default: the config's, else the cores).
         address: Ray cluster address (default: the config's).
         dry_run: plan only: expand the study and count what would run.
-        registry: run kinds (default: xner's, see :func:`~xner.study.runs.default_registry`).
+        registry: run kinds (default: xner's, see :func:`~xner.study.runs.default_registry`,
+            whose data files and models are checked first: :func:`~xner.study.preflight.preflight`).
         progress: the progress reporter (default: rich, on stderr).
         report: write the report (:func:`xner.report.write_report`) into
             ``<output_dir>/report`` at the end, when there are results.
@@ -525,8 +527,10 @@ def run_study(
     >>> run = run_study("configs/quick.yaml", executor="ray")  # doctest: +SKIP
     """
     study = _as_study(config)
+    specs = study.expand(registry or default_registry())
+    if registry is None:  # xner's own kinds: their data and models are known before any run
+        preflight(study, specs)
     registry = registry or default_registry()
-    specs = study.expand(registry)
     store_path = Path(store) if store is not None else study.out_dir / "study.sqlite"
     if dry_run:
         done = {}
