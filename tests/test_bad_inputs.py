@@ -35,13 +35,15 @@ from pathlib import Path
 import pytest
 import yaml
 from test_execute import KINDS, STUDY, counted, executions, run  # noqa: F401 - fixture
-from test_tagger import FAST, LABELS, easy_corpus, one_thread  # noqa: F401 - autouse
+from test_tagger import FAST, LABELS, easy_corpus
 from typer.testing import CliRunner
 
 from xner.cli import app
 from xner.models.checksums import CHECKSUMS_FILE
 from xner.models.tagger import Tagger, TrainConfig
 from xner.study import ResultStore, RunSpec
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 TRAIN = ("--model", "tiny", "--epochs", "1", "--lr", "0.02", "--batch-size", "8", "--train-size", "20")
 
@@ -271,7 +273,7 @@ CLI_ERRORS = [
     ("I-X after O in train", train_on(iob1_train_split),
      r"train\.conllu:2: I-ORG follows O: .*repair=True \(--repair in xner train, evaluate and data\)"),
     # -- options and study configs accepted before although meaningless
-    ("train --epochs 0", lambda env: [*env.train(env.tmp / "m"), "--epochs", 0], r"epochs must be at least 1, got 0"),
+    ("train --epochs 0", lambda env: [*env.train(env.tmp / "m"), "--epochs", 0], r"TrainConfig: epochs: must be >= 1"),
     ("study --workers 0", study(args=["--workers", 0]), r"workers must be at least 1, got 0"),
     ("study train_sizes: []", study(train_sizes=[]), r"train_sizes: .*at least 1 item"),
     ("study seeds: [true]", study(seeds=[True]), r"study\.seeds\[0\]: input should be a valid integer, got True"),

@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from test_tagger import one_thread  # noqa: F401 - autouse
 from typer.testing import CliRunner
 
 from xner.cli import app
@@ -18,6 +17,8 @@ from xner.evaluation import evaluate_perturbed, score_predictions
 from xner.metrics import entity_scores
 from xner.models.tagger import Tagger, TrainConfig
 from xner.pipeline import DataSpec, evaluate_model, teacher_weighting, train_model, training_sentences
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 WIKIANN = iob2_tags(["PER", "ORG", "LOC"])
 MASAKHANER = iob2_tags(["PER", "ORG", "LOC", "DATE"])

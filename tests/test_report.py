@@ -147,7 +147,7 @@ def test_bad_input_is_a_user_error(tmp_path, source, message):
 
 
 def test_report_from_store(tmp_path):
-    store_module = pytest.importorskip("xner.study.store")
+    from xner.study import store as store_module
     from xner.study.runs import RunOutcome, RunSpec
 
     study = tiny_study(students=False)

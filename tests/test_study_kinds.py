@@ -10,7 +10,8 @@ from rich.console import Console
 
 from xner.models.tagger import Tagger
 from xner.pipeline import DataSpec
-from xner.study.execute import RichReporter, run_study
+from xner.study import parse_study
+from xner.study.execute import RichReporter, default_registry, run_study
 from xner.study.store import ResultStore
 
 STUDY = {
@@ -59,3 +60,14 @@ def test_a_fresh_store_gives_the_same_numbers(study, data_root, tmp_path):
     columns = ["kind", "source", "target", "volume", "seed", "perturbation", "f1"]
     first, second = (s.frame()[columns].sort_values(columns[:-1]).reset_index(drop=True) for s in (study, again))
     assert len(first) == 8 and first.equals(second)
+
+
+def test_progress_lines_of_students_name_their_volume():
+    """Each distill run and its evaluation has its own line (once four identical ones)."""
+    registry = default_registry()
+    specs = parse_study({**STUDY, "volumes": [20, 40]}).expand(registry)
+    lines = [spec.label(registry.get(spec.kind).show) for spec in specs if spec.params.get("volume") is not None]
+    assert len(lines) == len(set(lines)) == 6
+    assert sorted(line.split("volume=")[1] for line in lines) == ["0", "0", "20", "20", "40", "40"]
+    native = next(spec for spec in specs if spec.params.get("role") == "native")
+    assert "volume" not in native.label(registry.get("evaluate").show)

@@ -4,14 +4,17 @@ volumes beyond the pool reported as skipped, gains over the teacher, perturbed t
 from __future__ import annotations
 
 import pytest
-from test_tagger import FAST, one_thread  # noqa: F401 - autouse
+from test_tagger import FAST
 
 from xner.data.corpus import Sentence
+from xner.distillation.ensemble import Ensemble
+from xner.distillation.student import DistillConfig
+from xner.distillation.weighting import resolve_weighting
 from xner.models.tagger import Tagger, TrainConfig
 from xner.pipeline import DataSpec
-from xner.sweep import Ensemble, sweep_table, volume_sweep
-from xner.train import DistillConfig
-from xner.weighting import resolve_weighting
+from xner.sweep import sweep_table, volume_sweep
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 CONFIG = DistillConfig(train=TrainConfig(epochs=1, train_layers=1, **FAST))
 SCORES = ("precision", "recall", "f1", "f1_lo", "f1_hi")

@@ -24,6 +24,7 @@ from rich.table import Table
 from xner.errors import XnerError, one_line
 from xner.io import atomic_write
 from xner.languages import list_languages, study_pairs
+from xner.options import DEFAULT_STUDENT, DistillationOptions, TrainingOptions
 from xner.data.datasets import SPLITS, dataset_labels
 from xner.data.stats import data_stats, file_stats, summary_line, table_row
 
@@ -62,6 +63,19 @@ def user_errors(func: F) -> F:
         raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def option(model: type, name: str, *flags: str, default: Any = ...) -> Any:
+    """A typer option whose default and help text are an options model's field (one source:
+    :mod:`xner.options`); ``default`` overrides it where a command has its own (students)."""
+    field = model.model_fields[name]
+    return typer.Option(field.default if default is ... else default, *(flags or (f"--{name.replace('_', '-')}",)),
+                        help=field.description)
+
+
+def student_option(name: str) -> Any:
+    """A training option of ``xner distill``: the default student's value."""
+    return option(TrainingOptions, name, default=getattr(DEFAULT_STUDENT, name))
 
 
 class OutputFormat(str, enum.Enum):
@@ -249,11 +263,11 @@ def train_command(
     data_dir: str | None = typer.Option(None, "--data-dir", help="Local data root (default $XNER_DATA_DIR)."),
     model: str = typer.Option("embedded", "--model", help="embedded, tiny, a local HF dir or a hub id."),
     train_size: int | None = typer.Option(None, "--train-size", help="Training sentences (default: all)."),
-    epochs: int = typer.Option(3, "--epochs"),
-    lr: float = typer.Option(2e-4, "--lr", help="Peak learning rate (AdamW, linear warm-up/decay)."),
-    batch_size: int = typer.Option(16, "--batch-size"),
-    train_layers: int | None = typer.Option(
-        None, "--train-layers", help="Train only the top K layers from cached frozen features."),
+    epochs: int = option(TrainingOptions, "epochs"),
+    lr: float = option(TrainingOptions, "lr"),
+    batch_size: int = option(TrainingOptions, "batch_size"),
+    train_layers: int | None = option(TrainingOptions, "train_layers"),
+    precision: str = option(TrainingOptions, "precision"),
     label_map: list[str] = typer.Option([], "--label-map", help="Entity-type map, e.g. DATE=O (repeatable)."),
     seed: int = typer.Option(0, "--seed"),
     compact: bool = typer.Option(
@@ -268,7 +282,8 @@ def train_command(
     from xner.pipeline import DataSpec, train_model
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, train_layers=train_layers, seed=seed)
+    config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, train_layers=train_layers, precision=precision,
+                         seed=seed)
     data = DataSpec(dataset, data_dir, _label_map(label_map), repair)
     tagger = train_model(lang, data=data, model=model, train_size=train_size, config=config, out=out,
                          compact=compact, overwrite=overwrite, progress=True)
@@ -348,7 +363,11 @@ def study_command(
     if dry_run:
         return
     with ResultStore(run.store_path, create=False) as results:
-        print_rows(results.summary().to_dict("records"), OutputFormat.table, title=f"{run.study.name}: F1, mean over seeds")
+        summary = results.summary()
+    # plain fixed-width text, not a rich table: a rich table folds every cell to the terminal's
+    # width (80 columns in a log: `embedd`/`ed`), this reads the same in a log file
+    typer.echo(f"{run.study.name}: F1, mean over seeds")
+    typer.echo(summary.to_markdown(index=False, tablefmt="simple", floatfmt=".2f", missingval=""))
     typer.echo(f"report: {run.report}" if run.report else f"results: xner results {run.store_path} --format csv")
     if run.counts.get("failed"):
         typer.echo(f"{run.counts['failed']} runs failed: xner status {run.store_path}", err=True)
@@ -402,16 +421,16 @@ def distill_command(
     dataset: str = typer.Option("wikiann", "--dataset"),
     data_dir: str | None = typer.Option(None, "--data-dir"),
     label_map: list[str] = typer.Option([], "--label-map", help="Entity-type map of the target data, e.g. DATE=O."),
-    loss: str = typer.Option("mse", "--loss", help="mse (Wu et al. 2020; can stall at all-O where entities are rare) | kl."),
-    temperature: float = typer.Option(1.0, "--temperature"),
-    hard: bool = typer.Option(False, "--hard", help="Argmax pseudo-labels + cross-entropy."),
-    threshold: float | None = typer.Option(None, "--threshold", help="Keep sentences whose every word's teacher confidence reaches this."),
-    weighting: str = typer.Option("uniform", "--weighting", help="Multi-source weighting: uniform | uriel | langid."),
-    train_layers: int = typer.Option(9, "--train-layers", help="Student trains the top K layers (Wu et al.: all but 3)."),
-    epochs: int = typer.Option(3, "--epochs"),
-    lr: float = typer.Option(2e-4, "--lr"),
-    min_steps: int = typer.Option(0, "--min-steps", help="Small volumes train more epochs to reach this many updates."),
-    precision: str = typer.Option("auto", "--precision", help="auto | mixed (bf16 where the CPU has it natively) | fp32 | bf16 | fp16."),
+    loss: str = option(DistillationOptions, "loss"),
+    temperature: float = option(DistillationOptions, "temperature"),
+    hard: bool = option(DistillationOptions, "hard"),
+    threshold: float | None = option(DistillationOptions, "threshold"),
+    weighting: str = option(DistillationOptions, "weighting"),
+    train_layers: int | None = student_option("train_layers"),
+    epochs: int = student_option("epochs"),
+    lr: float = student_option("lr"),
+    min_steps: int = student_option("min_steps"),
+    precision: str = student_option("precision"),
     perturb: str = typer.Option("", "--perturb", help="Also score on these perturbed test sets."),
     test_limit: int | None = typer.Option(None, "--test-limit", help="Only the first N test sentences."),
     out: str | None = typer.Option(None, "--out", help="Write the table here (.csv, plus a .md beside it)."),
@@ -421,13 +440,14 @@ def distill_command(
     from xner.models.tagger import Tagger, TrainConfig
     from xner.pipeline import DataSpec, teacher_weighting
     from xner.sweep import sweep_table, volume_sweep
-    from xner.train import DistillConfig
+    from xner.distillation.student import DistillConfig
 
     teachers = [Tagger.load(path) for path in teacher.split(",") if path.strip()]
     data = DataSpec(dataset, data_dir, _label_map(label_map))
+    student = {**DEFAULT_STUDENT.model_dump(), "train_layers": train_layers, "epochs": epochs, "lr": lr,
+               "min_steps": min_steps, "precision": precision}
     config = DistillConfig(loss=loss, temperature=temperature, hard=hard, threshold=threshold, weighting=weighting,
-                           train=TrainConfig(train_layers=train_layers, epochs=epochs, lr=lr, patience=None,
-                                             min_steps=min_steps, precision=precision))
+                           train=TrainConfig(**student))
     rows = volume_sweep(teachers, lang, _int_list(volumes, "--volumes"), _int_list(seeds, "--seeds"), data=data,
                         config=config, weighting=teacher_weighting(weighting, teachers, data.data_dir), test_limit=test_limit,
                         perturbed=_perturbed_sets(perturb, teachers, lang, data, test_limit), progress=True,
@@ -454,7 +474,7 @@ def _perturbed_sets(perturb: str, teachers, lang: str, data, limit: int | None) 
         return []
     from xner.perturb import build_resources, perturb_corpus
     from xner.pipeline import training_sentences
-    from xner.weighting import teacher_language
+    from xner.distillation.weighting import teacher_language
 
     test = data.split(lang, "test")[:limit]
     resources = build_resources(lang, train_lang=teacher_language(teachers[0]), dataset=data.dataset,
@@ -472,24 +492,23 @@ def robustness_command(
     train_size: int | None = typer.Option(2000, "--train-size", help="Training sentences per model (smaller languages: all)."),
     perturb: str = typer.Option("unseen-entity,unseen-context,unseen-both", "--perturb"),
     rate: float = typer.Option(1.0, "--rate"),
-    epochs: int = typer.Option(3, "--epochs"),
-    lr: float = typer.Option(2e-4, "--lr"),
-    train_layers: int | None = typer.Option(None, "--train-layers"),
+    epochs: int = option(TrainingOptions, "epochs"),
+    lr: float = option(TrainingOptions, "lr"),
+    train_layers: int | None = option(TrainingOptions, "train_layers"),
     seed: int = typer.Option(0, "--seed"),
     test_limit: int | None = typer.Option(None, "--test-limit"),
     data_dir: str | None = typer.Option(None, "--data-dir"),
-    models_dir: str = typer.Option("models", "--models-dir", help="Where trained models are kept and reused."),
+    models_dir: str = typer.Option("models", "--models-dir", help="The experiment's result store and models "
+                                   "(study.sqlite, runs/): finished runs are kept, an interrupted call resumes."),
     out: str = typer.Option("robustness.csv", "--out", help="The table (.csv, plus a .md beside it)."),
 ) -> None:
-    """Native vs transfer models on clean and perturbed LRL test sets, with entity overlap."""
-    import logging
-
+    """Native vs transfer models on clean and perturbed LRL test sets, with entity overlap (a study:
+    resumable, models reused)."""
     import pandas as pd
 
     from xner.models.tagger import TrainConfig
     from xner.robustness import parse_pairs, robustness
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = TrainConfig(epochs=epochs, lr=lr, train_layers=train_layers, seed=seed)
     kinds = [k.strip() for k in perturb.split(",") if k.strip()]
     columns = ["pair", "relation", "kind", "perturbation", "precision", "recall", "f1", "f1_lo", "f1_hi",

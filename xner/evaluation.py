@@ -5,7 +5,7 @@ WikiANN does not). Evaluation is then on the *shared* types: gold tags of types 
 model lacks and predicted tags of types the data lacks become ``O``, and the result
 says so (``label_map``) — never silently.
 
-Every evaluation returns flat ``{metric: value}`` rows (STYLE.md), F1 on a 0-100
+Every evaluation returns flat ``{metric: value}`` rows, F1 on a 0-100
 scale with a bootstrap 95% CI over test sentences.
 """
 

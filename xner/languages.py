@@ -194,7 +194,7 @@ LANGUAGES: tuple[Language, ...] = (
     _L("eu", "eus", "Basque", "Basque", "Basque", "Latn", 10000, None),
 )
 
-# The reference study's pairs, in the order of its `lang_pairs` (DESIGN.md).
+# The reference study's pairs, in the order of its `lang_pairs` (docs/design.md, "Reference study pairs").
 STUDY_PAIRS: tuple[StudyPair, ...] = (
     StudyPair("fr", "br", "areal", "Celtic Breton in long contact with French in Brittany"),
     StudyPair("ar", "fa", "borrowing", "Iranian Persian with many Arabic loans, same script"),

@@ -128,7 +128,7 @@ def training_sentences(tagger: Tagger, data_dir=None) -> list | None:
 
 def teacher_weighting(name: str, teachers: Sequence[Tagger], data_dir=None):
     """A teacher weighting by name; ``langid`` learns from each teacher's own training data."""
-    from xner.weighting import resolve_weighting, teacher_language
+    from xner.distillation.weighting import resolve_weighting, teacher_language
 
     if name.split(".")[0] != "langid":
         return resolve_weighting(name)

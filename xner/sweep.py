@@ -13,38 +13,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
 from xner.data.corpus import Sentence
 from xner.data.sampling import nested_subset
+from xner.distillation.ensemble import Ensemble
+from xner.distillation.losses import distill_loss_name
+from xner.distillation.student import DistillConfig, distill
+from xner.distillation.weighting import TeacherWeighting, resolve_weighting, teacher_language
 from xner.evaluation import score_predictions
 from xner.languages import get_language
-from xner.models.tagger import Tagger, repair_iob2
+from xner.models.tagger import Tagger
 from xner.pipeline import DataSpec
-from xner.train import DistillConfig, distill, distill_loss_name, soft_labels
-from xner.weighting import TeacherWeighting, resolve_weighting, teacher_language
 
-__all__ = ["Ensemble", "sweep_table", "volume_sweep"]
-
-
-class Ensemble:
-    """The teachers' weighted ensemble as a predictor: volume 0 of a sweep, zero-shot.
-
-    It offers what evaluation needs of a tagger (``labels``, ``predict``, the first
-    teacher's ``metadata`` and ``base_name`` for perturbation resources); one
-    teacher is simply that teacher.
-    """
-
-    def __init__(self, teachers: Sequence[Tagger], weighting: TeacherWeighting) -> None:
-        self.teachers = list(teachers)
-        self.weighting = weighting
-        self.labels = teachers[0].labels
-        self.metadata = teachers[0].metadata
-        self.base_name = teachers[0].base_name
-
-    def predict(self, sentences: Sequence[Sentence]) -> list[list[str]]:
-        distributions, _ = soft_labels(self.teachers, sentences, weighting=self.weighting)
-        return [repair_iob2([self.labels[j] for j in d.argmax(axis=1)]) for d in distributions]
+__all__ = ["sweep_table", "volume_sweep"]
 
 
 def volume_sweep(
@@ -107,7 +88,7 @@ def volume_sweep(
                     result, seconds = teacher_scores, teacher_seconds
                 else:
                     unlabeled = nested_subset(pool, volume, seed)
-                    seeded = replace(config, train=replace(config.train, seed=seed))
+                    seeded = config.model_copy(update={"train": config.train.model_copy(update={"seed": seed})})
                     student = distill(teachers, unlabeled, config=seeded, weighting=weighting, progress=progress)
                     result, seconds = scores(student.predict), time.perf_counter() - start
                 new_rows = [

@@ -13,7 +13,7 @@ hundreds of runs affordable on a CPU:
   (:mod:`xner.models.features`), so training and prediction run only the top K
   layers;
 * the training targets are generic: gold tags (cross-entropy) or a teacher's
-  per-word label distributions (distillation, :mod:`xner.train`).
+  per-word label distributions (distillation, :mod:`xner.distillation`).
 
 Example:
     >>> tagger = Tagger.create("embedded", labels=WIKIANN_LABELS)   # doctest: +SKIP
@@ -36,14 +36,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import transformers
+from pydantic import Field
 from torch import nn
 
 from xner.data.corpus import Sentence
 from xner.errors import XnerError, one_line, one_of
 from xner.io import atomic_directory
 from xner.models.backbone import Backbone, load_backbone
+from xner.models.batching import epoch_batches, length_batches, pad_batch
 from xner.models.checksums import verify_checksums, write_checksums
-from xner.models.batching import BATCHINGS, epoch_batches, length_batches, pad_batch
 from xner.models.embedded import CHARMAP_FILE, CharMap
 from xner.models.device import (
     autocast, autocast_dtype, default_device, inference_precision, seed_everything, training_kernels,
@@ -52,6 +53,7 @@ from xner.models.encoding import EncodedCorpus, encode_corpus
 from xner.models.features import FrozenFeatures, frozen_features
 from xner.models.hooks import EarlyStopping, EpochLog, TrainHook
 from xner.models.split import TopLayers, freeze_bottom, num_layers
+from xner.options import OneLineErrors, TrainingOptions
 
 __all__ = ["Tagger", "TrainConfig", "check_model_destination", "repair_iob2"]
 
@@ -67,36 +69,19 @@ _REFERENCE_SEED = 0
 _PREDICT_TOKENS = 8192
 
 
-@dataclass
-class TrainConfig:
-    """Everything that changes how a Tagger trains (hashed into a study's run id).
+class TrainConfig(OneLineErrors, TrainingOptions):
+    """Everything that changes how a Tagger trains (hashed into a study's run id): the
+    :class:`~xner.options.TrainingOptions` and the seed. Bad values fail at construction.
 
-    Defaults suit the embedded multilingual-e5-small on WikiANN and MasakhaNER:
-    the small model needs a higher learning rate than BERT-base recipes (2e-5..5e-5).
+    >>> TrainConfig(epochs=2, seed=1).epochs
+    2
+    >>> TrainConfig(precision="fp64")
+    Traceback (most recent call last):
+    ...
+    xner.errors.XnerError: TrainConfig: precision: input should be 'auto', 'mixed', 'fp32', 'bf16' or 'fp16', got 'fp64'
     """
 
-    epochs: int = 3
-    lr: float = 2e-4
-    batch_size: int = 16
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    max_length: int = 256
-    train_layers: int | None = None  # None: every layer trains; K: top K from cached features
-    freeze_embeddings: bool = True
-    patience: int | None = 2  # epochs without dev improvement before stopping; None: never
-    min_steps: int = 0  # more epochs for small data, so that every run gets at least this many updates
-    dev_size: int | None = 1000  # dev sentences used for early stopping (a fixed prefix)
-    seed: int = 0
-    precision: str = "auto"  # auto (bf16/fp16 on GPU, fp32 on CPU) | mixed (also bf16 on bf16 CPUs) | fp32 | bf16 | fp16
-    batching: str = "length"  # length (similar-length batches) | random (as transformers.Trainer)
-
-    def __post_init__(self) -> None:
-        if self.batching not in BATCHINGS:
-            raise one_of("batching", self.batching, BATCHINGS)
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise XnerError(f"{name} must be at least 1, got {getattr(self, name)}")
+    seed: int = Field(0, description="Seed of initialisation, batch order and dropout.")
 
 
 @dataclass
@@ -209,7 +194,7 @@ class Tagger:
                 ids ``[n_words]`` or label distributions ``[n_words, n_labels]``
                 (distillation).
             loss: ``loss(word_logits, word_targets)``; default cross-entropy for
-                hard targets (see :mod:`xner.train` for distillation losses).
+                hard targets (see :mod:`xner.distillation` for distillation losses).
             hooks: extra :class:`~xner.models.hooks.TrainHook` plugins.
             progress: show a progress bar per epoch.
         """
@@ -266,7 +251,7 @@ class Tagger:
                 break
         stopper.restore(self.model)
         training = {
-            "config": asdict(config),
+            "config": config.model_dump(),
             "history": history,
             "best_epoch": stopper.best_epoch or len(history),
             "train_sentences": len(train),

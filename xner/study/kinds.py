@@ -1,7 +1,7 @@
 """xner's run kinds: what one run of a study does (train, distill, evaluate).
 
 Each kind is a thin adapter from a run spec's params (see :mod:`xner.study.spec`)
-to the library (:mod:`xner.pipeline`, :mod:`xner.train`, :mod:`xner.evaluation`);
+to the library (:mod:`xner.pipeline`, :mod:`xner.distillation`, :mod:`xner.evaluation`);
 it writes its model into ``ctx.run_dir`` (renamed into place by the driver only
 when the run succeeded; compact: only the weights that differ from the pretrained encoder) and returns metrics for the store. Bump a kind's version
 when its results change, so that old results are not mistaken for new ones (train and
@@ -17,13 +17,13 @@ from typing import Any
 from xner.data import dataset_labels
 from xner.data.labels import entity_types
 from xner.data.sampling import nested_subset
+from xner.distillation.ensemble import Ensemble
+from xner.distillation.student import DistillConfig, distill
 from xner.errors import XnerError
 from xner.metrics import entity_overlap
 from xner.models.tagger import Tagger, TrainConfig
 from xner.pipeline import DataSpec, evaluate_model, teacher_weighting, train_model, training_sentences
 from xner.study.runs import RunContext, RunSpec, register_run_kind
-from xner.sweep import Ensemble
-from xner.train import DistillConfig, distill
 
 __all__: list[str] = []
 
@@ -49,7 +49,7 @@ def train_run(spec: RunSpec, ctx: RunContext) -> dict:
             "dev_f1": history[record["best_epoch"] - 1].get("dev_f1"), "epochs_run": len(history)}
 
 
-@register_run_kind("distill", version=3)
+@register_run_kind("distill", version=3, show=("teachers", "target", "model", "seed", "train_size", "volume"))
 def distill_run(spec: RunSpec, ctx: RunContext) -> dict:
     """A student of the teachers on ``volume`` unlabeled target sentences (0: none, the
     teachers' ensemble itself is evaluated)."""
@@ -72,7 +72,7 @@ def distill_run(spec: RunSpec, ctx: RunContext) -> dict:
     return {"volume": p["volume"], "kept": info["kept"], "teacher_weights_mean": info["teacher_weights_mean"]}
 
 
-@register_run_kind("evaluate", version=2)
+@register_run_kind("evaluate", version=2, show=("role", "source", "target", "model", "seed", "volume"))
 def evaluate_run(spec: RunSpec, ctx: RunContext) -> dict:
     """Clean and perturbed scores of a trained model, a student, or the teachers' ensemble."""
     p = spec.params
@@ -83,7 +83,7 @@ def evaluate_run(spec: RunSpec, ctx: RunContext) -> dict:
     source = p["source"].split("+")[0]
     with ctx.timed("evaluate"):
         rows = evaluate_model(predictor, p["target"], data=data, split=p["split"], perturbations=kinds,
-                              train_lang=source, seed=p["seed"], n_resamples=max(p["bootstrap"], 1),
+                              train_lang=source, rate=p["rate"], seed=p["seed"], n_resamples=max(p["bootstrap"], 1),
                               limit=p["test_size"])
     overlap = {}
     if isinstance(predictor, Tagger) and (trained_on := training_sentences(predictor, ctx.data_dir)):

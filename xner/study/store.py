@@ -15,7 +15,7 @@ store makes that safe:
   process dies).
 
 Evaluation runs keep their results as tidy rows under ``metrics["rows"]``;
-:meth:`ResultStore.frame` explodes them into the table of ``results_schema.md`` (one row
+:meth:`ResultStore.frame` explodes them into the table of ``docs/results_schema.md`` (one row
 per run and test set), adding the columns derived from specs and from other runs.
 
 >>> store = ResultStore(tmp / "study.sqlite")  # doctest: +SKIP
@@ -41,6 +41,7 @@ from xner.errors import XnerError, one_of
 from xner.io import TEMP_PREFIX, atomic_file, atomic_write
 from xner.languages import STUDY_PAIRS, get_language
 from xner.study.runs import RunOutcome, RunSpec
+from xner.study.schema import PARAMS_SCHEMA, upgrade
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,7 +55,7 @@ COLUMNS = (
     "train_size", "volume", "seed", "perturbation", "precision", "recall", "f1", "f1_lo",
     "f1_hi", "teacher_f1", "gain", "entity_overlap", "seconds",
 )  # fmt: skip
-"""Columns of the tidy results table, in order (``results_schema.md``)."""
+"""Columns of the tidy results table, in order (``docs/results_schema.md``)."""
 
 _FROM_PARAMS = ("model", "source", "target", "dataset", "train_size", "volume", "seed")
 _TEACHER_KEY = ["model", "source", "target", "dataset", "train_size", "seed", "perturbation"]
@@ -80,6 +81,7 @@ CREATE TABLE IF NOT EXISTS runs (
     traceback TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS folders (id TEXT PRIMARY KEY);
 """
 # ``folders``: the runs whose folder was published, so that a done run whose folder was
@@ -153,6 +155,7 @@ class ResultStore:
             self._conn.close()
             raise XnerError(f"{self.path}: the result store is corrupt ({problem}); restore it from a backup "
                             f"(`sqlite3 {self.path.name} .recover` may save its rows)")
+        self._upgrade()
         self._session = uuid.uuid4().hex[:12]  # names this process's temporary run folders
         self.redone: list[str] = []  # done runs whose lost folder this session redoes
 
@@ -165,6 +168,39 @@ class ResultStore:
         present = [(run_id,) for run_id in done if self.run_dir(run_id).is_dir()]
         with self._transaction() as conn:
             conn.executemany("INSERT OR IGNORE INTO folders (id) VALUES (?)", present)
+
+    def params_schema(self) -> int:
+        """The params schema the store's specs are written in (1: stores older than the
+        ``meta`` table)."""
+        if not self._has_table("meta"):
+            return 1
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'params_schema'").fetchone()
+        return int(row["value"]) if row else 1
+
+    def _upgrade(self) -> None:
+        """Rewrite the specs of a store written by an older params schema in today's layout
+        (:mod:`xner.study.schema`); every run keeps its id, status and results.
+
+        Raises:
+            XnerError: the store was written by a newer xner.
+        """
+        schema = self.params_schema()
+        if schema > PARAMS_SCHEMA:
+            raise XnerError(f"{self.path}: written by a newer xner (params schema {schema}; this xner "
+                            f"reads up to {PARAMS_SCHEMA}): upgrade xner")
+        if schema == PARAMS_SCHEMA:
+            return
+        with self._transaction() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            for row in conn.execute("SELECT id, spec FROM runs").fetchall():
+                data = json.loads(row["spec"])
+                data["params"] = upgrade(data["kind"], data["params"], schema)
+                spec = RunSpec.from_json(json.dumps(data))
+                if spec.id != row["id"]:
+                    raise XnerError(f"{self.path}: run {row['id']} would change its id to {spec.id} on upgrade "
+                                    f"from params schema {schema}; the store is left as it was")
+                conn.execute("UPDATE runs SET spec = ? WHERE id = ?", (spec.to_json(), row["id"]))
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('params_schema', ?)", (str(PARAMS_SCHEMA),))
 
     def close(self) -> None:
         self._conn.close()
