@@ -30,8 +30,8 @@ def one_of(kind: str, value: object, valid: Iterable[object]) -> XnerError:
 def one_line(error: BaseException) -> str:
     """``Type: first line of the message`` -- what status tables and wrapped errors show.
 
-    >>> one_line(OSError("disk\nfull"))
-    'OSError: disk'
+    >>> one_line(OSError("disk full\\nsee the log"))
+    'OSError: disk full'
     """
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
