@@ -120,7 +120,7 @@ def finished(config, tmp_path):
 def test_results_export_formats(finished, tmp_path):
     csv = cli("results", finished)
     assert csv.exit_code == 0
-    assert csv.output.splitlines()[0].startswith("run_id,kind,model,source,target,dataset,family,relation")
+    assert csv.output.splitlines()[0].startswith("run_id,kind,model,source,target,dataset,genus,family,relation")
     assert len(csv.output.splitlines()) == 1 + 14 * 2  # evaluations x (clean, mask-entity)
 
     rows = json.loads(cli("results", finished, "--format", "json").output)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 
 import pytest
@@ -10,10 +9,10 @@ import yaml
 
 from xner.errors import XnerError
 from xner.study import RunRegistry, RunSpec, load_study, parse_study
-from xner.study.spec import DistillationOptions, TrainingOptions
+from xner.options import TrainingOptions
 
 KINDS = RunRegistry()
-for _name in ("train", "distill", "evaluate"):
+for _name in ("train", "distill", "evaluate", "signals"):
     KINDS.register(_name)(lambda spec, ctx: {})
 
 BASE = {"name": "t", "languages": ["nl"]}
@@ -114,7 +113,7 @@ def test_dependencies_come_first_and_point_to_the_right_runs():
     assert evaluation.params | {"model_run": None} == {
         "model_run": None, "role": "student", "source": "en+de", "target": "nl", "dataset": "wikiann",
         "label_map": {}, "model": "embedded", "seed": 0, "train_size": None, "volume": 10, "split": "test",
-        "perturbations": ["clean"], "test_size": None, "bootstrap": 1000, "rate": 1.0,
+        "perturbations": ["clean"], "test_size": None, "bootstrap": 1000, "decoding": "repair.v1", "rate": 1.0,
     }  # fmt: skip
 
 
@@ -170,6 +169,7 @@ def test_defaults_are_filled_before_hashing():
         {"label_map": {"ORG": "O"}},
         {"dataset": "masakhaner2"},
         {"training": {"batching": "random"}},
+        {"training": {"checkpoint": "average"}},
     ],
 )
 def test_a_result_changing_param_changes_the_ids(change):
@@ -272,3 +272,16 @@ def test_matrix_crosses_every_source_with_every_target_once():
     # each target: native once, and zero-shot from every other source (en:de listed twice counts once)
     assert scored == Counter({("native", "de", "de"): 1, ("native", "nl", "nl"): 1, ("transfer", "en", "de"): 1,
                               ("transfer", "nl", "de"): 1, ("transfer", "en", "nl"): 1, ("transfer", "de", "nl"): 1})
+
+
+def test_a_probing_matrix_adds_one_signals_run_per_off_diagonal_cell():
+    plain = parse_study({"name": "t", "matrix": [{"sources": ["en", "de"], "targets": ["de", "nl"]}]}).expand(KINDS)
+    probed = parse_study({"name": "t", "matrix": [{"sources": ["en", "de"], "targets": ["de", "nl"], "probe": 300}]})
+    runs = probed.expand(KINDS)
+    signals = [run for run in runs if run.kind == "signals"]
+    assert sorted((r.params["source"], r.params["target"]) for r in signals) == [("de", "nl"), ("en", "de"), ("en", "nl")]
+    assert {r.params["probe_size"] for r in signals} == {300}
+    trained = {run.id: run.params["lang"] for run in runs if run.kind == "train"}
+    assert all(trained[r.params["model_run"]] == r.params["source"] and r.deps == (r.params["model_run"],) for r in signals)
+    # probing adds runs; it changes none of the others
+    assert {run.id for run in runs if run.kind != "signals"} == {run.id for run in plain}

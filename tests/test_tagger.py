@@ -18,9 +18,10 @@ import torch
 from xner.data.corpus import Sentence
 from xner.data.labels import iob2_tags
 from xner.errors import XnerError
+from xner.decoding import repair_iob2
 from xner.metrics import entity_scores
 from xner.models.checksums import write_checksums
-from xner.models.tagger import Tagger, TrainConfig, repair_iob2
+from xner.models.tagger import Tagger, TrainConfig
 
 LABELS = iob2_tags(["PER", "ORG", "LOC"])
 
@@ -194,6 +195,24 @@ def test_without_dev_the_last_epoch_is_kept(data):
     record = tagger.fit(data["train"][:16], hooks=[snapshots], config=TrainConfig(epochs=2, lr=1e-2, patience=1))
     assert record["best_epoch"] == 2 and "dev_f1" not in record["history"][-1]
     assert torch.equal(tagger.model.classifier.weight, snapshots.weights[-1])
+
+
+@pytest.mark.parametrize(("policy", "averaged"), [("last", [5]), ("average", [3, 4, 5])])
+def test_last_and_average_policies_train_every_epoch_and_keep_their_weights(data, monkeypatch, policy, averaged):
+    tagger = Tagger.create("tiny", LABELS, seed=0)
+    scores = iter([50, 10, 10, 10, 10])  # best at epoch 1: early stopping would stop at 3 and restore 1
+    monkeypatch.setattr(tagger, "evaluate", lambda sentences: {"f1": next(scores)})
+    snapshots = Snapshots()
+    record = tagger.fit(data["train"][:16], dev=data["dev"][:2], hooks=[snapshots],
+                        config=TrainConfig(epochs=5, lr=1e-2, batch_size=8, patience=2, checkpoint=policy))
+    assert len(record["history"]) == 5 and record["config"]["checkpoint"] == policy
+    expected = torch.stack([snapshots.weights[e - 1] for e in averaged]).mean(0)
+    torch.testing.assert_close(tagger.model.classifier.weight, expected, rtol=0, atol=1e-7)
+
+
+def test_an_unknown_checkpoint_policy_lists_the_valid_ones():
+    with pytest.raises(XnerError, match=r"^TrainConfig: checkpoint: input should be 'best', 'last' or 'average', got 'swa'$"):
+        TrainConfig(checkpoint="swa")
 
 
 # --- probabilities and decoding ------------------------------------------------------------------

@@ -15,7 +15,9 @@ from xner.data import (
     unlabeled_pool,
     write_conll,
 )
+from xner.decoding import DECODINGS, DEFAULT_DECODING, decode
 from xner.errors import XnerError
+from xner.options import DistillationOptions, TrainingOptions
 from xner.metrics import bootstrap_f1, entity_overlap, entity_scores, pair_overlap, subword_overlap
 from xner.perturb import PERTURBATIONS, list_perturbations, perturb, perturb_corpus
 from xner.models import Backbone, embedded_model_dir, load_backbone
@@ -63,6 +65,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Tagger",
     "TrainConfig",
+    "TrainingOptions",
+    "DistillationOptions",
     "DataSpec",
     "train_model",
     "evaluate_model",
@@ -104,6 +108,9 @@ __all__ = [
     "list_perturbations",
     "entity_scores",
     "bootstrap_f1",
+    "DECODINGS",
+    "DEFAULT_DECODING",
+    "decode",
     "entity_overlap",
     "pair_overlap",
     "subword_overlap",

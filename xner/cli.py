@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from xner.decoding import DEFAULT_DECODING
 from xner.errors import XnerError, one_line
 from xner.io import atomic_write
 from xner.languages import list_languages, study_pairs
@@ -270,6 +271,7 @@ def train_command(
     precision: str = option(TrainingOptions, "precision"),
     label_map: list[str] = typer.Option([], "--label-map", help="Entity-type map, e.g. DATE=O (repeatable)."),
     seed: int = typer.Option(0, "--seed"),
+    checkpoint: str = option(TrainingOptions, "checkpoint"),
     compact: bool = typer.Option(
         False, "--compact", help="Save only the weights that differ from the pretrained model (tens of MB)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model already saved at --out."),
@@ -283,7 +285,7 @@ def train_command(
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, train_layers=train_layers, precision=precision,
-                         seed=seed)
+                         seed=seed, checkpoint=checkpoint)
     data = DataSpec(dataset, data_dir, _label_map(label_map), repair)
     tagger = train_model(lang, data=data, model=model, train_size=train_size, config=config, out=out,
                          compact=compact, overwrite=overwrite, progress=True)
@@ -307,6 +309,9 @@ def evaluate_command(
     limit: int | None = typer.Option(None, "--limit", help="Only the first N test sentences."),
     seed: int = typer.Option(0, "--seed"),
     repair: bool | None = _repair_option(),
+    decoding: str = typer.Option(DEFAULT_DECODING, "--decoding",
+                                 help="How word distributions become tags for f1: repair, strict or viterbi; "
+                                      "every decoding is also scored as f1_<name>."),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format"),
 ) -> None:
     """Entity P/R/F1 per type and micro (seqeval, strict IOB2), clean and perturbed, with 95% CIs."""
@@ -316,7 +321,8 @@ def evaluate_command(
     tagger = Tagger.load(model_dir)
     kinds = [k.strip() for k in perturb.split(",") if k.strip()]
     rows = evaluate_model(tagger, lang, data=DataSpec(dataset, data_dir, _label_map(label_map), repair), split=split,
-                          perturbations=kinds, train_lang=train_lang, rate=rate, seed=seed, limit=limit)
+                          perturbations=kinds, train_lang=train_lang, rate=rate, seed=seed, limit=limit,
+                          decoding=decoding)
     if fmt is OutputFormat.table:  # per-type scores make a row far wider than a terminal
         rows = _measure_columns(rows, [row["perturbation"] for row in rows])
     elif fmt is OutputFormat.csv:
@@ -401,6 +407,54 @@ def results_command(
     typer.echo(text.rstrip("\n") if text is not None else f"wrote {out}")
 
 
+@app.command("recommend")
+@user_errors
+def recommend_command(
+    target: str = typer.Option(..., "--target", help="The target language (ISO 639-1/3)."),
+    dataset: str | None = typer.Option(
+        None, "--dataset", help="The target's dataset: its train split, labels unused, is the unlabeled text."),
+    unlabeled: str | None = typer.Option(None, "--unlabeled", help="Unlabeled target text, one sentence a line."),
+    candidates: str = typer.Option("", "--candidates", help="Candidate sources, comma-separated (default: all)."),
+    ranker: str | None = typer.Option(None, "--ranker", help="A ranker file (default: the one shipped with xner)."),
+    data_dir: str | None = typer.Option(None, "--data-dir", help="Data root of the candidates' train splits."),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table, csv or json."),
+) -> None:
+    """Rank candidate teacher languages for a target by predicted zero-shot F1 (nothing is trained)."""
+    from xner.recommend import recommend
+
+    chosen = [c.strip() for c in candidates.split(",") if c.strip()] or None
+    ranked = recommend(target, dataset=dataset, unlabeled=unlabeled, candidates=chosen, ranker=ranker, data_dir=data_dir)
+    if fmt is OutputFormat.table:
+        ranked = ranked.round(2).assign(predicted=[f"{f:.1f} [{lo:.1f}, {hi:.1f}]" for f, lo, hi in zip(
+            ranked["predicted_f1"], ranked["predicted_lo"], ranked["predicted_hi"])])
+        ranked = ranked[["rank", "source", "predicted", "uriel_genetic", "uriel_featural", "word_overlap",
+                         "subword_overlap", "source_entity_density"]]
+    print_rows(ranked.to_dict("records"), fmt, title=f"teachers for {target} (predicted zero-shot F1, 90% interval)")
+
+
+@app.command("train-ranker")
+@user_errors
+def train_ranker_command(
+    store: str = typer.Argument(..., metavar="STORE", help="Store of a study with matrix blocks (configs/matrix.yaml)."),
+    out: str = typer.Option(..., "--out", help="Ranker file to write (JSON)."),
+    tables: str | None = typer.Option(
+        None, "--tables", help="Also write the evidence here: pairs, feature correlations, leave-one-target-out."),
+    data_dir: str | None = typer.Option(None, "--data-dir", help="The study's data root."),
+) -> None:
+    """Learn the teacher ranker of `xner recommend` from a measured transfer matrix."""
+    from xner.recommend import train_ranker_from_store, write_ranker_tables
+    from xner.study import ResultStore
+
+    with ResultStore(store, create=False) as results:
+        ranker, pairs = train_ranker_from_store(results, out, data_dir=data_dir)
+    typer.echo(f"wrote {out}: {len(pairs)} pairs, {len(set(pairs['target']))} targets, "
+               f"interval +-{ranker.half_width:.1f} F1")
+    if tables:
+        quality = write_ranker_tables(pairs, tables)["ranker_quality"]
+        typer.echo(quality[["method", "n_targets", "ndcg", "top1", "regret"]].round(2).to_string(index=False))
+        typer.echo(f"wrote {tables}")
+
+
 def _int_list(text: str, option: str) -> list[int]:
     try:
         values = [int(x) for x in text.split(",") if x.strip()]
@@ -433,24 +487,28 @@ def distill_command(
     precision: str = student_option("precision"),
     perturb: str = typer.Option("", "--perturb", help="Also score on these perturbed test sets."),
     test_limit: int | None = typer.Option(None, "--test-limit", help="Only the first N test sentences."),
+    models_dir: str | None = typer.Option(None, "--models-dir", help="The sweep's result store and models "
+                                          "(default $XNER_CACHE/sweeps): finished runs are kept, an interrupted "
+                                          "call resumes."),
     out: str | None = typer.Option(None, "--out", help="Write the table here (.csv, plus a .md beside it)."),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format"),
 ) -> None:
-    """Teacher-student distillation on unlabeled target text, swept over unlabeled volumes."""
-    from xner.models.tagger import Tagger, TrainConfig
-    from xner.pipeline import DataSpec, teacher_weighting
-    from xner.sweep import sweep_table, volume_sweep
+    """Teacher-student distillation on unlabeled target text, swept over unlabeled volumes (a study:
+    resumable, every student kept)."""
     from xner.distillation.student import DistillConfig
+    from xner.models.tagger import TrainConfig
+    from xner.pipeline import DataSpec
+    from xner.sweep import sweep_table, volume_sweep
 
-    teachers = [Tagger.load(path) for path in teacher.split(",") if path.strip()]
     data = DataSpec(dataset, data_dir, _label_map(label_map))
     student = {**DEFAULT_STUDENT.model_dump(), "train_layers": train_layers, "epochs": epochs, "lr": lr,
                "min_steps": min_steps, "precision": precision}
     config = DistillConfig(loss=loss, temperature=temperature, hard=hard, threshold=threshold, weighting=weighting,
                            train=TrainConfig(**student))
+    teachers = [path.strip() for path in teacher.split(",") if path.strip()]
     rows = volume_sweep(teachers, lang, _int_list(volumes, "--volumes"), _int_list(seeds, "--seeds"), data=data,
-                        config=config, weighting=teacher_weighting(weighting, teachers, data.data_dir), test_limit=test_limit,
-                        perturbed=_perturbed_sets(perturb, teachers, lang, data, test_limit), progress=True,
+                        config=config, perturbations=[k.strip() for k in perturb.split(",") if k.strip()],
+                        test_limit=test_limit, models_dir=models_dir,
                         on_row=lambda r: typer.echo(_sweep_line(r), err=True))
     table = sweep_table(rows)
     if out:
@@ -465,23 +523,6 @@ def _sweep_line(row: dict[str, Any]) -> str:
         return f"volume {row['volume']} seed {row['seed']}: {row['status']}"
     return (f"volume {row['volume']:>6} seed {row['seed']} {row['perturbation']}: F1 {row['f1']:.2f} "
             f"(gain {row['gain']:+.2f}) {row['seconds']:.0f} s")
-
-
-def _perturbed_sets(perturb: str, teachers, lang: str, data, limit: int | None) -> list:
-    """Perturbed copies of the target test set, relative to the (first) teacher's language."""
-    kinds = [k.strip() for k in perturb.split(",") if k.strip()]
-    if not kinds:
-        return []
-    from xner.perturb import build_resources, perturb_corpus
-    from xner.pipeline import training_sentences
-    from xner.distillation.weighting import teacher_language
-
-    test = data.split(lang, "test")[:limit]
-    resources = build_resources(lang, train_lang=teacher_language(teachers[0]), dataset=data.dataset,
-                                train_dataset=teachers[0].metadata.get("dataset", data.dataset),
-                                data_dir=data.data_dir, model=teachers[0].base_name,
-                                train_sentences=training_sentences(teachers[0], data.data_dir))
-    return [(kind, perturb_corpus(test, kind, resources=resources)[0]) for kind in kinds]
 
 
 @app.command("robustness")

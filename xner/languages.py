@@ -40,7 +40,7 @@ __all__ = [
     "StudyPair",
     "families",
     "get_language",
-    "languages",
+    "list_languages",
     "study_pairs",
 ]
 

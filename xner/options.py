@@ -120,6 +120,8 @@ class TrainingOptions(Section):
         "fp32 | bf16 | fp16.")
     batching: Literal["length", "random"] = Field(
         "length", description="length (batches of similar length) | random (as transformers' Trainer).")
+    checkpoint: Literal["best", "last", "average"] = Field(
+        "best", description="Weights kept: best (dev F1, early stopping), last epoch, or average of the last 3.")
 
 
 DEFAULT_STUDENT = TrainingOptions(train_layers=9, patience=None)

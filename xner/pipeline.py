@@ -12,6 +12,7 @@ from pathlib import Path
 
 from xner.data import dataset_labels, load_split
 from xner.data.sampling import nested_subset
+from xner.decoding import DEFAULT_DECODING
 from xner.errors import XnerError
 from xner.data.labels import apply_label_map
 from xner.evaluation import evaluate_perturbed
@@ -91,6 +92,7 @@ def evaluate_model(
     seed: int = 0,
     n_resamples: int = 1000,
     limit: int | None = None,
+    decoding: str = DEFAULT_DECODING,
 ) -> list[dict]:
     """Rows of clean (and perturbed) scores of a model on ``lang``'s ``split``.
 
@@ -98,6 +100,8 @@ def evaluate_model(
         train_lang: the model's training language L1 (for the ``unseen-*``
             perturbations); default: the one recorded in the model.
         limit: evaluate on the first ``limit`` sentences only.
+        decoding: how word distributions become tags for ``f1``; every decoding is
+            scored as ``f1_<name>`` (:mod:`xner.decoding`).
     """
     from xner.perturb import build_resources
 
@@ -112,7 +116,7 @@ def evaluate_model(
             train_sentences=training_sentences(tagger, data.data_dir),
         )
     rows = evaluate_perturbed(tagger, test, perturbations, resources, data_labels=data.labels,
-                              rate=rate, seed=seed, n_resamples=n_resamples)
+                              decoding=decoding, rate=rate, seed=seed, n_resamples=n_resamples)
     return [{"target": lang, "split": split, **row} for row in rows]
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from xner.data.datasets import find_split
+from xner.decoding import DEFAULT_DECODING
 from xner.errors import XnerError
 from xner.languages import STUDY_PAIRS, get_language
 from xner.models.tagger import TrainConfig
@@ -179,7 +180,7 @@ def _evaluation(pair: Pair, kind: str, data_dir, model: str, train_size: int | N
         "model_run": train.id, "role": kind, "source": lang, "target": pair.lrl, "dataset": target.dataset,
         "label_map": dict(target.label_map), "model": model, "seed": config.seed, "train_size": size,
         "volume": None, "split": "test", "perturbations": ["clean", *(get_perturbation(k).name for k in perturbations)],
-        "test_size": test_limit, "bootstrap": 1000, "rate": rate,
+        "test_size": test_limit, "bootstrap": 1000, "decoding": DEFAULT_DECODING, "rate": rate,
     }, deps=(train.id,), data_dir=where)
     return train, evaluate
 

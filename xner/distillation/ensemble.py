@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from xner.data.corpus import Sentence
+from xner.decoding import DEFAULT_DECODING, decode
 from xner.distillation.student import soft_labels
 from xner.distillation.weighting import TeacherWeighting
-from xner.models.tagger import Tagger, repair_iob2
+from xner.models.tagger import Tagger
 
 __all__ = ["Ensemble"]
 
@@ -15,7 +18,7 @@ __all__ = ["Ensemble"]
 class Ensemble:
     """The teachers' weighted ensemble as a predictor: volume 0 of a sweep, zero-shot.
 
-    It offers what evaluation needs of a tagger (``labels``, ``predict``, the first
+    It offers what evaluation needs of a tagger (``labels``, ``predict_proba``, ``predict``, the first
     teacher's ``metadata`` and ``base_name`` for perturbation resources); one
     teacher is simply that teacher.
     """
@@ -27,6 +30,10 @@ class Ensemble:
         self.metadata = teachers[0].metadata
         self.base_name = teachers[0].base_name
 
-    def predict(self, sentences: Sequence[Sentence]) -> list[list[str]]:
+    def predict_proba(self, sentences: Sequence[Sentence]) -> list[np.ndarray]:
+        """The teachers' weighted word distributions (the soft labels a student learns from)."""
         distributions, _ = soft_labels(self.teachers, sentences, weighting=self.weighting)
-        return [repair_iob2([self.labels[j] for j in d.argmax(axis=1)]) for d in distributions]
+        return distributions
+
+    def predict(self, sentences: Sequence[Sentence], decoding: str = DEFAULT_DECODING) -> list[list[str]]:
+        return [decode(d, self.labels, decoding) for d in self.predict_proba(sentences)]

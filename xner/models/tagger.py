@@ -40,6 +40,7 @@ from pydantic import Field
 from torch import nn
 
 from xner.data.corpus import Sentence
+from xner.decoding import DEFAULT_DECODING, decode
 from xner.errors import XnerError, one_line, one_of
 from xner.io import atomic_directory
 from xner.models.backbone import Backbone, load_backbone
@@ -51,11 +52,11 @@ from xner.models.device import (
 )
 from xner.models.encoding import EncodedCorpus, encode_corpus
 from xner.models.features import FrozenFeatures, frozen_features
-from xner.models.hooks import EarlyStopping, EpochLog, TrainHook
+from xner.models.hooks import CHECKPOINTS, EpochLog, TrainHook, checkpoint_keeper
 from xner.models.split import TopLayers, freeze_bottom, num_layers
 from xner.options import OneLineErrors, TrainingOptions
 
-__all__ = ["Tagger", "TrainConfig", "check_model_destination", "repair_iob2"]
+__all__ = ["Tagger", "TrainConfig", "check_model_destination"]
 
 # A study loads hundreds of models: transformers' per-load reports and progress bars
 # (missing head weights are expected for a fresh classifier) would drown its output.
@@ -215,7 +216,7 @@ class Tagger:
         scheduler = _linear_warmup(optimizer, config.warmup_ratio, steps_per_epoch * epochs)
         loss = loss or nn.CrossEntropyLoss()
         dev = list(dev)[: config.dev_size] if dev is not None and config.dev_size else dev
-        stopper = EarlyStopping(config.patience, trainable_state=lambda: _trainable_state(self.model))
+        stopper = checkpoint_keeper(config.checkpoint, config.patience, lambda: _trainable_state(self.model))
         all_hooks: list[TrainHook] = [EpochLog(), *hooks, stopper]
         rng = np.random.default_rng(config.seed)
         network = self._network()
@@ -333,12 +334,12 @@ class Tagger:
         words[: len(starts)] = probs[starts]
         return words
 
-    def predict(self, sentences: Sequence[Sentence], max_length: int = 256) -> list[list[str]]:
-        """Word-level IOB2 tags of each sentence (argmax, then repaired to valid IOB2)."""
-        return [
-            repair_iob2([self.labels[j] for j in p.argmax(axis=1)])
-            for p in self.predict_proba(sentences, max_length)
-        ]
+    def predict(
+        self, sentences: Sequence[Sentence], max_length: int = 256, decoding: str = DEFAULT_DECODING
+    ) -> list[list[str]]:
+        """Word-level IOB2 tags of each sentence (by default argmax, repaired to valid IOB2;
+        see :mod:`xner.decoding`)."""
+        return [decode(p, self.labels, decoding) for p in self.predict_proba(sentences, max_length)]
 
     def evaluate(self, sentences: Sequence[Sentence], max_length: int = 256) -> dict:
         """Entity-level precision/recall/F1 (seqeval, strict IOB2), flat dict, 0-100."""
@@ -503,25 +504,6 @@ def _apply_delta(reference: nn.Module, path: Path) -> None:
     unexpected = reference.load_state_dict(delta, strict=False).unexpected_keys
     if unexpected:
         raise XnerError(f"{path}: tensors {unexpected[:3]} are not part of the base model's architecture")
-
-
-def repair_iob2(tags: list[str]) -> list[str]:
-    """Make a predicted sequence valid IOB2: an ``I-X`` that does not continue an X entity starts one.
-
-    Argmax decoding can emit ``O I-PER``; conlleval reads that as an entity, strict
-    IOB2 would drop it. Repairing predictions (never gold data) makes both agree.
-
-    >>> repair_iob2(["O", "I-PER", "I-PER", "I-LOC"])
-    ['O', 'B-PER', 'I-PER', 'B-LOC']
-    """
-    repaired = []
-    previous = "O"
-    for tag in tags:
-        if tag.startswith("I-") and previous[2:] != tag[2:]:
-            tag = "B-" + tag[2:]
-        repaired.append(tag)
-        previous = tag
-    return repaired
 
 
 def _gather_words(logits, encoded, indices, word_targets, device):

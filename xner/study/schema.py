@@ -5,7 +5,7 @@ their versioned names (``kl.v1``, ``uniform.v1``, ``mask-entity.v1``). When xner
 option or a naming rule, :data:`PARAMS_SCHEMA` goes up and :data:`CHANGES` says what the
 older layout meant, so that
 
-- a store written by an older schema is upgraded when it is opened (:func:`upgrade`): its
+- a store written by an older schema is upgraded when a study session opens it (:func:`upgrade`): its
   specs are rewritten in today's layout and keep their ids, so done runs stay done;
 - an id hashes the params in the *first* schema's spelling where that spelling means the same
   thing (:func:`identity`): an option added later is left out of the hash only while it holds
@@ -15,11 +15,12 @@ older layout meant, so that
 
 Schema 1: training options without ``batching``; distillation ``loss`` and ``weighting`` as
 bare names. Schema 2: ``batching`` written out, versioned loss and weighting names. Schema 3:
-evaluations state the perturbation ``rate`` (before: always 1).
+evaluations state the perturbation ``rate`` (before: always 1). Schema 4: the training option
+``checkpoint`` written out (before: always ``best``).
 
 >>> old = {"distillation": {"loss": "kl", "weighting": "uniform", "student": {"epochs": 2}}}
 >>> upgrade("distill", old, 1)["distillation"]
-{'loss': 'kl.v1', 'weighting': 'uniform.v1', 'student': {'epochs': 2, 'batching': 'length'}}
+{'loss': 'kl.v1', 'weighting': 'uniform.v1', 'student': {'epochs': 2, 'batching': 'length', 'checkpoint': 'best'}}
 >>> identity("distill", upgrade("distill", old, 1)) == old
 True
 """
@@ -32,7 +33,7 @@ from typing import Any
 
 __all__ = ["CHANGES", "PARAMS_SCHEMA", "identity", "upgrade"]
 
-PARAMS_SCHEMA = 3
+PARAMS_SCHEMA = 4
 """The layout new run specs are written in (stored in every result store)."""
 
 CHANGES: Mapping[int, Mapping[str, Mapping[tuple[str, ...], Any]]] = {
@@ -41,6 +42,10 @@ CHANGES: Mapping[int, Mapping[str, Mapping[tuple[str, ...], Any]]] = {
         "versioned": {("distill", "distillation", "loss"): "v1", ("distill", "distillation", "weighting"): "v1"},
     },
     3: {"added": {("evaluate", "rate"): 1.0}, "versioned": {}},
+    4: {
+        "added": {("train", "training", "checkpoint"): "best", ("distill", "distillation", "student", "checkpoint"): "best"},
+        "versioned": {},
+    },
 }
 """Per schema: options it added ((run kind, path in params) -> the value runs of older schemas
 had) and names it versioned ((run kind, path) -> the version a bare name of older schemas meant)."""

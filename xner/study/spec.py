@@ -34,6 +34,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, StrictInt, Validati
 
 from xner.data.datasets import dataset_labels
 from xner.data.labels import check_label_map, entity_types
+from xner.decoding import DEFAULT_DECODING, decoding_name
 from xner.errors import XnerError
 from xner.languages import LANGUAGES, STUDY_PAIRS, Language, get_language
 from xner.options import DistillationOptions, Section, TrainingOptions, fail, validation_message
@@ -145,6 +146,14 @@ def _check_perturbation(name: str) -> str:
         raise fail(str(err)) from None
 
 
+def _check_decoding(name: str) -> str:
+    """The versioned name (``viterbi`` -> ``viterbi.v1``), so ids follow versions."""
+    try:
+        return decoding_name(name)
+    except XnerError as err:
+        raise fail(str(err)) from None
+
+
 SimpleName = Annotated[str, AfterValidator(_check_name)]
 LanguageCode = Annotated[str, AfterValidator(_check_code)]
 PairName = Annotated[str, AfterValidator(_check_pair)]
@@ -152,6 +161,7 @@ FamilyName = Annotated[str, AfterValidator(_check_family)]
 TeacherTarget = Annotated[str, AfterValidator(_check_target)]
 TeacherSet = Annotated[str, AfterValidator(_check_teacher_set)]
 PerturbationName = Annotated[str, AfterValidator(_check_perturbation)]
+DecodingName = Annotated[str, AfterValidator(_check_decoding)]
 
 
 class DistillationSection(DistillationOptions):
@@ -165,13 +175,15 @@ class DistillationSection(DistillationOptions):
 
 class EvaluationOptions(Section):
     """Which split models are scored on (all of it, or its first ``test_size`` sentences), how
-    many bootstrap resamples give the CI, and the share of eligible tokens or mentions the
-    perturbations edit (``rate``; 1: all, as the reference study)."""
+    many bootstrap resamples give the CI, which decoding gives ``f1`` (every decoding is scored
+    as ``f1_<name>`` regardless; :mod:`xner.decoding`), and the share of eligible tokens or
+    mentions the perturbations edit (``rate``; 1: all, as the reference study)."""
 
     split: Literal["test", "dev"] = "test"
     test_size: int | None = Field(None, ge=1)
     bootstrap: int = Field(1000, ge=0)
     rate: float = Field(1.0, ge=0, le=1)
+    decoding: DecodingName = DEFAULT_DECODING
 
 
 class Resources(Section):
@@ -187,7 +199,7 @@ class ExecutorOptions(Section):
     name: Literal["sequential", "process", "ray"] = "sequential"
     workers: int | None = Field(None, ge=1)
     address: str | None = None
-    resources: dict[Literal["train", "distill", "evaluate"], Resources] = {}
+    resources: dict[Literal["train", "distill", "evaluate", "signals"], Resources] = {}
 
 
 class MatrixBlock(Section):
@@ -196,6 +208,10 @@ class MatrixBlock(Section):
 
     sources: Annotated[list[LanguageCode], Field(min_length=1)]
     targets: Annotated[list[LanguageCode], Field(min_length=1)]
+    probe: int = Field(0, ge=0)
+    """Unlabeled target sentences (a seeded sample of its train split, labels unused) that
+    every source's model tags for label-free signals of transfer (a ``signals`` run per
+    pair; 0: none)."""
 
 
 class Study(Section):
@@ -210,7 +226,8 @@ class Study(Section):
     - ``evaluate`` of a trained model on a target: role ``native`` (train and test on the
       LRL) and ``transfer`` (HRL model on the LRL; also every teacher on its target, its
       zero-shot score). Params: model_run (dep), role, model, source, target, dataset,
-      label_map, split, perturbations (``clean`` first), bootstrap, seed, train_size, volume.
+      label_map, split, perturbations (``clean`` first), bootstrap, decoding, seed, train_size,
+      volume.
     - ``distill`` per target, teacher set and volume: teacher_runs (deps), teachers,
       target, dataset, model, seed, train_size, volume and distillation options (student
       training options resolved). Volume 0 -- always part of a sweep, the baseline every
@@ -358,14 +375,22 @@ class _Expansion:
     def pairs(self) -> list[tuple[Language, Language]]:
         """``pairs`` then every source x target of each ``matrix`` block (without the diagonal)."""
         listed = [tuple(get_language(code) for code in pair.split(":")) for pair in self.study.pairs]
-        crossed = [
-            (source, target)
+        crossed = [(source, target) for source, target, _ in self.matrix_pairs()]
+        return list(dict.fromkeys(listed + crossed))
+
+    def matrix_pairs(self) -> list[tuple[Language, Language, MatrixBlock]]:
+        """(source, target, block) of every off-diagonal cell of the ``matrix`` blocks."""
+        return [
+            (source, target, block)
             for block in self.study.matrix
             for target in map(get_language, block.targets)
             for source in map(get_language, block.sources)
             if source is not target
         ]
-        return list(dict.fromkeys(listed + crossed))
+
+    def probes(self) -> list[tuple[Language, Language, int]]:
+        """(source, target, probe size) of every ``matrix`` pair whose block probes."""
+        return [(source, target, block.probe) for source, target, block in self.matrix_pairs() if block.probe]
 
     def teacher_sets(self) -> list[tuple[Language, tuple[Language, ...]]]:
         """(target, teachers) for every teachers entry, without sets holding the target."""
@@ -401,6 +426,8 @@ class _Expansion:
             self.evaluate(self.train(hrl), "transfer", (hrl,), lrl)
         for lang in self.natives():
             self.evaluate(self.train(lang), "native", (lang,), lang)
+        for source, target, probe in self.probes():
+            self.signals(self.train(source), source, target, probe)
         for target, teachers in self.teacher_sets():
             self.students(teachers, target)
 
@@ -430,9 +457,22 @@ class _Expansion:
             "perturbations": ["clean", *self.study.perturbations],
             "test_size": self.study.evaluation.test_size,
             "bootstrap": self.study.evaluation.bootstrap,
+            "decoding": self.study.evaluation.decoding,
             "rate": self.study.evaluation.rate,
         }
         return self.add("evaluate", params, [model_run])
+
+    def signals(self, model_run: RunSpec, source: Language, target: Language, probe: int) -> RunSpec:
+        params = {
+            "model_run": model_run.id,
+            "source": self.code(source),
+            "target": self.code(target),
+            "dataset": self.dataset(target),
+            "label_map": self.study.label_map,
+            **self.grid,
+            "probe_size": probe,
+        }
+        return self.add("signals", params, [model_run])
 
     def volumes(self, target: Language) -> list[int]:
         """The study's volumes for one target, ``all`` resolved to its train split's size

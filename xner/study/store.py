@@ -51,7 +51,7 @@ __all__ = ["COLUMNS", "EXPORT_FORMATS", "RunRecord", "ResultStore", "STATUSES"]
 STATUSES = ("pending", "running", "done", "failed")
 
 COLUMNS = (
-    "run_id", "kind", "model", "source", "target", "dataset", "family", "relation",
+    "run_id", "kind", "model", "source", "target", "dataset", "genus", "family", "relation",
     "train_size", "volume", "seed", "perturbation", "precision", "recall", "f1", "f1_lo",
     "f1_hi", "teacher_f1", "gain", "entity_overlap", "seconds",
 )  # fmt: skip
@@ -155,7 +155,7 @@ class ResultStore:
             self._conn.close()
             raise XnerError(f"{self.path}: the result store is corrupt ({problem}); restore it from a backup "
                             f"(`sqlite3 {self.path.name} .recover` may save its rows)")
-        self._upgrade()
+        self._check_schema()
         self._session = uuid.uuid4().hex[:12]  # names this process's temporary run folders
         self.redone: list[str] = []  # done runs whose lost folder this session redoes
 
@@ -177,9 +177,8 @@ class ResultStore:
         row = self._conn.execute("SELECT value FROM meta WHERE key = 'params_schema'").fetchone()
         return int(row["value"]) if row else 1
 
-    def _upgrade(self) -> None:
-        """Rewrite the specs of a store written by an older params schema in today's layout
-        (:mod:`xner.study.schema`); every run keeps its id, status and results.
+    def _check_schema(self) -> int:
+        """The store's params schema; a store of a newer xner is refused.
 
         Raises:
             XnerError: the store was written by a newer xner.
@@ -188,6 +187,14 @@ class ResultStore:
         if schema > PARAMS_SCHEMA:
             raise XnerError(f"{self.path}: written by a newer xner (params schema {schema}; this xner "
                             f"reads up to {PARAMS_SCHEMA}): upgrade xner")
+        return schema
+
+    def upgrade(self) -> None:
+        """Rewrite the specs of a store written by an older params schema in today's layout
+        (:mod:`xner.study.schema`); every run keeps its id, status and results. A study session
+        does it (:meth:`session`) once it holds the store; older specs read the same before.
+        """
+        schema = self._check_schema()
         if schema == PARAMS_SCHEMA:
             return
         with self._transaction() as conn:
@@ -224,7 +231,8 @@ class ResultStore:
     # -- a study session ---------------------------------------------------------------
     @contextmanager
     def session(self) -> Iterator["ResultStore"]:
-        """Hold the store for one study process and clean up after a killed predecessor.
+        """Hold the store for one study process, upgrade a store of an older params schema, and
+        clean up after a killed predecessor.
 
         Raises:
             XnerError: another live process holds the store.
@@ -243,6 +251,7 @@ class ResultStore:
             lock.truncate()
             lock.write(str(os.getpid()))
             lock.flush()
+            self.upgrade()
             try:
                 with self._runs_dir_session():
                     self.recover()
@@ -408,8 +417,8 @@ class ResultStore:
         """The tidy results table: one row per finished evaluation run and test set.
 
         Descriptive columns come from the evaluation's spec (role -> ``kind``, model,
-        source, target, dataset, train_size, volume, seed), ``family`` (the target's genus)
-        and ``relation`` from the language registry, ``seconds`` from the run's timings,
+        source, target, dataset, train_size, volume, seed), ``genus`` and ``family`` of the
+        target and ``relation`` from the language registry, ``seconds`` from the run's timings,
         and ``teacher_f1``/``gain`` of student rows from the volume-0 row of the same
         teachers, target, seed and perturbation. Columns of the rows themselves win.
         """
@@ -474,11 +483,13 @@ def _record(row: sqlite3.Row) -> RunRecord:
     )
 
 
-def _genus(code: str | None) -> str:
+def _lineage(code: str | None) -> dict[str, str]:
+    """The target's ``genus`` (Germanic) and ``family`` (Indo-European), or empty strings."""
     try:
-        return get_language(code).genus if code else ""
+        language = get_language(code) if code else None
     except XnerError:
-        return ""
+        language = None
+    return {"genus": language.genus if language else "", "family": language.family if language else ""}
 
 
 def _relation(source: str | None, target: str | None) -> str:
@@ -500,7 +511,7 @@ def _result_rows(record: RunRecord) -> list[dict[str, Any]]:
         "run_id": record.id,
         "kind": params.get("role"),
         **{name: params.get(name) for name in _FROM_PARAMS},
-        "family": _genus(params.get("target")),
+        **_lineage(params.get("target")),
         "relation": _relation(params.get("source"), params.get("target")),
         "seconds": (record.timings or {}).get("seconds"),
     }
