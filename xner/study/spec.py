@@ -259,6 +259,12 @@ class Study(Section):
         perturbations: test-set perturbation names, stored versioned (``mask-entity.v1``);
             ``clean`` is always evaluated.
         seeds: one full repetition of the study per seed.
+        variants: named overrides of the keys above (``{name: strong-teacher, train_sizes:
+            [all], training: {train_layers: null}}``), each expanded as a study of its own
+            and deep-merged into the rest of the config; runs they share are done once. For
+            crossing settings that the grid keys cannot (teacher strength x student capacity,
+            seeds or teachers per setting). ``name``, ``output_dir``, ``data_dir`` and
+            ``executor`` are the study's own.
     """
 
     name: SimpleName
@@ -282,6 +288,7 @@ class Study(Section):
     distillation: DistillationSection = DistillationSection()
     evaluation: EvaluationOptions = EvaluationOptions()
     executor: ExecutorOptions = ExecutorOptions()
+    variants: list[dict[str, Any]] = []
 
     @field_validator("dataset_of")
     @classmethod
@@ -301,8 +308,9 @@ class Study(Section):
 
     @model_validator(mode="after")
     def _something_to_run(self) -> "Study":
-        if not (self.pairs or self.matrix or self.languages or self.families or self.teachers):
-            raise fail("nothing to study: give pairs, matrix, languages, families or teachers")
+        if not (self.pairs or self.matrix or self.languages or self.families or self.teachers or self.variants):
+            raise fail("nothing to study: give pairs, matrix, languages, families, teachers or variants")
+        self.variant_studies()  # each variant must be a valid study
         return self
 
     @model_validator(mode="after")
@@ -316,8 +324,34 @@ class Study(Section):
         unknown = sorted(set(self.label_map) - types)
         if unknown:
             raise fail(f"label_map: {', '.join(map(repr, unknown))} is no entity type of "
-                        f"{', '.join(datasets)}; types: {', '.join(sorted(types))}")
+                       f"{', '.join(datasets)}; types: {', '.join(sorted(types))}")
         return self
+
+    def variant_studies(self) -> list["Study"]:
+        """Each variant as a whole study: this config's keys deep-merged with the variant's.
+
+        Raises:
+            PydanticCustomError: ``variants[i] (name): <key path>: <problem>``.
+        """
+        base = self.model_dump(exclude_unset=True, exclude={"variants"})
+        studies, names = [], set()
+        for index, variant in enumerate(self.variants):
+            name = variant.get("name")
+            where = f"variants[{index}]" + (f" ({name})" if name else "")
+            if not isinstance(name, str) or not name or name in names:
+                raise fail(f"{where}: every variant needs a name of its own")
+            names.add(name)
+            fixed = sorted(_VARIANT_FIXED & set(variant))
+            if fixed:
+                raise fail(f"{where}: {', '.join(fixed)} cannot vary between variants")
+            merged = _deep_merge(base, {k: v for k, v in variant.items() if k != "name"})
+            try:
+                studies.append(Study.model_validate(merged))
+            except ValidationError as err:
+                problem = validation_message(err.errors()[0], root="study")
+                problem = problem.removeprefix("study: ").removeprefix("study.")
+                raise fail(f"{where}: {problem}") from None
+        return studies
 
     @property
     def out_dir(self) -> Path:
@@ -333,12 +367,36 @@ class Study(Section):
         Returns:
             Run specs; a run's dependencies come before it.
         """
+        if self.variants:
+            specs = (spec for study in self.variant_studies() for spec in study.expand(registry))
+            return list({spec.id: spec for spec in specs}.values())
         plan = _Expansion(self, registry)
         for model in self.model:
             for seed in self.seeds:
                 for train_size in self.train_sizes:
                     plan.cell(model, seed, train_size)
         return list(plan.specs.values())
+
+
+_VARIANT_FIXED = frozenset({"output_dir", "data_dir", "executor", "variants"})
+"""Keys that are the whole study's: one store, one data root, one executor."""
+
+
+_OPTION_SECTIONS = frozenset({"training", "distillation", "student", "evaluation"})
+"""Option sections a variant changes key by key; any other key a variant gives replaces the
+study's (``teachers: {pl: [en]}`` is the variant's whole teachers map)."""
+
+
+def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` over ``base``, option sections merged key by key (``training: {epochs: 2}``
+    changes only the epochs)."""
+    merged = dict(base)
+    for key, value in override.items():
+        if key in _OPTION_SECTIONS and isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 class _Expansion:
