@@ -288,6 +288,8 @@ CLI_ERRORS = [
      study(languages=["nl", "es", "fi"], model=["tiny", "no-such-org/no-such-model"]),
      r"3 problem\(s\) found before the first run: no language folder 'es' in .*; no language folder 'fi' "
      r"in .*; model 'no-such-org/no-such-model' is not a local directory"),
+    ("study variant with a model that does not resolve", study(variants=[{"name": "big", "model": "no-org/no-model"}]),
+     r"1 problem\(s\) found before the first run: model 'no-org/no-model' is not a local directory"),
     ("study with a split file missing", study(languages=["de"], change=lambda root: (root / "wikiann/de/dev.conllu").unlink()),
      r"1 problem\(s\) found before the first run: no 'dev' file in .*wikiann/de; found: test.conllu, train.conllu"),
     # -- result stores: a damaged store is named, never silently replaced

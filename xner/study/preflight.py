@@ -23,7 +23,8 @@ __all__ = ["preflight"]
 
 
 def preflight(study: Study, specs: Sequence[RunSpec]) -> None:
-    """Check that every split the runs read exists (with a local data root) and every model resolves.
+    """Check that every split the runs read exists (with a local data root) and every model they
+    name resolves (variants included: both are read off the runs).
 
     Raises:
         XnerError: one line listing every problem found.
@@ -33,7 +34,8 @@ def preflight(study: Study, specs: Sequence[RunSpec]) -> None:
         problems.append(f"data_dir {study.data_dir}: no such folder")
     else:
         problems += _data_problems(_splits(specs), study.data_dir)
-    problems += [problem for model in study.model if (problem := _model_problem(model))]
+    models = dict.fromkeys(spec.params["model"] for spec in specs if isinstance(spec.params.get("model"), str))
+    problems += [problem for model in models if (problem := _model_problem(model))]
     if problems:
         raise XnerError(f"{len(problems)} problem(s) found before the first run: {'; '.join(problems)}")
 
