@@ -71,11 +71,13 @@ def saved_models(tmp_path_factory) -> dict[str, Path]:
 
 @dataclass
 class Env:
-    """What a case builds on: its own folder, the fixture data root, the saved models."""
+    """What a case builds on: its own folder, the fixture data root, the saved models (and, for
+    the full-disk cases, a finished result store)."""
 
     tmp: Path
     root: Path
     models: dict[str, Path]
+    store: Path | None = None
 
     def model(self, kind: str = "full") -> Path:
         """A fresh copy of a saved model folder, for the case to break."""
