@@ -41,6 +41,7 @@ from typer.testing import CliRunner
 from xner.cli import app
 from xner.models.checksums import CHECKSUMS_FILE
 from xner.models.tagger import Tagger, TrainConfig
+from xner.pipeline import training_sentences
 from xner.study import ResultStore, RunSpec
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -481,6 +482,7 @@ def test_train_and_evaluate_repair_iob1_data_as_the_error_says(env):
     train.write_text(train.read_text().replace("\tB-", "\tI-"))  # IOB1: every chunk opens with I-
     assert "--repair in xner train" in error_line(cli(*env.train(env.tmp / "m")))
     assert cli(*env.train(env.tmp / "m", "--repair")).exit_code == 0
+    assert len(training_sentences(Tagger.load(env.tmp / "m"))) == 20  # its provenance reads the data as it did
 
 
 # -- processes ---------------------------------------------------------------------------------------

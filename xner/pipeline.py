@@ -72,7 +72,8 @@ def train_model(
         label_map=dict(data.label_map),
         train_data={"lang": lang, "dataset": data.dataset, "label_map": dict(data.label_map),
                     "data_dir": None if data.data_dir is None else str(data.data_dir),
-                    "size": len(train), "seed": config.seed},
+                    "size": len(train), "seed": config.seed,
+                    **({} if data.repair is None else {"repair": data.repair})},
     )
     if out is not None:
         tagger.save(out, compact=compact, overwrite=overwrite)
@@ -126,7 +127,8 @@ def training_sentences(tagger: Tagger, data_dir=None) -> list | None:
     record = tagger.metadata.get("train_data")
     if not record:
         return None
-    data = DataSpec(record["dataset"], data_dir or record.get("data_dir"), record.get("label_map") or {})
+    data = DataSpec(record["dataset"], data_dir or record.get("data_dir"), record.get("label_map") or {},
+                    record.get("repair"))
     return nested_subset(data.split(record["lang"], "train"), record["size"], record["seed"])
 
 
