@@ -123,8 +123,11 @@ def checkpoint_spread(frame: pd.DataFrame, *, n_resamples: int = 2000, seed: int
                       confidence: float = 0.95) -> pd.DataFrame:
     """Seed-to-seed spread of zero-shot (transfer) F1 per target, source, teacher setting and
     checkpoint policy: mean, standard deviation (bootstrap CI over seeds), range."""
-    rows = frame[(frame["kind"] == "transfer") & (frame["perturbation"] == "clean")]
     keys = ["model", "source", "target", "teacher_train_size", "teacher_train_layers", "teacher_checkpoint"]
+    columns = [*keys, "n_seeds", "mean_f1", "sd", "sd_lo", "sd_hi", "min_f1", "max_f1"]
+    if any(key not in frame for key in keys):
+        return pd.DataFrame(columns=columns)  # a table that does not say how its teachers were trained
+    rows = frame[(frame["kind"] == "transfer") & (frame["perturbation"] == "clean")]
     records = []
     for key, group in rows.groupby(keys, sort=True):
         f1 = pd.to_numeric(group["f1"]).to_numpy(dtype=float)
@@ -134,7 +137,7 @@ def checkpoint_spread(frame: pd.DataFrame, *, n_resamples: int = 2000, seed: int
                   if len(f1) > 2 and np.ptp(f1) > 0 else (np.nan, np.nan))
         records.append({**dict(zip(keys, key)), "n_seeds": len(f1), "mean_f1": float(f1.mean()), "sd": sd,
                         "sd_lo": lo, "sd_hi": hi, "min_f1": float(f1.min()), "max_f1": float(f1.max())})
-    return pd.DataFrame(records)
+    return pd.DataFrame(records, columns=columns)
 
 
 def decoding_gains(frame: pd.DataFrame) -> pd.DataFrame:

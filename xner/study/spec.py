@@ -348,8 +348,7 @@ class Study(Section):
             try:
                 studies.append(Study.model_validate(merged))
             except ValidationError as err:
-                problem = validation_message(err.errors()[0], root="study")
-                problem = problem.removeprefix("study: ").removeprefix("study.")
+                problem = validation_message(err.errors()[0], root="study").removeprefix("study: ").removeprefix("study.")
                 raise fail(f"{where}: {problem}") from None
         return studies
 
