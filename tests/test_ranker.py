@@ -168,6 +168,13 @@ def test_recommend_ranks_the_candidates_of_a_toy_root(data_root):
     assert ranked.set_index("source").loc["swa", "source_entity_density"] > 0
     with pytest.raises(XnerError, match=r"no dataset known for candidate\(s\) \['fr'\]"):
         recommend("nl", dataset="wikiann", ranker=ranker, data_dir=data_root, candidates=["fr"])
+    # unlabeled text from a file instead of a split: the overlap features follow the text
+    text = data_root / "nl.txt"
+    text.write_text("Hopper quux\nzork was\n", encoding="utf-8")  # half of its words unseen anywhere
+    from_file = recommend("nl", unlabeled=text, ranker=ranker, data_dir=data_root).set_index("source")
+    assert from_file.loc["de", "word_overlap"] == pytest.approx(50.0) and ranked["word_overlap"].eq(100.0).all()
+    with pytest.raises(XnerError, match="give --unlabeled FILE or --dataset"):
+        recommend("nl", ranker=ranker, data_dir=data_root)
 
 
 @pytest.mark.slow
