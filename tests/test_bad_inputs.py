@@ -431,7 +431,7 @@ FULL_DISK = {
     "results csv": lambda env, disk: ["results", env.store, "--out", disk / "results.csv"],
     "results parquet": lambda env, disk: ["results", env.store, "--format", "parquet", "--out", disk / "r.parquet"],
     "perturb": lambda env, disk: ["perturb", env.root / "wikiann" / "nl" / "test.conllu", disk / "p.conllu",
-                                  "--lang", "nl", "--kind", "mask-entity", "--model", "tiny"],
+                                  "--lang", "nl", "--data-dir", env.root, "--kind", "mask-entity", "--model", "tiny"],
 }
 
 
