@@ -12,6 +12,7 @@ import dataclasses
 import enum
 import functools
 import json
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -21,7 +22,8 @@ from rich.console import Console
 from rich.table import Table
 
 from xner.decoding import DEFAULT_DECODING
-from xner.errors import XnerError
+from xner.errors import XnerError, one_line
+from xner.io import atomic_write
 from xner.languages import list_languages, study_pairs
 from xner.options import DEFAULT_STUDENT, DistillationOptions, TrainingOptions
 from xner.data.datasets import SPLITS, dataset_labels, load_split
@@ -42,15 +44,25 @@ F = TypeVar("F", bound=Callable[..., object])
 
 
 def user_errors(func: F) -> F:
-    """Turn an XnerError raised by a command into one line on stderr and exit 2."""
+    """Turn an XnerError raised by a command into one line on stderr and exit 2.
+
+    So do the system's refusals no check foresaw (a full disk or a permission: ``OSError``;
+    a result store the disk could not grow: ``sqlite3.Error``): a line, not a traceback.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: object, **kwargs: object) -> object:
         try:
             return func(*args, **kwargs)
         except XnerError as err:
-            typer.echo(f"error: {err}", err=True)
-            raise typer.Exit(2) from None
+            message = str(err)
+        except OSError as err:
+            message = f"{err.filename}: {err.strerror}" if err.filename and err.strerror else one_line(err)
+        except sqlite3.Error as err:
+            message = (f"result store: {err}; every finished run is kept, fix the cause and run the same "
+                       "command again")
+        typer.echo(f"error: {message}", err=True)
+        raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -95,6 +107,11 @@ def print_rows(rows: Sequence[dict[str, Any]], fmt: OutputFormat, title: str = "
     Console().print(table)
 
 
+def _repair_option() -> Any:
+    """``--repair/--strict`` of the commands that read labelled data."""
+    return typer.Option(None, "--repair/--strict", help="Repair IOB1 starts (default: as the dataset declares).")
+
+
 @app.command("languages")
 @user_errors
 def languages_command(
@@ -120,9 +137,7 @@ def data_stats_command(
         None, "--data-dir", help="Local data root (default $XNER_DATA_DIR; unset: the HF hub)."
     ),
     splits: list[str] = typer.Option(list(SPLITS), "--split", help="Split(s) to count."),
-    repair: bool | None = typer.Option(
-        None, "--repair/--strict", help="Repair IOB1 starts (default: as the dataset declares)."
-    ),
+    repair: bool | None = _repair_option(),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="Output format."),
 ) -> None:
     """Sentences, tokens, entities per type and mean length, per language and split (or file)."""
@@ -298,6 +313,8 @@ def train_command(
     checkpoint: str = option(TrainingOptions, "checkpoint"),
     compact: bool = typer.Option(
         False, "--compact", help="Save only the weights that differ from the pretrained model (tens of MB)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model already saved at --out."),
+    repair: bool | None = _repair_option(),
 ) -> None:
     """Train an NER model on one language; prints a line per epoch with dev F1."""
     import logging
@@ -308,9 +325,9 @@ def train_command(
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, train_layers=train_layers, precision=precision,
                          seed=seed, checkpoint=checkpoint)
-    data = DataSpec(dataset, data_dir, _label_map(label_map))
+    data = DataSpec(dataset, data_dir, _label_map(label_map), repair)
     tagger = train_model(lang, data=data, model=model, train_size=train_size, config=config, out=out,
-                         compact=compact, progress=True)
+                         compact=compact, overwrite=overwrite, progress=True)
     record = tagger.metadata["trainings"][-1]
     typer.echo(f"saved {out}: {record['train_sentences']} sentences, best epoch {record['best_epoch']}, "
                f"{record['seconds']:.0f} s")
@@ -330,6 +347,7 @@ def evaluate_command(
     label_map: list[str] = typer.Option([], "--label-map", help="Entity-type map of the test data, e.g. DATE=O."),
     limit: int | None = typer.Option(None, "--limit", help="Only the first N test sentences."),
     seed: int = typer.Option(0, "--seed"),
+    repair: bool | None = _repair_option(),
     decoding: str = typer.Option(DEFAULT_DECODING, "--decoding",
                                  help="How word distributions become tags for f1: repair, strict or viterbi; "
                                       "every decoding is also scored as f1_<name>."),
@@ -341,7 +359,7 @@ def evaluate_command(
 
     tagger = Tagger.load(model_dir)
     kinds = [k.strip() for k in perturb.split(",") if k.strip()]
-    rows = evaluate_model(tagger, lang, data=DataSpec(dataset, data_dir, _label_map(label_map)), split=split,
+    rows = evaluate_model(tagger, lang, data=DataSpec(dataset, data_dir, _label_map(label_map), repair), split=split,
                           perturbations=kinds, train_lang=train_lang, rate=rate, seed=seed, limit=limit,
                           decoding=decoding)
     if fmt is OutputFormat.table:  # per-type scores make a row far wider than a terminal
@@ -542,9 +560,8 @@ def distill_command(
                         on_row=lambda r: typer.echo(_sweep_line(r), err=True))
     table = sweep_table(rows)
     if out:
-        table.to_csv(out, index=False)
-        with open(out.rsplit(".", 1)[0] + ".md", "w") as handle:
-            handle.write(table.to_markdown(index=False, floatfmt=".2f") + "\n")
+        atomic_write(out, table.to_csv(index=False))
+        atomic_write(out.rsplit(".", 1)[0] + ".md", table.to_markdown(index=False, floatfmt=".2f") + "\n")
     shown = table.round(2).astype(object).where(table.notna(), None)  # skipped volumes: null, not NaN
     print_rows(shown.to_dict("records"), fmt, title=f"{teacher} -> {lang}")
 
@@ -592,9 +609,8 @@ def robustness_command(
         typer.echo(_robustness_line(row), err=True)
         done.append(row)
         table = pd.DataFrame(done)
-        table.to_csv(out, index=False)
-        with open(out.rsplit(".", 1)[0] + ".md", "w") as handle:
-            handle.write(table[columns].to_markdown(index=False, floatfmt=".1f") + "\n")
+        atomic_write(out, table.to_csv(index=False))
+        atomic_write(out.rsplit(".", 1)[0] + ".md", table[columns].to_markdown(index=False, floatfmt=".1f") + "\n")
 
     rows, missing = robustness(parse_pairs(pairs), data_dir=data_dir, model=model, train_size=train_size,
                                config=config, perturbations=kinds, rate=rate, test_limit=test_limit,

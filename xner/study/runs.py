@@ -35,7 +35,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from xner.errors import XnerError, one_of
+from xner.errors import XnerError, one_line, one_of
 from xner.study.schema import identity
 
 __all__ = [
@@ -340,12 +340,6 @@ def versions() -> dict[str, str | None]:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def one_line(error: BaseException) -> str:
-    """``Type: first line of the message`` -- what status tables show of an error."""
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
 def execute_run(task: RunTask) -> RunOutcome:

@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, StrictInt, ValidationError, field_validator, model_validator
 
-from xner.data.labels import check_label_map
-from xner.data.datasets import load_split
+from xner.data.datasets import dataset_labels, load_split
+from xner.data.labels import check_label_map, entity_types
 from xner.data.pools import TRAIN, check_sources, file_pool, name_sources
 from xner.decoding import DEFAULT_DECODING, decoding_name
 from xner.errors import XnerError
@@ -293,10 +293,11 @@ class Study(Section):
     languages: list[LanguageCode] = []
     families: list[FamilyName] = []
     teachers: dict[TeacherTarget, Annotated[list[TeacherSet], BeforeValidator(_as_list)]] = {}
-    train_sizes: list[Annotated[Annotated[int, Field(gt=0)] | None, BeforeValidator(_all_to_none)]] = [None]
+    train_sizes: Annotated[list[Annotated[Annotated[int, Field(gt=0)] | None, BeforeValidator(_all_to_none)]],
+                           Field(min_length=1)] = [None]
     volumes: list[Annotated[int | str, AfterValidator(_volume)]] = []
     perturbations: list[PerturbationName] = []
-    seeds: Annotated[list[int], BeforeValidator(_as_list), Field(min_length=1)] = [0]
+    seeds: Annotated[list[StrictInt], BeforeValidator(_as_list), Field(min_length=1)] = [0]
     pools: dict[LanguageCode, Annotated[list[PoolSource], BeforeValidator(_as_list), AfterValidator(_pool_sources)]] = {}
     training: TrainingOptions = TrainingOptions()
     distillation: DistillationSection = DistillationSection()
@@ -325,6 +326,20 @@ class Study(Section):
         if not (self.pairs or self.matrix or self.languages or self.families or self.teachers or self.variants):
             raise fail("nothing to study: give pairs, matrix, languages, families, teachers or variants")
         self.variant_studies()  # each variant must be a valid study
+        return self
+
+    @model_validator(mode="after")
+    def _label_map_types(self) -> "Study":
+        """Each mapped type must be one of some dataset of the study (a typo would map nothing)."""
+        datasets = sorted({self.dataset, *self.dataset_of.values()})
+        try:
+            types = {t for name in datasets for t in entity_types(dataset_labels(name))}
+        except XnerError:
+            return self  # a dataset folder that cannot be read yet: its runs will say why
+        unknown = sorted(set(self.label_map) - types)
+        if unknown:
+            raise fail(f"label_map: {', '.join(map(repr, unknown))} is no entity type of "
+                       f"{', '.join(datasets)}; types: {', '.join(sorted(types))}")
         return self
 
     def variant_studies(self) -> list["Study"]:
@@ -629,6 +644,20 @@ def parse_study(data: Any, source: str = "study") -> Study:
         raise XnerError(f"{source}: {validation_message(errors[0], root='study')}{more}") from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error
+    (plain YAML keeps the last value: half of a config silently ignored)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_study(path: str | Path) -> Study:
     """Read and validate a study config (YAML).
 
@@ -646,7 +675,7 @@ def load_study(path: str | Path) -> Study:
     except OSError as err:
         raise XnerError(f"{path}: cannot read the study config ({err.strerror})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
