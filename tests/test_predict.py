@@ -151,7 +151,7 @@ def _corrupt_metadata(root: Path, tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize(("model", "text", "message"), [
     (lambda root, tmp: tmp / "nowhere", "Pablo O\n", r"nowhere: not an xner model directory"),
-    (_corrupt_weights, "Pablo O\n", r"broken: cannot load the model's weights"),
+    (_corrupt_weights, "Pablo O\n", r"broken: cannot load the model"),
     (_corrupt_metadata, "Pablo O\n", r"broken/xner.json: corrupt model metadata"),
     (None, "Pablo\tB-PER\nsaid\tO\textra\n", r"in.txt:2: expected 2 fields"),
     (None, "Pablo\nsaid again\n", r"in.txt:2: expected one token a line"),

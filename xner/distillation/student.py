@@ -75,7 +75,8 @@ def soft_labels(
 def teacher_distributions(teacher: Tagger, sentences: Sequence[Sentence], temperature: float = 1.0,
                           precision: str = "auto") -> list[np.ndarray]:
     """One teacher's per-word distributions, computed only for sentences not cached yet."""
-    key = f"v1|{teacher.fingerprint}|{temperature}" + ("" if precision == "auto" else f"|{precision}")
+    # v2: sentences longer than the model's max_length are predicted whole (windows), not cut
+    key = f"v2|{teacher.fingerprint}|{temperature}" + ("" if precision == "auto" else f"|{precision}")
     name = hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
     store = FeatureStore.open(cache_dir() / "soft-labels" / name)
 

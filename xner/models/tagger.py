@@ -40,10 +40,12 @@ from pydantic import Field
 from torch import nn
 
 from xner.data.corpus import Sentence
-from xner.decoding import DEFAULT_DECODING, decode
-from xner.errors import XnerError, one_of
+from xner.decoding import DEFAULT_DECODING, SELECTION_DECODING, decode
+from xner.errors import XnerError, one_line, one_of
+from xner.io import atomic_directory
 from xner.models.backbone import Backbone, load_backbone
 from xner.models.batching import epoch_batches, length_batches, pad_batch
+from xner.models.checksums import verify_checksums, write_checksums
 from xner.models.embedded import CHARMAP_FILE, CharMap
 from xner.models.device import (
     autocast, autocast_dtype, default_device, inference_precision, seed_everything, training_kernels,
@@ -55,7 +57,7 @@ from xner.models.hooks import CHECKPOINTS, EpochLog, TrainHook, checkpoint_keepe
 from xner.models.split import TopLayers, freeze_bottom, num_layers
 from xner.options import OneLineErrors, TrainingOptions
 
-__all__ = ["Tagger", "TrainConfig"]
+__all__ = ["Tagger", "TrainConfig", "check_model_destination"]
 
 # A study loads hundreds of models: transformers' per-load reports and progress bars
 # (missing head weights are expected for a fresh classifier) would drown its output.
@@ -219,7 +221,7 @@ class Tagger:
         fused = autocast_dtype(self.device, config.precision) is not None
         optimizer = torch.optim.AdamW(_param_groups(self.model, config.weight_decay), lr=config.lr,
                                       fused=fused or None)
-        steps_per_epoch = math.ceil(len(train) / config.batch_size)
+        steps_per_epoch = math.ceil(len(encoded) / config.batch_size)
         epochs = max(config.epochs, math.ceil(config.min_steps / max(steps_per_epoch, 1)))
         scheduler = _linear_warmup(optimizer, config.warmup_ratio, steps_per_epoch * epochs)
         loss = loss or nn.CrossEntropyLoss()
@@ -254,7 +256,7 @@ class Tagger:
                       "seconds": time.perf_counter() - epoch_start,
                       "train_sentences_per_s": len(train) / (time.perf_counter() - epoch_start)}
             if dev:
-                record["dev_f1"] = self.evaluate(dev)["f1"]
+                record["dev_f1"] = self.evaluate(dev, decoding=SELECTION_DECODING)["f1"]
             history.append(record)
             if any([hook.on_epoch_end(self, record) for hook in all_hooks]):
                 break
@@ -284,7 +286,7 @@ class Tagger:
         freeze_bottom(self.model, self.n_frozen, freeze_embeddings=True)
 
     def _word_targets(self, sentences, targets, encoded: EncodedCorpus) -> list[np.ndarray]:
-        """Targets of each sentence's kept (non-truncated) words."""
+        """Targets of the words each row of ``encoded`` owns (a long sentence has several rows)."""
         if targets is None:
             index = {label: i for i, label in enumerate(self.labels)}
             targets = []
@@ -298,10 +300,9 @@ class Tagger:
                         f"training sentence {number}: tag {err.args[0]!r} is not among the model's labels "
                         f"{list(self.labels)}; map it explicitly (label_map)"
                     ) from None
-        if len(targets) != len(encoded):
-            raise XnerError(f"{len(targets)} target arrays for {len(encoded)} sentences")
-        kept = np.diff(encoded.word_offsets)
-        return [np.asarray(t)[: int(k)] for t, k in zip(targets, kept)]
+        if len(targets) != encoded.n_sentences:
+            raise XnerError(f"{len(targets)} target arrays for {encoded.n_sentences} sentences")
+        return encoded.to_rows(targets)
 
     # ------------------------------------------------------------------ prediction
     def predict_proba(
@@ -321,7 +322,8 @@ class Tagger:
             cache: on a model with frozen bottom layers, read (and extend) the frozen-feature
                 cache; ``False`` runs the whole network instead (text seen once).
 
-        Words beyond ``max_length`` subwords get probability 1 for ``O``.
+        A sentence longer than ``max_length`` subwords is predicted in overlapping
+        windows, each word from the window that owns it (:mod:`xner.models.encoding`).
         """
         precision = inference_precision(self.device, precision)
         batches = self._prepare(sentences, max_length, precision, cache)
@@ -330,7 +332,7 @@ class Tagger:
         network = self._network(model, precision, cache)
         model.eval()
         kernels = "fp32" if precision == "int8" else precision  # int8: the session quantizes itself
-        out: list[np.ndarray | None] = [None] * len(sentences)
+        out: list[np.ndarray | None] = [None] * len(encoded)
         with torch.inference_mode():
             for indices in length_batches(encoded.lengths, batch_tokens=_PREDICT_TOKENS):
                 inputs, mask = batches.inputs(indices, self.device)
@@ -339,7 +341,7 @@ class Tagger:
                 probs = torch.softmax(logits.float() / temperature, dim=-1).cpu().numpy()
                 for row, i in enumerate(indices):
                     out[i] = self._word_probs(probs[row], encoded, int(i))
-        return out  # type: ignore[return-value]
+        return encoded.to_sentences(out)  # type: ignore[arg-type]
 
     def _word_probs(self, probs: np.ndarray, encoded: EncodedCorpus, i: int) -> np.ndarray:
         words = np.zeros((int(encoded.n_words[i]), len(self.labels)), dtype=np.float32)
@@ -352,40 +354,40 @@ class Tagger:
         self, sentences: Sequence[Sentence], max_length: int = 256, decoding: str = DEFAULT_DECODING,
         precision: str = "auto", cache: bool = True,
     ) -> list[list[str]]:
-        """Word-level IOB2 tags of each sentence (by default argmax, repaired to valid IOB2;
-        see :mod:`xner.decoding`), in an inference ``precision`` (:meth:`predict_proba`)."""
+        """Word-level IOB2 tags of each sentence (by default the most probable valid IOB2
+        sequence; see :mod:`xner.decoding`), in an inference ``precision`` (:meth:`predict_proba`)."""
         probs = self.predict_proba(sentences, max_length, precision=precision, cache=cache)
         return [decode(p, self.labels, decoding) for p in probs]
 
-    def evaluate(self, sentences: Sequence[Sentence], max_length: int = 256, precision: str = "auto") -> dict:
+    def evaluate(self, sentences: Sequence[Sentence], max_length: int = 256,
+                 decoding: str = DEFAULT_DECODING, precision: str = "auto") -> dict:
         """Entity-level precision/recall/F1 (seqeval, strict IOB2), flat dict, 0-100."""
         from xner.metrics import entity_scores
 
         gold = [list(s.tags) for s in sentences]  # type: ignore[arg-type]
-        return entity_scores(gold, self.predict(sentences, max_length, precision=precision))
+        return entity_scores(gold, self.predict(sentences, max_length, decoding, precision=precision))
 
     # ------------------------------------------------------------------ persistence
-    def save(self, directory: str | Path, *, compact: bool = False, **extra_metadata) -> Path:
-        """Write an ordinary Hugging Face model directory plus ``xner.json``.
+    def save(self, directory: str | Path, *, compact: bool = False, overwrite: bool = False,
+             **extra_metadata) -> Path:
+        """Write an ordinary Hugging Face model directory plus ``xner.json`` and checksums.
 
         With ``compact``, write only the tensors that differ from the pretrained encoder
         (the trained top layers and the head: about 30 MB instead of 470 for the embedded
         model with ``train_layers=4``), exactly, in fp32. A study keeps hundreds of models;
         full copies of the same frozen weights would fill a disk. Such a directory loads
         only where its base encoder is available with the same fingerprint.
+
+        The folder is written under a temporary name and renamed when complete (a full
+        disk leaves nothing behind); every file's SHA-256 goes to ``xner-checksums.json``,
+        verified by :meth:`load`.
+
+        Raises:
+            XnerError: ``directory`` holds a model and not ``overwrite``, is a file or a
+                folder of other files (see :func:`check_model_destination`), or the write failed.
         """
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        if compact:
-            from safetensors.torch import save_file
-
-            _, reference = _pretrained_reference(self.base_name, self.base_fingerprint, self.labels)
-            save_file(_changed_tensors(self.model, reference), directory / _DELTA_WEIGHTS)
-        else:
-            self.model.save_pretrained(directory)
-            self.backbone.tokenizer.save_pretrained(directory)
-            if isinstance(self.backbone.normalize, CharMap):
-                self.backbone.normalize.save(directory / CHARMAP_FILE)
+        check_model_destination(directory, overwrite)
         metadata = {
             **self.metadata,
             **extra_metadata,
@@ -395,30 +397,48 @@ class Tagger:
             "n_frozen": self.n_frozen,
             "weights": "delta" if compact else "full",
         }
+        with atomic_directory(directory, replace=overwrite) as folder:
+            if compact:
+                from safetensors.torch import save_file
+
+                _, reference = _pretrained_reference(self.base_name, self.base_fingerprint, self.labels)
+                save_file(_changed_tensors(self.model, reference), folder / _DELTA_WEIGHTS)
+            else:
+                self.model.save_pretrained(folder)
+                self.backbone.tokenizer.save_pretrained(folder)
+                if isinstance(self.backbone.normalize, CharMap):
+                    self.backbone.normalize.save(folder / CHARMAP_FILE)
+            (folder / _METADATA).write_text(json.dumps(metadata, indent=1, default=str))
+            write_checksums(folder)
         self.metadata = metadata
-        (directory / _METADATA).write_text(json.dumps(metadata, indent=1, default=str))
         return directory
 
     @classmethod
     def load(cls, directory: str | Path) -> "Tagger":
-        """Load a tagger written by :meth:`save` (full or compact)."""
+        """Load a tagger written by :meth:`save` (full or compact), checking its checksums.
+
+        Raises:
+            XnerError: not a model folder, a file that fails its checksum (named), corrupt
+                ``xner.json``, or weights that cannot be read.
+        """
         directory = Path(directory)
         meta_path = directory / _METADATA
         if not meta_path.is_file():
             raise XnerError(f"{directory}: not an xner model directory (no {_METADATA}); train one with `xner train`")
+        verify_checksums(directory)
         try:
             metadata = json.loads(meta_path.read_text())
-            labels, n_frozen = tuple(metadata["labels"]), int(metadata["n_frozen"])
-            base_name, base_fingerprint = metadata["backbone"], metadata["backbone_fingerprint"]
-        except (ValueError, KeyError, TypeError) as err:  # TypeError: metadata that is no object
-            raise XnerError(f"{meta_path}: corrupt model metadata ({type(err).__name__}: {err})") from None
+            labels = tuple(metadata["labels"])
+            n_frozen, base = int(metadata["n_frozen"]), (metadata["backbone"], metadata["backbone_fingerprint"])
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
+            raise XnerError(f"{meta_path}: corrupt model metadata ({one_line(err)}); restore the folder or retrain") from None
         if metadata.get("weights") == "delta":
-            backbone, network = _pretrained_reference(base_name, base_fingerprint, labels, saved_in=directory)
+            backbone, network = _pretrained_reference(*base, labels, saved_in=directory)
             _apply_delta(network, directory / _DELTA_WEIGHTS)
         else:
-            backbone, network = _load_full(directory)
+            backbone, network = _full_model(directory)
         tagger = cls(backbone=backbone, labels=labels, model=network, n_frozen=n_frozen, metadata=metadata,
-                     base_name=base_name, base_fingerprint=base_fingerprint)
+                     base_name=base[0], base_fingerprint=base[1])
         tagger.model.to(tagger.device)
         return tagger
 
@@ -449,18 +469,36 @@ def _pretrained_reference(base_name: str, base_fingerprint: str, labels: Sequenc
     return backbone, reference
 
 
-def _load_full(directory: Path) -> tuple[Backbone, nn.Module]:
-    """The tokenizer (and character map) and network of a full model folder; one-line errors."""
+def check_model_destination(directory: str | Path, overwrite: bool = False) -> None:
+    """Check, before training, that a model may be saved at ``directory``.
+
+    It may if it does not exist, is an empty folder, or holds a model and ``overwrite``.
+
+    Raises:
+        XnerError: it is a file, a folder of other files, or a model and not ``overwrite``.
+    """
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise XnerError(f"{directory}: is a file, not a folder; choose another output folder")
+    if not directory.is_dir() or not any(directory.iterdir()):
+        return
+    if not (directory / _METADATA).is_file():
+        raise XnerError(f"{directory}: folder exists and holds no xner model; choose a new or empty folder")
+    if not overwrite:
+        raise XnerError(f"{directory}: a model is already saved here; pass --overwrite to replace it "
+                        "or choose another folder")
+
+
+def _full_model(directory: Path) -> tuple[Backbone, nn.Module]:
+    """The tokenizer (and character map) and network of a full model folder."""
     from safetensors import SafetensorError
     from transformers import AutoModelForTokenClassification
 
     try:
         backbone = load_backbone(str(directory))  # its own tokenizer (and character map)
-        network = AutoModelForTokenClassification.from_pretrained(directory)
-    except (OSError, ValueError, SafetensorError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise XnerError(f"{directory}: cannot load the model's weights or tokenizer ({reason})") from None
-    return backbone, network
+        return backbone, AutoModelForTokenClassification.from_pretrained(directory)
+    except (OSError, ValueError, RuntimeError, SafetensorError) as err:
+        raise XnerError(f"{directory}: cannot load the model ({one_line(err)}); restore the folder or retrain") from None
 
 
 def _changed_tensors(model: nn.Module, reference: nn.Module) -> dict[str, torch.Tensor]:
