@@ -151,8 +151,8 @@ def _corrupt_metadata(root: Path, tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize(("model", "text", "message"), [
     (lambda root, tmp: tmp / "nowhere", "Pablo O\n", r"nowhere: not an xner model directory"),
-    (_corrupt_weights, "Pablo O\n", r"broken: cannot load the model"),
-    (_corrupt_metadata, "Pablo O\n", r"broken/xner.json: corrupt model metadata"),
+    (_corrupt_weights, "Pablo O\n", r"broken/model.safetensors: checksum mismatch"),
+    (_corrupt_metadata, "Pablo O\n", r"broken/xner.json: checksum mismatch"),
     (None, "Pablo\tB-PER\nsaid\tO\textra\n", r"in.txt:2: expected 2 fields"),
     (None, "Pablo\nsaid again\n", r"in.txt:2: expected one token a line"),
     (None, b"Pablo\n\xff\xfe\n", r"in.txt:2: not UTF-8 text"),
