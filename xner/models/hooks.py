@@ -23,34 +23,38 @@ class TrainHook(Protocol):
 
 
 class EpochLog:
-    """One log line per epoch: loss, throughput and, when there is a dev set, its F1."""
+    """One log line per epoch: loss, throughput and, when there is a dev set, its score."""
 
     def on_epoch_end(self, tagger, record: dict) -> bool:
-        dev = f" dev F1 {record['dev_f1']:.2f}" if "dev_f1" in record else ""
+        dev = "".join(f" dev {key[4:].replace('f1', 'F1')} {value:.2f}" for key, value in record.items()
+                      if key.startswith("dev_"))
         log.info("epoch %d: loss %.4f, %.0f sent/s%s", record["epoch"], record["loss"],
                  record["train_sentences_per_s"], dev)
         return False
 
 
 class EarlyStopping:
-    """Keep the weights of the best dev-F1 epoch; stop after ``patience`` epochs without gain.
+    """Keep the weights of the best dev epoch; stop after ``patience`` epochs without gain.
 
-    Without a dev set (no ``dev_f1`` in the records) it keeps the last epoch.
+    ``metric`` names the epoch record's dev score (``dev_f1``; ``dev_accuracy`` for document
+    tasks). Without a dev set (no such score in the records) it keeps the last epoch.
     Only trainable parameters are copied, so the fast path's snapshot is small.
     """
 
-    def __init__(self, patience: int | None, trainable_state: Callable[[], dict[str, torch.Tensor]]):
+    def __init__(self, patience: int | None, trainable_state: Callable[[], dict[str, torch.Tensor]],
+                 metric: str = "dev_f1"):
         self.patience = patience
+        self.metric = metric
         self.trainable_state = trainable_state
         self.best_f1 = float("-inf")
         self.best_epoch: int | None = None
         self.best_state: dict[str, torch.Tensor] | None = None
 
     def on_epoch_end(self, tagger, record: dict) -> bool:
-        if "dev_f1" not in record:
+        if self.metric not in record:
             return False
-        if record["dev_f1"] > self.best_f1:
-            self.best_f1, self.best_epoch = record["dev_f1"], record["epoch"]
+        if record[self.metric] > self.best_f1:
+            self.best_f1, self.best_epoch = record[self.metric], record["epoch"]
             self.best_state = self.trainable_state()
             return False
         return self.patience is not None and record["epoch"] - self.best_epoch >= self.patience

@@ -428,7 +428,8 @@ class Tagger:
 
 
 def _pretrained_reference(base_name: str, base_fingerprint: str, labels: Sequence[str],
-                          saved_in: Path | None = None) -> tuple[Backbone, nn.Module]:
+                          saved_in: Path | None = None,
+                          head: str = "AutoModelForTokenClassification") -> tuple[Backbone, nn.Module]:
     """The base encoder and the model a compact save is a delta against: the pretrained
     weights with a head from a fixed seed, so that load rebuilds it bit for bit."""
     backbone = load_backbone(base_name)
@@ -439,7 +440,7 @@ def _pretrained_reference(base_name: str, base_fingerprint: str, labels: Sequenc
                         f"{backbone.fingerprint[:12]}; restore that model or retrain")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_REFERENCE_SEED)
-        reference = backbone.token_classification_model(labels)
+        reference = backbone.head_model(head, labels)
     return backbone, reference
 
 
