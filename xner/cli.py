@@ -246,6 +246,7 @@ def train_command(
     category_map: list[str] = typer.Option(
         [], "--category-map", help="Topic category map, e.g. religion=drop (repeatable)."),
     choices: int = typer.Option(4, "--choices", help="Candidates per headline question."),
+    dev_size: int = typer.Option(1000, "--dev-size", help="Dev sentences/documents for early stopping."),
     seed: int = typer.Option(0, "--seed"),
     compact: bool = typer.Option(
         False, "--compact", help="Save only the weights that differ from the pretrained model (tens of MB)."),
@@ -258,7 +259,7 @@ def train_command(
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length,
-                         train_layers=train_layers, seed=seed)
+                         train_layers=train_layers, dev_size=dev_size, seed=seed)
     if get_task(task).head is not None:
         from xner.tasks.pipeline import DocumentData, train_document_model
 
@@ -379,7 +380,9 @@ def study_command(
     if dry_run:
         return
     with ResultStore(run.store_path, create=False) as results:
-        print_rows(results.summary().to_dict("records"), OutputFormat.table, title=f"{run.study.name}: F1, mean over seeds")
+        summary = results.summary()
+        accuracy = " (accuracy for document tasks)" if "task" in summary else ""
+        print_rows(summary.to_dict("records"), OutputFormat.table, title=f"{run.study.name}: F1, mean over seeds{accuracy}")
     typer.echo(f"report: {run.report}" if run.report else f"results: xner results {run.store_path} --format csv")
     if run.counts.get("failed"):
         typer.echo(f"{run.counts['failed']} runs failed: xner status {run.store_path}", err=True)
