@@ -114,3 +114,27 @@ def test_wikiextractor_dump_becomes_titled_documents(tmp_path):
     path.write_text('{"title": "no text"}\n', encoding="utf-8")
     with pytest.raises(XnerError, match="wiki_00:1: expected a WikiExtractor JSON object"):
         read_wikiextractor(path)
+
+
+def _news_source_table(path) -> dict[str, dict[str, int | None]]:
+    """``| lang | train | dev | test | categories |`` rows of MasakhaNEWS' SOURCE.md (— = none)."""
+    rows = re.findall(r"^\| (\w{3}) \| ([\d,]+|—) \| ([\d,]+) \| ([\d,]+) \| ([a-z, ]+) \|$", path.read_text(), re.M)
+    number = lambda text: None if text == "—" else int(text.replace(",", ""))  # noqa: E731
+    return {lang: {"train": number(train), "dev": number(dev), "test": number(test), "categories": categories}
+            for lang, train, dev, test, categories in rows}
+
+
+@pytest.mark.slow
+def test_real_masakhanews_matches_its_source_table(real_data):
+    table = _news_source_table(real_data / "masakhanews" / "SOURCE.md")
+    assert len(table) == 16
+    for lang, expected in table.items():
+        for split in ("train", "dev", "test"):
+            if expected[split] is None:
+                assert not has_split(lang, split, data_dir=real_data)
+                continue
+            documents = load_documents(lang, split, data_dir=real_data)
+            assert len(documents) == expected[split], (lang, split)
+            assert all(d.headline and d.text for d in documents)
+            assert {d.category for d in documents} <= set(news_categories(lang, data_dir=real_data))
+        assert ", ".join(news_categories(lang, data_dir=real_data)) == expected["categories"]

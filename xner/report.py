@@ -46,6 +46,7 @@ from xner.analysis import (
     volume_curves,
 )
 from xner.errors import XnerError
+from xner.tasks.report import document_tables, split_tasks
 from xner.languages import get_language
 
 __all__ = ["write_report"]
@@ -570,6 +571,19 @@ def _trained_models_section(runs: pd.DataFrame | None) -> Section:
     return Section("trained_models", title, table=table, display=display)
 
 
+def _ner_sections(frame: pd.DataFrame, covariates: pd.DataFrame | None, options: Mapping[str, int]) -> list[Section]:
+    return [*_volume_sections(frame, options), *_transfer_sections(frame, covariates, options),
+            *_robustness_sections(frame, options)]
+
+
+def _document_sections(frame: pd.DataFrame) -> list[Section]:
+    """Accuracy of the document tasks and its drop under P4/P5 (:mod:`xner.tasks.report`)."""
+    titles = {"document_accuracy": "Document tasks: accuracy (mean over seeds), clean and perturbed",
+              "document_robustness": "Document tasks: accuracy drop vs the word overlap P4/P5 remove"}
+    return [Section(name, titles[name], table=table, display=table)
+            for name, table in document_tables(frame).items()]
+
+
 def _load(store_or_frame: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """The tidy results and, from a store, its runs."""
     if isinstance(store_or_frame, pd.DataFrame):
@@ -733,11 +747,11 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out / "results.csv", index=False)
     options = {"n_resamples": n_resamples, "seed": seed}
+    ner, documents = split_tasks(frame)
     sections = [
-        *_volume_sections(frame, options),
-        *_transfer_sections(frame, covariates, options),
-        *_robustness_sections(frame, options),
+        *(_ner_sections(ner, covariates, options) if not ner.empty else []),
         _trained_models_section(runs),
+        *(_document_sections(documents) if not documents.empty else []),
     ]
     facts = _facts(frame, runs, config)
     for section in sections:

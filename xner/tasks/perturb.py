@@ -13,8 +13,8 @@ training language L1 of the model under test:
 
 Words are maximal runs of letters, marks and digits (the ``regex`` module's ``\\p{L}\\p{M}\\p{N}``);
 punctuation and spacing are kept as they are. The candidates are the target language's words
-(from its train split, or its dev split where it has no train split, as six MasakhaNEWS
-languages here) that are letters only, longer than one character, absent from L1's training
+(from its train and dev splits; dev only for the six MasakhaNEWS languages without a train
+split here) that are letters only, longer than one character, absent from L1's training
 text and not among the target's 100 most frequent words; those frequent words are never
 replaced either (as in ``unseen-context``, :mod:`xner.perturb`, whose machinery runs both kinds
 on a document's words). Only the text is perturbed, never the candidate headlines or labels.
@@ -86,7 +86,7 @@ def document_resources(target_text: Sequence[Document], source_text: Sequence[Do
     """Resources of P4/P5 for one (L1 training text, target language) pair.
 
     Args:
-        target_text: the target language's documents the candidates come from (train, else dev).
+        target_text: the target language's documents the candidates come from (train and dev).
         source_text: the documents the model under test was trained on.
         load_vectors: returns the model's word vectors (:class:`~xner.models.word_vectors.WordVectors`).
     """

@@ -60,9 +60,11 @@ class DocumentData:
         mapped = (self.category_map.get(c, c) for c in news_categories(lang, self.dataset, self.data_dir))
         return tuple(dict.fromkeys(c for c in mapped if c != DROP))
 
-    def vocabulary_split(self, lang: str) -> str:
-        """Where P4/P5 take a target's words from: its train split, else its dev split."""
-        return "train" if has_split(lang, "train", self.dataset, self.data_dir) else "dev"
+    def vocabulary(self, lang: str) -> list[Document]:
+        """Where P4/P5 take a target's words from: its train and dev splits (dev only where it
+        has no train split; a native model's unseen words then come from dev)."""
+        splits = ("train", "dev") if has_split(lang, "train", self.dataset, self.data_dir) else ("dev",)
+        return [doc for split in splits for doc in self.documents(lang, split)]
 
 
 def train_document_model(task: str, lang: str, *, data: DocumentData = DocumentData(), model: str = "embedded",
@@ -143,7 +145,7 @@ def evaluate_document_model(document_model: DocumentModel, lang: str, *, data: D
     if perturbations:
         from xner.perturb import _vectors
 
-        vocabulary = data.documents(lang, data.vocabulary_split(lang))
+        vocabulary = data.vocabulary(lang)
         resources = document_resources(
             vocabulary, source, load_vectors=lambda: _vectors(document_model.backbone),
             model_fingerprint=document_model.base_fingerprint, cache_dir=cache_dir() / "perturb",
