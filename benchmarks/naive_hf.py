@@ -24,7 +24,7 @@ from transformers.trainer_callback import PrinterCallback
 from xner.data.corpus import Sentence
 from xner.metrics import entity_scores
 from xner.models.split import freeze_bottom, num_layers
-from xner.models.tagger import repair_iob2
+from xner.decoding import repair_iob2
 
 IGNORE = -100
 

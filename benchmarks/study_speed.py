@@ -127,7 +127,7 @@ def naive_phase(args: argparse.Namespace, work: Path) -> dict:
     from xner.data.sampling import nested_subset
     from xner.models.backbone import load_backbone
     from xner.pipeline import DataSpec, evaluate_model
-    from xner.study.runs import default_registry
+    from xner.study.execute import default_registry
 
     study = load_config(args, work)
     start = time.perf_counter()

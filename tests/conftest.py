@@ -9,6 +9,7 @@ Every fixture writes into the test's own ``tmp_path``; nothing is read from the 
   ``masakhaner2/swa`` (space-separated ``.txt``), train/dev/test each.
 - ``real_data``: ``$XNER_DATA_DIR`` as a Path; the test is skipped when it is absent.
 - ``source_counts``: the per-language table of a real dataset's SOURCE.md.
+- ``one_thread``: torch on one thread for a module (the training tests).
 
 Every test runs on the CPU (``XNER_DEVICE=cpu``), also on a GPU machine: the assertions
 hold xner's CPU determinism. ``tests/test_gpu.py`` (marker ``gpu``) runs on the GPU.
@@ -103,6 +104,21 @@ def data_root(tmp_path: Path) -> Path:
             sentences = synthetic_corpus(n, lang, types, seed=seed * 10 + len(split))
             write_conll(sentences, root / dataset / lang / f"{split}.{ext}", format=fmt)
     return root
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run torch on one thread: tiny models gain nothing from more, and on a shared 2-core box
+    extra threads spin against other jobs (several times slower). Training test modules use it
+    (``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("xner.models.device.use_all_cores", lambda: 1)
+        torch.set_num_threads(1)
+        yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True, scope="session")

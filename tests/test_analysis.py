@@ -21,7 +21,7 @@ from xner.errors import XnerError
 
 VOLUMES = (100, 200, 400, 800, 1600)
 SLOPES = {"Bantu": (4.0, ("sw", "zu", "xh")), "Germanic": (2.0, ("af", "nl")), "Celtic": (1.0, ("cy",))}
-"""Family -> (F1 gained per doubling of volume, its targets)."""
+"""Genus -> (F1 gained per doubling of volume, its targets)."""
 FAST = {"n_resamples": 200, "seed": 0}
 
 
@@ -33,19 +33,19 @@ def sweep(
     gain_columns: bool = True,
     teacher_volume: int = 300,
 ) -> pd.DataFrame:
-    """Student rows with f1 = a_target + b_family * log2(volume) + N(0, noise), plus the
+    """Student rows with f1 = a_target + b_genus * log2(volume) + N(0, noise), plus the
     teacher's volume-0 row, whose F1 is the students' expected F1 at ``teacher_volume``;
     the table as the store would give it."""
     rng = np.random.default_rng(0)
     rows = []
     for model in models:
-        for family, (slope, targets) in slopes.items():
+        for genus, (slope, targets) in slopes.items():
             for target in targets:
                 level = rng.normal(40, 5)
                 teacher = level + slope * np.log2(teacher_volume)
                 for seed in seeds:
                     base = {"kind": "student", "model": model, "source": "en", "target": target,
-                            "family": family, "seed": seed, "perturbation": "clean"}
+                            "genus": genus, "seed": seed, "perturbation": "clean"}
                     rows.append({**base, "volume": 0, "f1": teacher, "f1_lo": teacher - 2, "f1_hi": teacher + 2})
                     for volume in VOLUMES:
                         f1 = level + slope * np.log2(volume) + rng.normal(0, noise)
@@ -67,13 +67,13 @@ def by_target() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def by_family() -> pd.DataFrame:
-    return volume_correlations(sweep(), by="family", **FAST).set_index("family")
+def by_genus() -> pd.DataFrame:
+    return volume_correlations(sweep(), by="genus", **FAST).set_index("genus")
 
 
-@pytest.mark.parametrize("family", sorted(SLOPES))
-def test_within_target_correlation_and_slope_recovered(by_target, family):
-    slope, targets = SLOPES[family]
+@pytest.mark.parametrize("genus", sorted(SLOPES))
+def test_within_target_correlation_and_slope_recovered(by_target, genus):
+    slope, targets = SLOPES[genus]
     for target in targets:
         row = by_target.loc[target]
         assert row["f1_pearson"] == pytest.approx(expected_pearson(slope, 1.0), abs=0.12)
@@ -84,10 +84,10 @@ def test_within_target_correlation_and_slope_recovered(by_target, family):
         assert row["note"] == ""
 
 
-@pytest.mark.parametrize("family", ["Bantu", "Germanic"])
-def test_family_slope_controls_for_target_level(by_family, family):
-    slope, targets = SLOPES[family]
-    row = by_family.loc[family]
+@pytest.mark.parametrize("genus", ["Bantu", "Germanic"])
+def test_genus_slope_controls_for_target_level(by_genus, genus):
+    slope, targets = SLOPES[genus]
+    row = by_genus.loc[genus]
     assert row["n_targets"] == len(targets)
     assert row["n_runs"] == len(targets) * len(VOLUMES) * 3
     assert row["slope_lo"] <= slope <= row["slope_hi"]
@@ -96,8 +96,8 @@ def test_family_slope_controls_for_target_level(by_family, family):
     assert row["gain_pearson"] == pytest.approx(expected_pearson(slope, 1.0), abs=0.05)
 
 
-def test_family_with_one_target_is_its_target_and_says_so(by_family, by_target):
-    celtic, welsh = by_family.loc["Celtic"], by_target.loc["cy"]
+def test_genus_with_one_target_is_its_target_and_says_so(by_genus, by_target):
+    celtic, welsh = by_genus.loc["Celtic"], by_target.loc["cy"]
     assert celtic["n_targets"] == 1 and "one target" in celtic["note"] and welsh["note"] == ""
     for column in ("f1_pearson", "gain_pearson", "slope", "slope_lo", "teacher_f1"):
         assert celtic[column] == pytest.approx(welsh[column])
@@ -115,7 +115,7 @@ def capped(cap: int | None, noise: float = 0.01) -> pd.DataFrame:
 
 @pytest.mark.parametrize(("cap", "flattens_at", "last"), [(400, 400, 0.0), (100, 100, 0.0), (None, None, 4.0)])
 def test_where_the_curve_flattens(cap, flattens_at, last):
-    for by in ("target", "family"):
+    for by in ("target", "genus"):
         table = volume_correlations(capped(cap), by=by, **FAST)
         expected = pd.NA if flattens_at is None else flattens_at
         assert table["flattens_at"].tolist() == [expected] * len(table)
@@ -157,14 +157,14 @@ def two_teachers(shift: float = 3.0) -> pd.DataFrame:
 def teacher_per_seed(spread: float = 8.0) -> pd.DataFrame:
     """Two teachers per target, and each seed's teacher model at its own level (spread ``spread``
     F1): as in the volume study, where English teachers of one target differ by up to 20 F1
-    between seeds. Students keep their teacher model's level and the family's slope."""
+    between seeds. Students keep their teacher model's level and the genus's slope."""
     table = two_teachers(shift=20.0)
     offsets = np.random.default_rng(1).normal(0, spread, size=len(table))
     model_offset = table.groupby(["target", "source", "seed"]).ngroup().map(dict(enumerate(offsets)))
     return table.assign(**{c: table[c] + model_offset for c in ("f1", "f1_lo", "f1_hi", "teacher_f1")})
 
 
-@pytest.mark.parametrize("by", ["target", "family"])
+@pytest.mark.parametrize("by", ["target", "genus"])
 def test_close_teacher_against_english(by):
     table = teacher_comparison(two_teachers(3.0), by=by, **FAST)
     assert len(table) == (3 if by == "target" else 2)
@@ -174,13 +174,13 @@ def test_close_teacher_against_english(by):
     assert (table["full_volume"] == max(VOLUMES)).all()
     assert (table["full_diff_lo"] <= 3.0 + 1e-9).all() and (table["full_diff_hi"] >= 3.0 - 1e-9).all()
     assert table["slope"].to_numpy() == pytest.approx(table["reference_slope"].to_numpy())
-    if by == "family":
-        assert table.set_index("family")["n_targets"].to_dict() == {"Bantu": 2, "Celtic": 1}
+    if by == "genus":
+        assert table.set_index("genus")["n_targets"].to_dict() == {"Bantu": 2, "Celtic": 1}
 
 
 def test_teacher_comparison_needs_the_reference_teacher():
     assert teacher_comparison(two_teachers(), reference="fr", **FAST).empty
-    with pytest.raises(XnerError, match="family, target"):
+    with pytest.raises(XnerError, match="genus, target"):
         teacher_comparison(two_teachers(), by="language")
 
 
@@ -208,7 +208,7 @@ def test_table_without_seeds_is_one_run_per_cell():
 
 
 def test_unknown_grouping_lists_valid_ones():
-    with pytest.raises(XnerError, match="family, target"):
+    with pytest.raises(XnerError, match="genus, target"):
         volume_correlations(sweep(), by="language")
 
 
@@ -245,13 +245,13 @@ def test_volume_curves_average_seeds_and_keep_teacher():
     assert set(curves.loc[curves["volume"] == 0, "ci"]) == {"test set"}  # identical seeds
 
 
-def test_mixed_model_recovers_each_family_slope():
+def test_mixed_model_recovers_each_genus_slope():
     fit = mixed_effects(sweep())
-    assert fit.fitted and fit.formula == "f1 ~ log2_volume * C(family)"
-    slopes = fit.family_slopes.set_index("family")
-    for family, (slope, _) in SLOPES.items():
-        assert slopes.loc[family, "lo"] <= slope <= slopes.loc[family, "hi"]
-        assert slopes.loc[family, "slope"] == pytest.approx(slope, abs=0.3)
+    assert fit.fitted and fit.formula == "f1 ~ log2_volume * C(genus)"
+    slopes = fit.genus_slopes.set_index("genus")
+    for genus, (slope, _) in SLOPES.items():
+        assert slopes.loc[genus, "lo"] <= slope <= slopes.loc[genus, "hi"]
+        assert slopes.loc[genus, "slope"] == pytest.approx(slope, abs=0.3)
     assert "log2_volume" in fit.coefficients["term"].tolist()
     assert "Mixed Linear Model" in fit.summary
 
@@ -259,11 +259,11 @@ def test_mixed_model_recovers_each_family_slope():
 def test_mixed_model_absorbs_each_teacher_models_level():
     fit = mixed_effects(teacher_per_seed())
     assert fit.random == "(1 | target) + (1 | target:teacher)"
-    slopes = fit.family_slopes.set_index("family")
-    for family, slope in {"Bantu": 4.0, "Celtic": 1.0}.items():
-        assert slopes.loc[family, "lo"] <= slope <= slopes.loc[family, "hi"]
+    slopes = fit.genus_slopes.set_index("genus")
+    for genus, slope in {"Bantu": 4.0, "Celtic": 1.0}.items():
+        assert slopes.loc[genus, "lo"] <= slope <= slopes.loc[genus, "hi"]
         # teacher levels 8 F1 apart left in the residual would make this interval ~4 F1 wide
-        assert slopes.loc[family, "hi"] - slopes.loc[family, "lo"] < 1.5
+        assert slopes.loc[genus, "hi"] - slopes.loc[genus, "lo"] < 1.5
     assert mixed_effects(sweep(seeds=(0,))).random == "(1 | target)"
 
 
@@ -279,7 +279,7 @@ def test_slope_per_target_absorbs_each_teacher_models_level():
     ("slopes", "fitted", "message"),
     [
         ({"Celtic": (1.0, ("cy",))}, False, "too few targets"),
-        ({"Bantu": (4.0, ("sw", "zu", "xh"))}, True, "one family"),
+        ({"Bantu": (4.0, ("sw", "zu", "xh"))}, True, "one genus"),
     ],
 )
 def test_mixed_model_degenerate_designs_explained(slopes, fitted, message):
@@ -288,7 +288,7 @@ def test_mixed_model_degenerate_designs_explained(slopes, fitted, message):
     assert message in fit.note
     if fitted:
         assert fit.formula == "f1 ~ log2_volume"
-        assert fit.family_slopes["lo"].iloc[0] <= 4.0 <= fit.family_slopes["hi"].iloc[0]
+        assert fit.genus_slopes["lo"].iloc[0] <= 4.0 <= fit.genus_slopes["hi"].iloc[0]
 
 
 def test_mixed_model_one_volume_not_fitted():
@@ -313,7 +313,7 @@ def transfer_rows(noise: float = 0.5) -> pd.DataFrame:
     rng = np.random.default_rng(1)
     return pd.DataFrame(
         [
-            {"kind": "transfer", "model": "embedded", "source": s, "target": t, "family": "x",
+            {"kind": "transfer", "model": "embedded", "source": s, "target": t, "genus": "x",
              "seed": seed, "perturbation": "clean", "f1": 30 + 0.6 * overlap + rng.normal(0, noise),
              "entity_overlap": overlap, "train_size": 1000}
             for (s, t), overlap in OVERLAP.items()
@@ -350,8 +350,8 @@ def test_uriel_distances_offline():
 
 
 def test_uriel_distance_kind_checked():
-    with pytest.raises(XnerError, match="featural, genetic, syntactic"):
-        uriel_distances([("es", "ca")], kinds=("geographic",))
+    with pytest.raises(XnerError, match="featural, genetic, geographic, inventory, phonological, syntactic"):
+        uriel_distances([("es", "ca")], kinds=("lexical",))
 
 
 def hand_robustness(seeds: dict[int, dict[tuple[str, str], float]]) -> pd.DataFrame:
@@ -360,7 +360,7 @@ def hand_robustness(seeds: dict[int, dict[tuple[str, str], float]]) -> pd.DataFr
     for seed, scores in seeds.items():
         for (kind, perturbation), f1 in scores.items():
             source = "br" if kind == "native" else "fr"
-            rows.append({"kind": kind, "model": "embedded", "source": source, "target": "br", "family": "Celtic",
+            rows.append({"kind": kind, "model": "embedded", "source": source, "target": "br", "genus": "Celtic",
                          "seed": seed, "perturbation": perturbation, "f1": f1, "f1_lo": f1 - 2, "f1_hi": f1 + 2})
     return pd.DataFrame(rows)
 
@@ -426,3 +426,15 @@ def test_drop_vs_overlap_recovers_a_proportional_drop_and_not_noise():
     unrelated = robustness_overlap(overlap_models(slope=0.0, noise=3.0), **FAST).iloc[0]
     assert abs(unrelated["pearson"]) < 0.6 and unrelated["pearson_lo"] < 0 < unrelated["pearson_hi"]
     assert robustness_overlap(overlap_models(0.4, 0.3).drop(columns="entity_overlap")).empty
+
+
+def test_volume_correlations_group_by_genus_or_by_family():
+    """Germanic and Celtic are both Indo-European: by family they pool, Bantu stays alone."""
+    family = {"Bantu": "Niger-Congo", "Germanic": "Indo-European", "Celtic": "Indo-European"}
+    table = sweep().assign(family=lambda t: t["genus"].map(family))
+    by_family = volume_correlations(table, by="family", **FAST).set_index("family")
+    assert by_family["n_targets"].to_dict() == {"Indo-European": 3, "Niger-Congo": 3}
+    by_genus = volume_correlations(table, by="genus", **FAST).set_index("genus")
+    assert by_family.loc["Niger-Congo", "f1_pearson"] == pytest.approx(by_genus.loc["Bantu", "f1_pearson"])
+    with pytest.raises(XnerError, match="grouping by family needs result columns family"):
+        volume_correlations(sweep(), by="family", **FAST)

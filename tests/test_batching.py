@@ -122,5 +122,5 @@ def test_random_batches_are_seeded_fixed_size_and_ignore_length():
 
 
 def test_an_unknown_batching_is_named_with_the_valid_ones():
-    with pytest.raises(XnerError, match=r"^unknown batching 'sorted'; valid: length, random$"):
+    with pytest.raises(XnerError, match=r"^TrainConfig: batching: input should be 'length' or 'random', got 'sorted'$"):
         TrainConfig(batching="sorted")

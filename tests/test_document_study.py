@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from xner.cli import app
 from xner.study import ResultStore, load_study, run_study
-from xner.study.runs import default_registry
+from xner.study.execute import default_registry
 
 TOPICS = {"sports": ("ball", "goal", "team"), "health": ("doctor", "virus", "clinic"),
           "religion": ("church", "prayer", "faith")}

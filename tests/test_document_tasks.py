@@ -12,7 +12,7 @@ from xner.models.tagger import TrainConfig
 from xner.tasks import get_task, list_tasks
 from xner.tasks.headline import choice_items
 from xner.tasks.model import DocumentModel
-from xner.tasks.perturb import document_resources, perturb_documents, word_overlap
+from xner.perturb.documents import document_resources, perturb_documents, word_overlap
 from xner.tasks.scoring import accuracy_scores
 from xner.tasks.topic import check_categories, map_categories
 

@@ -20,7 +20,8 @@ from xner.models.batching import pad_batch
 from xner.models.encoding import encode_corpus
 from xner.models.features import frozen_features
 from xner.models.split import TopLayers, bottom_layers, freeze_bottom, num_layers
-from test_tagger import one_thread  # noqa: F401 - autouse
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 LABELS = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC")
 FP16 = {"atol": 5e-3, "rtol": 5e-3}  # fp16 storage of values of order 1

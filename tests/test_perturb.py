@@ -350,7 +350,7 @@ def test_cli_perturb_split_writes_output_edits_and_summary(data_root, tmp_path, 
 
 @pytest.mark.parametrize("kind", ["mask-entity+random-context", "swap-entity"])
 def test_edit_summary_from_the_files_matches_the_perturbation(kind, tmp_path):
-    from xner.data import write_conll
+    from xner.data import read_conll, write_conll
     from xner.perturb import edit_summary
 
     corpus = [*TARGET_TRAIN, *TARGET_TRAIN]
@@ -361,7 +361,7 @@ def test_edit_summary_from_the_files_matches_the_perturbation(kind, tmp_path):
     jsonl.write_text("".join(json.dumps({"sentence": i, **e.to_json()}) + "\n" for i, es in enumerate(edits) for e in es))
     edited_keys = ("sentences_edited", "tokens_edited", "entities_edited")
     assert edit_summary(edited, jsonl) == {k: summary[k] for k in edited_keys}
-    assert path.is_file()
+    assert edit_summary(read_conll(path), jsonl) == {k: summary[k] for k in edited_keys}  # from the files alone
 
 
 @pytest.fixture

@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
-from test_tagger import one_thread  # noqa: F401 - autouse
 from typer.testing import CliRunner
 
 from xner.cli import app
@@ -18,6 +21,9 @@ from xner.evaluation import evaluate_perturbed, score_predictions
 from xner.metrics import entity_scores
 from xner.models.tagger import Tagger, TrainConfig
 from xner.pipeline import DataSpec, evaluate_model, teacher_weighting, train_model, training_sentences
+from xner.study import ResultStore
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 WIKIANN = iob2_tags(["PER", "ORG", "LOC"])
 MASAKHANER = iob2_tags(["PER", "ORG", "LOC", "DATE"])
@@ -96,8 +102,9 @@ class GoldTagger:
     def __init__(self, sentences):
         self.known = {s.tokens: list(s.tags) for s in sentences}
 
-    def predict(self, sentences):
-        return [self.known.get(s.tokens, ["O"] * len(s)) for s in sentences]
+    def predict_proba(self, sentences):
+        tags = [self.known.get(s.tokens, ["O"] * len(s)) for s in sentences]
+        return [np.eye(len(self.labels), dtype=np.float32)[[self.labels.index(t) for t in row]] for row in tags]
 
 
 def test_perturbed_rows_report_the_drop(make_corpus):
@@ -290,7 +297,7 @@ def test_distill_writes_the_sweep_table(nl_model, data_root, tmp_path):
     done = table[table["status"] == "done"]
     np.testing.assert_allclose(done["gain"], done["f1"] - done["teacher_f1"])
     assert (table.loc[table["volume"] == 0, "gain"] == 0).all()
-    assert set(table["source"]) == {"nl"} and set(table["family"]) == {"Germanic"}
+    assert set(table["source"]) == {"nl"} and set(table["genus"]) == {"Germanic"} and set(table["family"]) == {"Indo-European"}
     markdown = (tmp_path / "t.md").read_text()
     assert markdown.startswith("| kind") and markdown.count("\n") == len(table) + 2
     assert "volume 10000 seed 1: skipped: volume 10000 > 40" in result.stderr
@@ -333,3 +340,45 @@ def test_distill_errors(nl_model, data_root, args, message):
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("error: ") and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+KILLER = """
+import os, signal, sys
+from xner.study.execute import default_registry
+from xner.study.runs import RunKind
+
+registry = default_registry()
+distill = registry.get("distill")
+
+def dying(spec, ctx):  # kill -9 of the whole process while the first student trains
+    if spec.params["volume"]:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return distill.func(spec, ctx)
+
+registry._kinds["distill"] = RunKind(distill.name, distill.version, dying, distill.primary, distill.show)
+from xner.cli import app
+app(sys.argv[1:])
+"""
+
+
+@pytest.mark.slow
+def test_distill_killed_with_sigkill_resumes_without_redoing_finished_runs(nl_model, data_root, tmp_path):
+    store, out = tmp_path / "sweep" / "study.sqlite", tmp_path / "t.csv"
+    args = ["distill", "--teacher", str(nl_model), "--lang", "de", "--data-dir", str(data_root), "--volumes", "0,20",
+            "--models-dir", str(store.parent), "--out", str(out), *map(str, DISTILL)]
+    script = tmp_path / "killer.py"
+    script.write_text(KILLER)
+    killed = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert killed.returncode == -signal.SIGKILL and not out.exists()
+    with ResultStore(store) as results:
+        before = {r.id: (r.spec.kind, r.finished) for r in results.records("done")}
+    assert "teacher" in {kind for kind, _ in before.values()} and len(before) < 5
+    with ResultStore(store) as results:
+        assert [r.spec.params["volume"] for r in results.records("running")] == [20]  # killed in that student
+    result = cli(*args)
+    assert result.exit_code == 0, result.output
+    with ResultStore(store) as results:
+        after = {r.id: (r.spec.kind, r.finished) for r in results.records("done")}
+    assert len(after) == 5 and {run: after[run] for run in before} == before
+    assert pd.read_csv(out)["volume"].tolist() == [0, 20]

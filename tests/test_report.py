@@ -19,8 +19,8 @@ from xner.analysis import volume_curves
 from xner.report import volume_figure, write_report
 
 FIGURES = ("volume_curves", "robustness_bars", "robustness_heatmap", "overlap_scatter")
-TABLES = ("volume_by_family", "volume_by_target", "teachers_by_family", "teachers_by_target",
-          "mixed_effects_embedded", "family_slopes_embedded", "transfer_correlates", "robustness",
+TABLES = ("volume_by_genus", "volume_by_target", "teachers_by_genus", "teachers_by_target",
+          "mixed_effects_embedded", "genus_slopes_embedded", "transfer_correlates", "robustness",
           "robustness_overlap")
 PAIRS = {("fr", "br"): 40.0, ("es", "ca"): 80.0, ("cs", "sk"): 65.0}
 """(HRL, LRL) -> entity overlap of the tiny study."""
@@ -29,18 +29,18 @@ FAST = {"n_resamples": 50, "covariates": COVARIATES}
 
 
 def tiny_study(students: bool = True, pairs: bool = True) -> pd.DataFrame:
-    """Two seeds of: a volume sweep for 3 targets in 2 families (teacher at volume 0; af also
+    """Two seeds of: a volume sweep for 3 targets in 2 genera (teacher at volume 0; af also
     from a closer teacher, nl), and
     native/transfer models of 3 pairs, clean and under one perturbation."""
     rng = np.random.default_rng(7)
     rows = []
     for seed in (0, 1):
-        for target, family in (("sw", "Bantu") , ("zu", "Bantu"), ("af", "Germanic")) if students else ():
+        for target, genus in (("sw", "Bantu") , ("zu", "Bantu"), ("af", "Germanic")) if students else ():
             for volume in (0, 100, 1000, 10000):
                 for source, level in (("en", 50), ("nl", 53)) if target == "af" else (("en", 50),):
                     f1 = level + 3 * np.log2(volume + 1) + rng.normal(0, 1)
                     rows.append({"run_id": f"s-{source}-{target}-{volume}-{seed}", "kind": "student",
-                                 "model": "embedded", "source": source, "target": target, "family": family,
+                                 "model": "embedded", "source": source, "target": target, "genus": genus,
                                  "volume": volume, "perturbation": "clean", "f1": f1, "seconds": 2.0})
         for (hrl, lrl), overlap in PAIRS.items() if pairs else ():
             for kind, source, clean in (("native", lrl, 88.0), ("transfer", hrl, 20 + 0.7 * overlap)):
@@ -63,10 +63,11 @@ def report(tmp_path_factory) -> Path:
 def test_report_path_and_results_csv(report):
     assert report.name == "report.html" and report.is_file()
     results = pd.read_csv(report.parent / "results.csv")
-    assert {"target", "family"} <= set(results.columns)
+    assert {"target", "genus"} <= set(results.columns)
     assert len(results) == len(tiny_study())
-    # the registry fills the family the pair rows left out
-    assert set(results.loc[results["target"] == "br", "family"]) == {"Celtic"}
+    # the registry fills the genus the pair rows left out, and every family
+    assert set(results.loc[results["target"] == "br", "genus"]) == {"Celtic"}
+    assert set(results.loc[results["target"].isin(["sw", "zu"]), "family"]) == {"Niger-Congo"}
 
 
 @pytest.mark.parametrize("name", FIGURES)
@@ -91,10 +92,10 @@ def test_every_table_in_csv_markdown_and_booktabs_latex(report, name):
 
 def test_markdown_report_and_mixed_model_summary(report):
     markdown = (report.parent / "report.md").read_text()
-    assert "## Student F1 vs log2(unlabeled volume), per family" in markdown
+    assert "## Student F1 vs log2(unlabeled volume), per genus" in markdown
     assert "![Entity overlap vs transfer F1](figures/overlap_scatter.png)" in markdown
     summary = (report.parent / "tables" / "mixed_effects_embedded.txt").read_text()
-    assert "f1 ~ log2_volume * C(family) + (1 | target)" in summary
+    assert "f1 ~ log2_volume * C(genus) + (1 | target)" in summary
 
 
 def test_html_is_self_contained(report):
@@ -147,7 +148,7 @@ def test_bad_input_is_a_user_error(tmp_path, source, message):
 
 
 def test_report_from_store(tmp_path):
-    store_module = pytest.importorskip("xner.study.store")
+    from xner.study import store as store_module
     from xner.study.runs import RunOutcome, RunSpec
 
     study = tiny_study(students=False)
@@ -202,3 +203,13 @@ def test_close_teacher_table_compares_with_english(report):
     assert (row["target"], row["source"], row["reference"], row["full_volume"]) == ("af", "nl", "en", 10000)
     assert row["full_diff"] == pytest.approx(3.0, abs=1.5) and row["teacher_diff"] == pytest.approx(3.0, abs=2.5)
     assert "Close teacher vs the distant one (en), per target" in (report.parent / "report.md").read_text()
+
+
+def test_a_table_from_before_genus_reads_its_family_column_as_the_genus():
+    """Results exported before the rename had ``family`` holding the genus (Germanic)."""
+    from xner.report import _with_genus
+
+    legacy = pd.DataFrame({"target": ["de", "zu", "xx"], "family": ["Germanic", "Bantu", "Made-up"]})
+    table = _with_genus(legacy)
+    assert table["genus"].tolist() == ["Germanic", "Bantu", "Made-up"]
+    assert table["family"].tolist() == ["Indo-European", "Niger-Congo", "unknown"]

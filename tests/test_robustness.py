@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+
 import pandas as pd
 import pytest
-from test_tagger import one_thread  # noqa: F401 - autouse
 from typer.testing import CliRunner
 
 from xner.cli import app
 from xner.errors import XnerError
 from xner.robustness import Pair, available_pairs, parse_pairs, robustness
 from xner.models.tagger import TrainConfig
+from xner.study import ResultStore
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 FAST = TrainConfig(epochs=1, lr=0.02, batch_size=8, train_layers=1)
 
@@ -56,11 +63,15 @@ def test_native_and_transfer_rows_with_overlap_and_models_reused(data_root, tmp_
     clean = table[table["perturbation"] == "clean"].set_index("kind")["f1"]
     perturbed = table[table["perturbation"] == "mask-entity"].set_index("kind")
     assert (perturbed["drop"] == clean - perturbed["f1"]).all()
-    trained = sorted(p.name for p in models.iterdir())
-    assert len(trained) == 2
+    with ResultStore(models / "study.sqlite") as store:
+        first = {r.id: (r.spec.kind, r.finished) for r in store.records("done")}
+    assert sorted(kind for kind, _ in first.values()) == ["evaluate", "evaluate", "train", "train"]
+    trained = {run for run, (kind, _) in first.items() if kind == "train"}
+    assert {p.name for p in (models / "runs").iterdir()} == trained  # the models, by run id
     again, _ = robustness(parse_pairs("nl:de"), data_dir=data_root, model="tiny", train_size=20, config=FAST,
                           perturbations=["unseen-entity", "mask-entity"], models_dir=models)
-    assert sorted(p.name for p in models.iterdir()) == trained  # loaded, not retrained
+    with ResultStore(models / "study.sqlite") as store:
+        assert {r.id: (r.spec.kind, r.finished) for r in store.records("done")} == first  # nothing ran again
     assert pd.DataFrame(again)["f1"].tolist() == table["f1"].tolist()
 
 
@@ -83,3 +94,46 @@ def test_cli_with_no_pair_present_is_a_one_line_error(data_root, tmp_path):
                                       "--data-dir", str(data_root), "--out", str(tmp_path / "x.csv")])
     assert result.exit_code == 2
     assert "error: no pair of 'fr:br' has its data" in result.stderr
+
+
+KILLER = """
+import os, signal, sys
+from xner.study.execute import default_registry
+from xner.study.runs import RunKind
+
+registry = default_registry()
+evaluate = registry.get("evaluate")
+
+def dying(spec, ctx):  # kill -9 of the whole process, in the middle of the experiment
+    if spec.params["role"] == "transfer":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return evaluate.func(spec, ctx)
+
+registry._kinds["evaluate"] = RunKind(evaluate.name, evaluate.version, dying, evaluate.primary, evaluate.show)
+from xner.cli import app
+app(sys.argv[1:])
+"""
+
+
+@pytest.mark.slow
+def test_killed_with_sigkill_it_resumes_without_redoing_finished_runs(data_root, tmp_path):
+    models, out = tmp_path / "m", tmp_path / "rob.csv"
+    args = ["robustness", "--pairs", "nl:de", "--model", "tiny", "--train-size", "20", "--epochs", "1", "--lr", "0.02",
+            "--train-layers", "1", "--perturb", "mask-entity", "--data-dir", str(data_root),
+            "--models-dir", str(models), "--out", str(out)]
+    script = tmp_path / "killer.py"
+    script.write_text(KILLER)
+    killed = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert killed.returncode == -signal.SIGKILL and not out.exists()
+    with ResultStore(models / "study.sqlite") as store:
+        before = {r.id: r.finished for r in store.records("done")}
+        assert store.status_counts()["running"] == 1  # the run it was killed in
+    assert len(before) == 3  # both models trained, the native one evaluated
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "3 runs already done" in result.stderr
+    with ResultStore(models / "study.sqlite") as store:
+        after = {r.id: r.finished for r in store.records("done")}
+    assert len(after) == 4 and {run: after[run] for run in before} == before
+    assert len(pd.read_csv(out)) == 4

@@ -130,7 +130,8 @@ def test_frame_explodes_evaluation_rows_into_the_tidy_schema(results):
     assert list(table.columns) == list(COLUMNS)
     assert len(table) == 10
     native = table[(table.kind == "native") & (table.perturbation == "clean")].iloc[0]
-    assert (native.source, native.target, native.f1, native.family, native.relation) == ("nl", "nl", 90.0, "Germanic", "")
+    assert (native.source, native.target, native.f1, native.genus, native.family, native.relation) == (
+        "nl", "nl", 90.0, "Germanic", "Indo-European", "")
     assert native.seconds == 2.5 and pd.isna(native.volume) and native.seed == 1
     transfer = table[table.kind == "transfer"].iloc[0]
     assert transfer.relation == "" and transfer.f1_lo == 69.0

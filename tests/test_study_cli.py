@@ -52,6 +52,8 @@ def test_study_runs_prints_the_table_and_the_report(config, tmp_path, test_kinds
     store = tmp_path / "out" / "study.sqlite"
     assert f"store {store}" in result.output
     assert "F1, mean over seeds" in result.output and "clean" in result.output and "student" in result.output
+    students = [line.split() for line in result.output.splitlines() if " student " in line]
+    assert students and all(line[:2] == ["embedded", "student"] for line in students)  # one row, one line: no folding
     assert result.output.rstrip().endswith(f"report: {tmp_path / 'out' / 'report' / 'report.html'}")
     [(reported_store, out_dir, reported_config)] = test_kinds
     assert reported_store == store and out_dir == tmp_path / "out" / "report"
@@ -116,7 +118,7 @@ def finished(config, tmp_path):
 def test_results_export_formats(finished, tmp_path):
     csv = cli("results", finished)
     assert csv.exit_code == 0
-    assert csv.output.splitlines()[0].startswith("run_id,kind,model,source,target,dataset,family,relation")
+    assert csv.output.splitlines()[0].startswith("run_id,kind,model,source,target,dataset,genus,family,relation")
     assert len(csv.output.splitlines()) == 1 + 14 * 2  # evaluations x (clean, mask-entity)
 
     rows = json.loads(cli("results", finished, "--format", "json").output)

@@ -10,7 +10,8 @@ from rich.console import Console
 
 from xner.models.tagger import Tagger
 from xner.pipeline import DataSpec
-from xner.study.execute import RichReporter, run_study
+from xner.study import parse_study
+from xner.study.execute import RichReporter, default_registry, run_study
 from xner.study.store import ResultStore
 
 STUDY = {
@@ -59,3 +60,74 @@ def test_a_fresh_store_gives_the_same_numbers(study, data_root, tmp_path):
     columns = ["kind", "source", "target", "volume", "seed", "perturbation", "f1"]
     first, second = (s.frame()[columns].sort_values(columns[:-1]).reset_index(drop=True) for s in (study, again))
     assert len(first) == 8 and first.equals(second)
+
+
+def test_progress_lines_of_students_name_their_volume():
+    """Each distill run and its evaluation has its own line (once four identical ones)."""
+    registry = default_registry()
+    specs = parse_study({**STUDY, "volumes": [20, 40]}).expand(registry)
+    lines = [spec.label(registry.get(spec.kind).show) for spec in specs if spec.params.get("volume") is not None]
+    assert len(lines) == len(set(lines)) == 6
+    assert sorted(line.split("volume=")[1] for line in lines) == ["0", "0", "20", "20", "40", "40"]
+    native = next(spec for spec in specs if spec.params.get("role") == "native")
+    assert "volume" not in native.label(registry.get("evaluate").show)
+
+
+@pytest.fixture
+def matrix_store(data_root, tmp_path) -> ResultStore:
+    """A probed 3 x 3 matrix (nl, de and swa, each the others' teacher) of the tiny model."""
+    config = {**{k: v for k, v in STUDY.items() if k not in ("pairs", "teachers", "volumes", "perturbations")},
+              "matrix": [{"sources": ["nl", "de", "swa"], "targets": ["de", "nl", "swa"], "probe": 12}],
+              "dataset_of": {"swa": "masakhaner2"}, "label_map": {"DATE": "O"},
+              "output_dir": str(tmp_path / "matrix"), "data_dir": str(data_root)}
+    reporter = RichReporter(Console(file=open(os.devnull, "w")))
+    return ResultStore(run_study(config, progress=reporter, report=False).store_path)
+
+
+def test_a_probing_matrix_stores_each_teachers_label_free_signals(matrix_store, data_root):
+    from xner.data.sampling import nested_subset
+    from xner.teacher_signals import entity_rate
+
+    store = matrix_store
+    [record] = [r for r in store.records("done")
+                if r.spec.kind == "signals" and r.spec.params["source"] == "nl" and r.spec.params["target"] == "de"]
+    signals = record.metrics
+    assert 0 < signals["teacher_confidence"] <= 1 and signals["teacher_entropy"] >= 0
+    sentences = signals["tags"].split("|")
+    probe = nested_subset(DataSpec("wikiann", data_root).split("de", "train"), 12, seed=0)
+    assert [len(s) for s in sentences] == [len(s) for s in probe]
+    taught = nested_subset(DataSpec("wikiann", data_root).split("nl", "train"), 30, seed=0)
+    assert signals["source_entity_rate"] == pytest.approx(entity_rate([s.tags for s in taught]))
+    assert signals["entity_rate_ratio"] == pytest.approx(signals["teacher_entity_rate"] / signals["source_entity_rate"])
+
+
+def test_a_ranker_learned_from_the_matrix_recommends_teachers(matrix_store, data_root, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from xner.cli import app
+
+    runner = CliRunner()
+    ranker = tmp_path / "ranker.json"
+    tables = tmp_path / "tables"
+    trained = runner.invoke(app, ["train-ranker", str(matrix_store.path), "--out", str(ranker), "--data-dir", str(data_root),
+                                  "--tables", str(tables)])
+    assert trained.exit_code == 0, trained.output
+    assert "6 pairs, 3 targets" in trained.output
+    import pandas as pd
+
+    quality = pd.read_csv(tables / "ranker_quality.csv")
+    assert set(quality["n_targets"]) == {3} and quality["top1"].between(0, 1).all()
+    assert len(pd.read_csv(tables / "pairs.csv")) == 6
+    saved = json.loads(ranker.read_text())
+    assert saved["format"] == "xner.ranker.v1"
+    assert saved["trained_on"]["datasets"] == {"de": "wikiann", "nl": "wikiann", "swa": "masakhaner2"}
+    shown = runner.invoke(app, ["recommend", "--target", "swa", "--dataset", "masakhaner2", "--ranker", str(ranker),
+                                "--data-dir", str(data_root), "--format", "json"])
+    assert shown.exit_code == 0, shown.output
+    rows = json.loads(shown.output)  # the target itself is no candidate
+    assert sorted(row["source"] for row in rows) == ["de", "nl"] and [row["rank"] for row in rows] == [1, 2]
+    assert rows[0]["predicted_f1"] >= rows[1]["predicted_f1"]
+    missing = runner.invoke(app, ["recommend", "--target", "swa", "--ranker", str(tmp_path / "none.json")])
+    assert missing.exit_code == 2 and "cannot read the ranker" in missing.output

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 
 import pytest
@@ -10,10 +9,10 @@ import yaml
 
 from xner.errors import XnerError
 from xner.study import RunRegistry, RunSpec, load_study, parse_study
-from xner.study.spec import DistillationOptions, TrainingOptions
+from xner.options import TrainingOptions
 
 KINDS = RunRegistry()
-for _name in ("train", "distill", "evaluate"):
+for _name in ("train", "distill", "evaluate", "signals"):
     KINDS.register(_name)(lambda spec, ctx: {})
 
 BASE = {"name": "t", "languages": ["nl"]}
@@ -29,7 +28,7 @@ BASE = {"name": "t", "languages": ["nl"]}
         ({**BASE, "training": {"epochs": 0}}, ["study.training.epochs: must be >= 1"]),
         ({**BASE, "training": {"lr": "fast"}}, ["study.training.lr: must be a number, got 'fast'"]),
         ({**BASE, "distillation": {"student": {"bogus": 1}}}, ["study.distillation.student: unknown key 'bogus'"]),
-        ({**BASE, "distillation": {"loss": "l1"}}, ["study.distillation.loss:", "'mse', 'kl' or 'ce'", "'l1'"]),
+        ({**BASE, "distillation": {"loss": "l1"}}, ["study.distillation.loss: unknown loss 'l1'; valid: ce, kl, mse"]),
         ({**BASE, "distillation": {"weighting": "vote"}}, ["unknown teacher weighting 'vote'", "uniform"]),
         ({"name": "t", "languages": ["nl", "xx"]}, ["study.languages[1]: unknown language 'xx'; valid:", "nl"]),
         ({"name": "t", "pairs": ["en-nl"]}, ["study.pairs[0]: 'en-nl' is not HRL:LRL", "pairs: all"]),
@@ -114,7 +113,7 @@ def test_dependencies_come_first_and_point_to_the_right_runs():
     assert evaluation.params | {"model_run": None} == {
         "model_run": None, "role": "student", "source": "en+de", "target": "nl", "dataset": "wikiann",
         "label_map": {}, "model": "embedded", "seed": 0, "train_size": None, "volume": 10, "split": "test",
-        "perturbations": ["clean"], "test_size": None, "bootstrap": 1000,
+        "perturbations": ["clean"], "test_size": None, "bootstrap": 1000, "decoding": "repair.v1", "rate": 1.0,
     }  # fmt: skip
 
 
@@ -122,7 +121,7 @@ def test_volume_zero_is_the_teachers_zero_shot_baseline():
     specs = parse_study({"name": "t", "teachers": {"nl": ["en"]}, "volumes": [100]}).expand(KINDS)
     distills = {s.params["volume"]: s for s in specs if s.kind == "distill"}
     assert sorted(distills) == [0, 100]
-    assert distills[0].params["distillation"] == {"weighting": "uniform"}
+    assert distills[0].params["distillation"] == {"weighting": "uniform.v1"}
     assert distills[100].params["distillation"]["student"]["epochs"] == 3
 
 
@@ -160,20 +159,6 @@ def test_defaults_are_filled_before_hashing():
     assert implicit[0].params["training"]["lr"] == TrainingOptions().lr
 
 
-def test_an_option_added_later_enters_the_ids_only_when_set():
-    """A store made before xner had ``batching`` keeps its run ids, and so its done runs."""
-    before = parse_study(BASE).expand(KINDS)
-    assert "batching" not in before[0].params["training"]
-    explicit = parse_study({**BASE, "training": {"batching": "length"}}).expand(KINDS)
-    assert [s.id for s in explicit] == [s.id for s in before]
-    random = parse_study({**BASE, "training": {"batching": "random"}}).expand(KINDS)
-    assert random[0].params["training"]["batching"] == "random"
-    student = {**BASE, "teachers": {"nl": ["en"]}, "volumes": [10], "training": {"batching": "random"},
-               "distillation": {"student": {"batching": "length"}}}  # fmt: skip
-    [distill] = [s for s in parse_study(student).expand(KINDS) if s.kind == "distill" and s.params["volume"]]
-    assert "batching" not in distill.params["distillation"]["student"]  # back to the default: not hashed
-
-
 @pytest.mark.parametrize(
     "change",
     [
@@ -184,6 +169,7 @@ def test_an_option_added_later_enters_the_ids_only_when_set():
         {"label_map": {"DATE": "O"}},
         {"dataset": "masakhaner2"},
         {"training": {"batching": "random"}},
+        {"training": {"checkpoint": "average"}},
     ],
 )
 def test_a_result_changing_param_changes_the_ids(change):
@@ -272,17 +258,8 @@ def test_student_options_override_training_options():
     study = parse_study({**BASE, "teachers": {"nl": ["en"]}, "volumes": [10], "training": {"epochs": 5},
                          "distillation": {"student": {"train_layers": 9}}})  # fmt: skip
     student = next(s for s in study.expand(KINDS) if s.kind == "distill" and s.params["volume"])
-    expected = {**TrainingOptions(epochs=5).model_dump(exclude={"batching"}), "train_layers": 9}
+    expected = {**TrainingOptions(epochs=5).model_dump(), "train_layers": 9}
     assert student.params["distillation"]["student"] == expected
-
-
-def test_options_mirror_the_tagger_and_distillation_configs():
-    """Every study option reaches a TrainConfig/DistillConfig field and vice versa (seed: ``seeds``)."""
-    tagger = pytest.importorskip("xner.models.tagger")
-    train = pytest.importorskip("xner.train")
-    assert {f.name for f in dataclasses.fields(tagger.TrainConfig)} == {*TrainingOptions.model_fields, "seed"}
-    distill = {f.name for f in dataclasses.fields(train.DistillConfig)}
-    assert distill == {*DistillationOptions.model_fields} - {"student"} | {"train"}
 
 
 def test_matrix_crosses_every_source_with_every_target_once():
@@ -295,3 +272,16 @@ def test_matrix_crosses_every_source_with_every_target_once():
     # each target: native once, and zero-shot from every other source (en:de listed twice counts once)
     assert scored == Counter({("native", "de", "de"): 1, ("native", "nl", "nl"): 1, ("transfer", "en", "de"): 1,
                               ("transfer", "nl", "de"): 1, ("transfer", "en", "nl"): 1, ("transfer", "de", "nl"): 1})
+
+
+def test_a_probing_matrix_adds_one_signals_run_per_off_diagonal_cell():
+    plain = parse_study({"name": "t", "matrix": [{"sources": ["en", "de"], "targets": ["de", "nl"]}]}).expand(KINDS)
+    probed = parse_study({"name": "t", "matrix": [{"sources": ["en", "de"], "targets": ["de", "nl"], "probe": 300}]})
+    runs = probed.expand(KINDS)
+    signals = [run for run in runs if run.kind == "signals"]
+    assert sorted((r.params["source"], r.params["target"]) for r in signals) == [("de", "nl"), ("en", "de"), ("en", "nl")]
+    assert {r.params["probe_size"] for r in signals} == {300}
+    trained = {run.id: run.params["lang"] for run in runs if run.kind == "train"}
+    assert all(trained[r.params["model_run"]] == r.params["source"] and r.deps == (r.params["model_run"],) for r in signals)
+    # probing adds runs; it changes none of the others
+    assert {run.id for run in runs if run.kind != "signals"} == {run.id for run in plain}

@@ -1,17 +1,22 @@
 """The unlabeled-volume sweep: one row per (volume, seed, test set), volume 0 = the teacher,
-volumes beyond the pool reported as skipped, gains over the teacher, perturbed test sets."""
+volumes beyond the pool reported as skipped, gains over the teacher, perturbed test sets; its
+runs are study runs, kept in a store and never redone."""
 
 from __future__ import annotations
 
 import pytest
-from test_tagger import FAST, one_thread  # noqa: F401 - autouse
+from test_tagger import FAST
 
-from xner.data.corpus import Sentence
+from xner.distillation.ensemble import Ensemble
+from xner.distillation.student import DistillConfig
+from xner.distillation.weighting import resolve_weighting
 from xner.models.tagger import Tagger, TrainConfig
+from xner.perturb import PerturbationResources, perturb_corpus
 from xner.pipeline import DataSpec
-from xner.sweep import Ensemble, sweep_table, volume_sweep
-from xner.train import DistillConfig
-from xner.weighting import resolve_weighting
+from xner.study import ResultStore
+from xner.sweep import sweep_table, volume_sweep
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 CONFIG = DistillConfig(train=TrainConfig(epochs=1, train_layers=1, **FAST))
 SCORES = ("precision", "recall", "f1", "f1_lo", "f1_hi")
@@ -29,17 +34,12 @@ def data(data_root):
 
 
 @pytest.fixture
-def teacher(data):
-    """A tiny teacher trained on the fixture root's Dutch."""
+def teacher(data, tmp_path):
+    """A tiny teacher trained on the fixture root's Dutch, saved as `xner train` does."""
     tagger = Tagger.create("tiny", data.labels, seed=0)
     tagger.fit(data.split("nl", "train"), config=TrainConfig(epochs=2, **FAST))
-    return tagger
-
-
-def masked(sentences: list[Sentence]) -> list[Sentence]:
-    """Entity words replaced by a mask word: a perturbed copy of a test set."""
-    return [Sentence(tuple("[MASK]" if t != "O" else w for w, t in zip(s.tokens, s.tags)), s.tags, s.lang)
-            for s in sentences]
+    tagger.save(tmp_path / "nl-teacher")
+    return tmp_path / "nl-teacher"
 
 
 def run(teachers, data, volumes, seeds=(0,), **options):
@@ -52,7 +52,8 @@ def test_rows_for_every_volume_and_seed(teacher, data):
     assert seen == rows
     assert [(r["volume"], r["seed"]) for r in rows] == [(v, s) for s in (0, 1) for v in (0, 10, 40, 1000)]
     for row in rows:
-        assert (row["target"], row["family"], row["source"], row["dataset"]) == ("de", "Germanic", "nl", "wikiann")
+        assert (row["target"], row["genus"], row["family"], row["source"], row["dataset"]) == (
+            "de", "Germanic", "Indo-European", "nl", "wikiann")
         assert (row["perturbation"], row["weighting"], row["kind"]) == ("clean", "uniform.v1", "student")
         assert row["loss"] == "mse.v1"  # the loss is part of the result: MSE and KL students differ
     teacher_f1 = rows[0]["f1"]
@@ -66,33 +67,33 @@ def test_rows_for_every_volume_and_seed(teacher, data):
         assert row["f1_lo"] <= row["f1"] <= row["f1_hi"] and row["seconds"] >= 0
         if row["volume"] == 0:  # the teacher itself, zero-shot
             assert row["gain"] == 0 and row["f1"] == teacher_f1
-    assert teacher_f1 == pytest.approx(teacher.evaluate(data.split("de", "test"))["f1"])
+    assert teacher_f1 == pytest.approx(Tagger.load(teacher).evaluate(data.split("de", "test"))["f1"])
 
 
-def test_the_teacher_labels_each_sentence_once(teacher, data, monkeypatch):
-    asked = []
-    predict = teacher.predict_proba
-    monkeypatch.setattr(teacher, "predict_proba", lambda s, *a, **k: asked.extend(x.tokens for x in s)
-                        or predict(s, *a, **k))
-    run([teacher], data, [10, 20, 40], seeds=(0, 1))
-    assert len(asked) == len(set(asked))  # test set and pool, every sentence once
-    assert set(asked) == {s.tokens for split in ("train", "test") for s in data.split("de", split)}
-
-
-def test_same_sweep_same_numbers(teacher, data):
-    first, again = (run([teacher], data, [0, 20]) for _ in range(2))
+def test_its_runs_are_kept_and_a_rerun_redoes_none(teacher, data, tmp_path):
+    first = run([teacher], data, [0, 20], models_dir=tmp_path / "sweep")
+    with ResultStore(tmp_path / "sweep" / "study.sqlite") as store:
+        done = {r.id: r.finished for r in store.records("done")}
+    assert sorted(r.spec.kind for r in ResultStore(tmp_path / "sweep" / "study.sqlite").records()) == [
+        "distill", "distill", "evaluate", "evaluate", "teacher"]
+    again = run([teacher], data, [0, 20], models_dir=tmp_path / "sweep")
+    with ResultStore(tmp_path / "sweep" / "study.sqlite") as store:
+        assert {r.id: r.finished for r in store.records("done")} == done
     assert [{k: r[k] for k in SCORES} for r in first] == [{k: r[k] for k in SCORES} for r in again]
+    fresh = run([teacher], data, [0, 20], models_dir=tmp_path / "elsewhere")  # same numbers from scratch
+    assert [{k: r[k] for k in SCORES} for r in first] == [{k: r[k] for k in SCORES} for r in fresh]
 
 
 def test_perturbed_test_sets_add_rows(teacher, data):
     test = data.split("de", "test")
-    rows = run([teacher], data, [0, 20, 1000], perturbed=[("mask-entity", masked(test))])
+    rows = run([teacher], data, [0, 20, 1000], perturbations=["mask-entity"])
     assert [(r["volume"], r["perturbation"]) for r in rows] == [
         (v, p) for v in (0, 20, 1000) for p in ("clean", "mask-entity")]
     teacher_rows = {r["perturbation"]: r for r in rows if r["volume"] == 0}
-    clean_f1 = teacher.evaluate(test)["f1"]
-    assert teacher_rows["clean"]["f1"] == pytest.approx(clean_f1)
-    assert teacher_rows["mask-entity"]["f1"] == pytest.approx(teacher.evaluate(masked(test))["f1"])
+    model = Tagger.load(teacher)
+    assert teacher_rows["clean"]["f1"] == pytest.approx(model.evaluate(test)["f1"])
+    masked = perturb_corpus(test, "mask-entity", resources=PerturbationResources(mask_token=model.backbone.tokenizer.mask_token))[0]
+    assert teacher_rows["mask-entity"]["f1"] == pytest.approx(model.evaluate(masked)["f1"])
     for row in rows:
         if row["status"] == "done":  # each test set's gain is over the teacher on that test set
             assert row["teacher_f1"] == teacher_rows[row["perturbation"]]["f1"]
@@ -100,17 +101,17 @@ def test_perturbed_test_sets_add_rows(teacher, data):
 
 def test_test_limit(teacher, data):
     [row] = run([teacher], data, [0], test_limit=5)
-    assert row["f1"] == pytest.approx(teacher.evaluate(data.split("de", "test")[:5])["f1"])
+    assert row["f1"] == pytest.approx(Tagger.load(teacher).evaluate(data.split("de", "test")[:5])["f1"])
 
 
-def test_multi_source_sweep(teacher, data):
+def test_multi_source_sweep(teacher, data, tmp_path):
     other = Tagger.create("tiny", data.labels, seed=1)
     other.fit(data.split("de", "dev"), config=TrainConfig(epochs=1, **FAST))
     other.metadata["languages"] = ["en"]
-    weighting = resolve_weighting("given", by_language={"nl": 1, "en": 3})
-    rows = run([teacher, other], data, [0, 10], weighting=weighting)
-    assert [(r["source"], r["weighting"]) for r in rows] == [("nl+en", "given.v1")] * 2
-    ensemble = Ensemble([teacher, other], weighting)
+    other.save(tmp_path / "en-teacher", compact=True)
+    rows = run([teacher, tmp_path / "en-teacher"], data, [0, 10])
+    assert [(r["source"], r["weighting"]) for r in rows] == [("nl+en", "uniform.v1")] * 2
+    ensemble = Ensemble([Tagger.load(teacher), Tagger.load(tmp_path / "en-teacher")], resolve_weighting("uniform"))
     test = data.split("de", "test")
     from xner.metrics import entity_scores
 
@@ -119,7 +120,7 @@ def test_multi_source_sweep(teacher, data):
 
 def test_sweep_table_has_a_stable_column_order(teacher, data):
     table = sweep_table(run([teacher], data, [0, 1000]))
-    assert list(table.columns) == ["kind", "model", "target", "family", "source", "dataset", "weighting", "loss", "volume", "seed",
+    assert list(table.columns) == ["kind", "model", "target", "genus", "family", "source", "dataset", "weighting", "loss", "volume", "seed",
                                    "perturbation", "precision", "recall", "f1", "f1_lo", "f1_hi",
                                    "teacher_f1", "gain", "seconds", "status"]
     assert table["status"].tolist() == ["done", "skipped: volume 1000 > 40 unlabeled sentences available"]

@@ -18,7 +18,8 @@ import torch
 from xner.data.corpus import Sentence
 from xner.data.labels import iob2_tags
 from xner.errors import XnerError
-from xner.models.tagger import Tagger, TrainConfig, repair_iob2
+from xner.decoding import repair_iob2
+from xner.models.tagger import Tagger, TrainConfig
 
 LABELS = iob2_tags(["PER", "ORG", "LOC"])
 
@@ -62,16 +63,7 @@ def assert_same_predictions(a: Tagger, b: Tagger, sentences) -> None:
         np.testing.assert_array_equal(x, y)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Run torch on one thread: tiny models gain nothing from more, and on a shared 2-core box
-    extra threads spin against other jobs (several times slower). Shared by the training tests."""
-    threads = torch.get_num_threads()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("xner.models.device.use_all_cores", lambda: 1)
-        torch.set_num_threads(1)
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(autouse=True)
@@ -203,6 +195,24 @@ def test_without_dev_the_last_epoch_is_kept(data):
     assert torch.equal(tagger.model.classifier.weight, snapshots.weights[-1])
 
 
+@pytest.mark.parametrize(("policy", "averaged"), [("last", [5]), ("average", [3, 4, 5])])
+def test_last_and_average_policies_train_every_epoch_and_keep_their_weights(data, monkeypatch, policy, averaged):
+    tagger = Tagger.create("tiny", LABELS, seed=0)
+    scores = iter([50, 10, 10, 10, 10])  # best at epoch 1: early stopping would stop at 3 and restore 1
+    monkeypatch.setattr(tagger, "evaluate", lambda sentences: {"f1": next(scores)})
+    snapshots = Snapshots()
+    record = tagger.fit(data["train"][:16], dev=data["dev"][:2], hooks=[snapshots],
+                        config=TrainConfig(epochs=5, lr=1e-2, batch_size=8, patience=2, checkpoint=policy))
+    assert len(record["history"]) == 5 and record["config"]["checkpoint"] == policy
+    expected = torch.stack([snapshots.weights[e - 1] for e in averaged]).mean(0)
+    torch.testing.assert_close(tagger.model.classifier.weight, expected, rtol=0, atol=1e-7)
+
+
+def test_an_unknown_checkpoint_policy_lists_the_valid_ones():
+    with pytest.raises(XnerError, match=r"^unknown checkpoint policy 'swa'; valid: average, best, last$"):
+        TrainConfig(checkpoint="swa")
+
+
 # --- probabilities and decoding ------------------------------------------------------------------
 
 def test_probabilities_are_distributions_per_word(trained, data):
@@ -318,7 +328,7 @@ def test_soft_targets_train_like_labels(data):
     eye = np.eye(len(LABELS), dtype=np.float32)
     targets = [eye[[LABELS.index(t) for t in s.tags]] for s in train]
     unlabeled = [s.unlabeled() for s in train]
-    from xner.train import make_loss
+    from xner.distillation.losses import make_loss
 
     tagger = Tagger.create("tiny", LABELS, seed=0)
     tagger.fit(unlabeled, targets=targets, loss=make_loss("mse"), config=TrainConfig(epochs=3, **FAST))
@@ -344,10 +354,11 @@ def test_labels_must_start_with_outside(labels):
         Tagger.create("tiny", labels)
 
 
-@pytest.mark.parametrize("train_layers", [-1, 3])
-def test_train_layers_out_of_range(data, train_layers):
-    with pytest.raises(XnerError, match=f"train_layers must be between 0 and 2, got {train_layers}"):
-        Tagger.create("tiny", LABELS).fit(data["train"][:4], config=TrainConfig(train_layers=train_layers))
+def test_train_layers_out_of_range(data):
+    with pytest.raises(XnerError, match="train_layers must be between 0 and 2, got 3"):
+        Tagger.create("tiny", LABELS).fit(data["train"][:4], config=TrainConfig(train_layers=3))
+    with pytest.raises(XnerError, match=r"^TrainConfig: train_layers: must be >= 0$"):
+        TrainConfig(train_layers=-1)
 
 
 def test_progress_bar_option(data, capsys):
@@ -459,4 +470,6 @@ def test_bf16_cpu_training_uses_eager_attention_and_restores_it(data, monkeypatc
     tagger.fit(data["train"][:32], config=TrainConfig(epochs=2, train_layers=1, precision=precision), loss=loss)
     assert seen == {during} and fused == [True if precision == "bf16" else None]
     assert tagger.model.config._attn_implementation == "sdpa"
-    assert tagger.evaluate(data["test"])["f1"] >= 0  # prediction still runs after the switch back
+    predicted = tagger.predict(data["test"])  # prediction still runs after the switch back
+    assert [len(tags) for tags in predicted] == [len(s) for s in data["test"]]
+    assert {tag for tags in predicted for tag in tags} <= set(LABELS)

@@ -10,23 +10,17 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from test_tagger import FAST, LABELS, easy_corpus, one_thread, train_tagger  # noqa: F401 - autouse
+from test_tagger import FAST, LABELS, easy_corpus, train_tagger
 
 from xner.data.corpus import Sentence
 from xner.data.sampling import nested_subset, subset_indices
+from xner.distillation.losses import LOSSES, CrossEntropyLoss, KLDistillLoss, MSEDistillLoss, make_loss
+from xner.distillation.student import DistillConfig, distill, soft_labels
+from xner.distillation.weighting import resolve_weighting
 from xner.errors import XnerError
 from xner.models.tagger import Tagger, TrainConfig
-from xner.train import (
-    LOSSES,
-    CrossEntropyLoss,
-    DistillConfig,
-    KLDistillLoss,
-    MSEDistillLoss,
-    distill,
-    make_loss,
-    soft_labels,
-)
-from xner.weighting import resolve_weighting
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 STUDENT = TrainConfig(epochs=3, train_layers=1, **FAST)
 
@@ -244,8 +238,13 @@ def test_threshold_keeps_confident_sentences(teachers, pool):
 
 
 def test_no_sentence_above_the_threshold_is_an_error(teachers, pool):
-    with pytest.raises(XnerError, match="no unlabeled sentence passes the confidence threshold 1.01"):
-        distill(teachers[:1], pool, config=DistillConfig(threshold=1.01, train=STUDENT))
+    with pytest.raises(XnerError, match="no unlabeled sentence passes the confidence threshold 1.0"):
+        distill(teachers[:1], pool, config=DistillConfig(threshold=1.0, train=STUDENT))
+
+
+def test_a_threshold_above_1_fails_when_the_config_is_made():
+    with pytest.raises(XnerError, match=r"^DistillConfig: threshold: must be <= 1.0$"):
+        DistillConfig(threshold=1.01)
 
 
 @pytest.mark.parametrize("hard", [False, True])

@@ -12,14 +12,16 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from test_tagger import easy_corpus, one_thread  # noqa: F401 - autouse
+from test_tagger import LABELS, easy_corpus
 
 from xner.data.corpus import Sentence
 from xner.errors import XnerError
 from xner.models import load_backbone
 from xner.models.encoding import encode_corpus
 from xner.models.sentence_vectors import sentence_vectors
-from xner.weighting import WEIGHTINGS, resolve_weighting, teacher_language
+from xner.distillation.weighting import WEIGHTINGS, resolve_weighting, teacher_language
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 CYRILLIC = {
     "O": ("и", "в", "не", "на", "что", "был", "с", "около"),
@@ -148,6 +150,25 @@ def test_langid_weights_favour_the_language_of_each_sentence():
     assert weighting.accuracy == pytest.approx(1.0)
     reversed_order = weighting.weights([teacher("ru"), teacher("nl")], pool)  # columns follow the teachers
     np.testing.assert_allclose(reversed_order, weights[:, ::-1], atol=1e-4)
+
+
+@pytest.mark.parametrize("compact", [True, False])
+def test_langid_works_with_teachers_saved_compact_or_in_full(tmp_path, compact):
+    """A teacher of plain ``xner train`` (saved in full) once crashed the classifier's encoder."""
+    from xner.models.tagger import Tagger, TrainConfig
+
+    sources = {"nl": easy_corpus(12, seed=1, lang="nl"), "ru": easy_corpus(12, seed=2, lang="ru", lexicon=CYRILLIC)}
+    teachers = []
+    for lang in ("nl", "ru"):
+        tagger = Tagger.create("tiny", LABELS, seed=0)
+        tagger.fit(sources[lang], config=TrainConfig(epochs=1, train_layers=1))
+        tagger.save(tmp_path / lang, compact=compact)
+        teachers.append(Tagger.load(tmp_path / lang))
+    pool = easy_corpus(4, seed=3, lang="de") + easy_corpus(4, seed=4, lang="de", lexicon=CYRILLIC)
+    weights = resolve_weighting("langid", sources=sources).weights(teachers, pool)
+    expected = resolve_weighting("langid", sources=sources, backbone=load_backbone("tiny")).weights(teachers, pool)
+    np.testing.assert_allclose(weights, expected)
+    assert (weights[:4, 0] > 0.5).all() and (weights[4:, 1] > 0.5).all()
 
 
 def test_langid_needs_sentences_of_every_teacher_language():

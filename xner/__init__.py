@@ -17,7 +17,9 @@ from xner.data import (
 )
 from xner.data.news import ChoiceItem, Document, load_documents, read_news
 from xner.data.wiki import read_wiki_titles, read_wikiextractor
+from xner.decoding import DECODINGS, DEFAULT_DECODING, decode
 from xner.errors import XnerError
+from xner.options import DistillationOptions, TrainingOptions
 from xner.tasks import TASKS, get_task
 from xner.metrics import bootstrap_f1, entity_overlap, entity_scores, pair_overlap, subword_overlap
 from xner.perturb import PERTURBATIONS, list_perturbations, perturb, perturb_corpus
@@ -39,9 +41,9 @@ _LAZY = {
     "DataSpec": "xner.pipeline",
     "train_model": "xner.pipeline",
     "evaluate_model": "xner.pipeline",
-    "DistillConfig": "xner.train",
-    "distill": "xner.train",
-    "soft_labels": "xner.train",
+    "DistillConfig": "xner.distillation.student",
+    "distill": "xner.distillation.student",
+    "soft_labels": "xner.distillation.student",
     "volume_sweep": "xner.sweep",
     "robustness": "xner.robustness",
     "teacher_comparison": "xner.analysis",
@@ -70,6 +72,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Tagger",
     "TrainConfig",
+    "TrainingOptions",
+    "DistillationOptions",
     "DataSpec",
     "train_model",
     "evaluate_model",
@@ -111,6 +115,9 @@ __all__ = [
     "list_perturbations",
     "entity_scores",
     "bootstrap_f1",
+    "DECODINGS",
+    "DEFAULT_DECODING",
+    "decode",
     "entity_overlap",
     "pair_overlap",
     "subword_overlap",

@@ -1,14 +1,14 @@
 """Statistics over a study's tidy results: does unlabeled text help, and why does transfer work?
 
 Every function takes the tidy results table (one row per run and test set, the columns of the
-results schema: ``kind, model, source, target, family, volume, seed, perturbation, f1, f1_lo,
+results schema: ``kind, model, source, target, genus, volume, seed, perturbation, f1, f1_lo,
 f1_hi, teacher_f1, gain, entity_overlap, train_size``...) and returns a plain DataFrame, so the
 analyses are testable without a store and the report only formats what they return.
 
-- :func:`volume_correlations`: per target or per family, Pearson/Spearman of log2(volume) with
+- :func:`volume_correlations`: per target or per genus, Pearson/Spearman of log2(volume) with
   student F1 and with the gain over the zero-shot teacher, bootstrap CIs, F1 per doubling, the
   volume at which the student first beats its teacher (Wu et al. 2020's question, per language).
-- :func:`mixed_effects`: ``f1 ~ log2(volume) * family + (1 | target)`` (statsmodels MixedLM),
+- :func:`mixed_effects`: ``f1 ~ log2(volume) * genus + (1 | target)`` (statsmodels MixedLM),
   with a teacher-within-target component where targets have several teacher models.
 - :func:`transfer_correlates`: transfer F1 against entity overlap, source train size and URIEL
   distances (Manafi & Krishnaswamy 2024: transfer depends largely on entity overlap).
@@ -18,8 +18,8 @@ Confidence intervals are 95% percentile bootstrap intervals (``scipy.stats.boots
 runs; the table holds no per-sentence predictions, so test-sentence uncertainty enters only
 through each row's own ``f1_lo``/``f1_hi`` (used where a cell has a single run).
 
->>> table = volume_correlations(results, by="family")  # doctest: +SKIP
->>> table[["family", "n_targets", "f1_pearson", "f1_pearson_lo", "slope"]]  # doctest: +SKIP
+>>> table = volume_correlations(results, by="genus")  # doctest: +SKIP
+>>> table[["genus", "n_targets", "f1_pearson", "f1_pearson_lo", "slope"]]  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from xner.typology import uriel_distance
 __all__ = [
     "MixedEffects",
     "TRANSFER_COVARIATES",
+    "REPORTED_URIEL",
     "URIEL_FEATURES",
     "correlate",
     "mixed_effects",
@@ -55,14 +56,16 @@ __all__ = [
     "volume_curves",
 ]
 
-Grouping = Literal["target", "family"]
+Grouping = Literal["target", "genus", "family"]
 
 _GROUP_KEYS: dict[str, list[str]] = {
-    "target": ["model", "family", "source", "target"],
+    "target": ["model", "genus", "source", "target"],
+    "genus": ["model", "genus"],
     "family": ["model", "family"],
 }
-"""Rows that one correlation pools: a target's runs share model and teacher; a family's runs
-share the model and pool every target (and teacher) of the family."""
+"""Rows that one correlation pools: a target's runs share model and teacher; a genus's (or a
+family's: Germanic and Slavic are both Indo-European) runs share the model and pool every
+target (and teacher) of the genus (family)."""
 
 _MIN_MIXED_TARGETS = 2
 
@@ -71,12 +74,21 @@ TRANSFER_COVARIATES: tuple[str, ...] = ("entity_overlap", "train_size")
 
 URIEL_FEATURES: dict[str, str] = {
     "genetic": "fam",
+    "geographic": "geo",
     "syntactic": "syntax_knn",
+    "phonological": "phonology_knn",
+    "inventory": "inventory_knn",
     "featural": "syntax_knn+phonology_knn+inventory_knn",
 }
 """URIEL distance kind -> lang2vec feature set, for :func:`xner.typology.uriel_distance` (cosine
-distance of the two languages' vectors, URIEL's definition, Littell et al. 2017). ``knn`` sets
-are imputed, so no value is missing; "featural" concatenates syntax, phonology and inventory."""
+distance of the two languages' vectors, URIEL's definition, Littell et al. 2017; "geographic"
+is the cosine distance of lang2vec's ``geo`` vectors -- distances to fixed points on the globe --
+as the PyPI lang2vec ships no great-circle table). ``knn`` sets are imputed, so no value is
+missing; "featural" concatenates syntax, phonology and inventory."""
+
+REPORTED_URIEL: tuple[str, ...] = ("genetic", "syntactic", "featural")
+"""The URIEL distances the transfer analysis correlates with F1 by default (LangRank's six are
+all in :data:`URIEL_FEATURES`, for :mod:`xner.transfer_features`)."""
 
 @contextmanager
 def _quiet() -> Iterator[None]:
@@ -252,7 +264,7 @@ def _numeric(rows: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
 def _clean_students(df: pd.DataFrame) -> pd.DataFrame:
     """Clean student rows, teacher baseline (volume 0) included, with ``teacher_f1``/``gain``
     filled from the volume-0 rows where the table left them empty."""
-    _require(df, ("kind", "model", "source", "target", "family", "volume", "perturbation", "f1"),
+    _require(df, ("kind", "model", "source", "target", "genus", "volume", "perturbation", "f1"),
              "the volume analysis")
     rows = df[(df["kind"] == "student") & (df["perturbation"] == "clean") & df["volume"].notna()]
     if "seed" not in rows:  # a hand-made table without seeds: one teacher model per curve
@@ -279,7 +291,7 @@ def _student_sweep(df: pd.DataFrame) -> pd.DataFrame:
 
 def _first_win(rows: pd.DataFrame) -> dict[str, float]:
     """Teacher F1 and the smallest volume whose mean gain (over seeds, and targets for a
-    family) is positive, i.e. where the student's mean F1 first exceeds the teacher's."""
+    genus) is positive, i.e. where the student's mean F1 first exceeds the teacher's."""
     mean_gain = rows.groupby("volume")["gain"].mean()
     wins = mean_gain.index[mean_gain > 0]
     return {
@@ -297,7 +309,7 @@ def volume_correlations(
     confidence: float = 0.95,
     flat_below: float = 0.5,
 ) -> pd.DataFrame:
-    """How student F1 grows with unlabeled volume, per target language or per family.
+    """How student F1 grows with unlabeled volume, per target language or per genus.
 
     Over clean student rows with volume > 0 (each row one run: a (volume, seed) pair), the
     Pearson and Spearman correlation of log2(volume) with ``f1`` and with ``gain`` (F1 minus
@@ -309,13 +321,13 @@ def volume_correlations(
     its CI and p-value; the teacher's F1 and the smallest volume at which the student's mean F1
     over seeds first exceeds it; where the curve flattens (see :func:`_flattening`).
 
-    A family's correlation pools its targets' runs (and every teacher's: the raw-F1 correlation
-    then mixes levels, the gain's and the slope's do not); a family of one target is that
+    A genus's correlation pools its targets' runs (and every teacher's: the raw-F1 correlation
+    then mixes levels, the gain's and the slope's do not); a genus of one target is that
     target's curves, and its note says so.
 
     Args:
         df: the tidy results table.
-        by: ``"target"`` (one row per model, teacher source and target) or ``"family"``.
+        by: ``"target"`` (one row per model, teacher source and target) or ``"genus"``.
         n_resamples, seed, confidence: the bootstrap's resamples, seed and level.
         flat_below: F1 per doubling under which a curve counts as flat.
 
@@ -329,10 +341,11 @@ def volume_correlations(
     Raises:
         XnerError: unknown ``by``, or the table lacks a needed column.
 
-    >>> volume_correlations(results, by="family", n_resamples=500)  # doctest: +SKIP
+    >>> volume_correlations(results, by="genus", n_resamples=500)  # doctest: +SKIP
     """
     if by not in _GROUP_KEYS:
         raise one_of("grouping", by, _GROUP_KEYS)
+    _require(df, tuple(_GROUP_KEYS[by]), f"grouping by {by}")
     rows = _student_sweep(df)
     keys = _GROUP_KEYS[by]
     records = []
@@ -359,7 +372,7 @@ def volume_correlations(
         note = ""
         if group["volume"].nunique() < 2:
             note = "one volume: no correlation"
-        elif by == "family" and n_targets == 1:
+        elif by != "target" and n_targets == 1:
             note = "one target: its curves (one per teacher), not a comparison across targets"
         records.append(
             {
@@ -381,7 +394,7 @@ def _flattening(rows: pd.DataFrame, flat_below: float) -> dict[str, float]:
     """Where a learning curve stops paying: the smallest volume after which every further step
     of the volume grid gains less than ``flat_below`` F1 per doubling (mean gain over seeds).
 
-    ``last_doubling`` is the F1 per doubling of the last step (the full pool's). A family's
+    ``last_doubling`` is the F1 per doubling of the last step (the full pool's). A genus's
     value is the median over its curves (targets x teachers), whose grids may end at different
     volumes. NaN ``flattens_at``: still rising at the largest volume. A grid volume less than
     half a doubling below the next (4,000 before a whole pool of 4,343) is left out: seed noise
@@ -424,41 +437,41 @@ def teacher_comparison(
     students' F1 at the largest volume both curves have (the whole pool) and their difference
     (other - reference), paired by seed, with a CI over seeds (a single seed: the two runs' own
     test-set intervals, combined conservatively); the mean difference over every volume > 0;
-    each curve's F1 per doubling. ``by="family"`` averages the targets' differences, with a
-    bootstrap CI over targets (a one-target family keeps its target's CI).
+    each curve's F1 per doubling. ``by="genus"`` averages the targets' differences, with a
+    bootstrap CI over targets (a one-target genus keeps its target's CI).
 
     Returns:
-        Columns ``model, family, [target,] source, reference, n_targets, teacher_f1,
+        Columns ``model, genus, [target,] source, reference, n_targets, teacher_f1,
         reference_teacher_f1, teacher_diff, full_volume, full_f1, reference_full_f1, full_diff,
         full_diff_lo, full_diff_hi, mean_diff, slope, reference_slope``; empty when no target
         has students of the reference and of another teacher.
     """
-    if by not in _GROUP_KEYS:
-        raise one_of("grouping", by, _GROUP_KEYS)
+    if by not in ("target", "genus"):
+        raise one_of("grouping", by, ("target", "genus"))
     rows = _clean_students(df)
     records = []
-    for (model, family, target), group in rows.groupby(["model", "family", "target"], sort=True):
+    for (model, genus, target), group in rows.groupby(["model", "genus", "target"], sort=True):
         ref = group[group["source"] == reference]
         if ref.empty:
             continue
         for source, other in group[group["source"] != reference].groupby("source", sort=True):
-            records.append({"model": model, "family": family, "target": target, "source": source,
+            records.append({"model": model, "genus": genus, "target": target, "source": source,
                             "reference": reference, "n_targets": 1,
                             **_paired_curves(other, ref, n_resamples, seed, confidence)})
     table = pd.DataFrame.from_records(records)
     if table.empty or by == "target":
         return table
-    families = []
+    genera = []
     averaged = ["teacher_f1", "reference_teacher_f1", "teacher_diff", "full_volume", "full_f1",
                 "reference_full_f1", "mean_diff", "slope", "reference_slope"]
-    for (model, family), group in table.groupby(["model", "family"], sort=True):
+    for (model, genus), group in table.groupby(["model", "genus"], sort=True):
         ci = _mean_ci(group["full_diff"], group["full_diff_lo"], group["full_diff_hi"],
                       n_resamples=n_resamples, seed=seed, confidence=confidence)
-        families.append({"model": model, "family": family, "source": "+".join(sorted(group["source"].unique())),
+        genera.append({"model": model, "genus": genus, "source": "+".join(sorted(group["source"].unique())),
                          "reference": reference, "n_targets": group["target"].nunique(),
                          **group[averaged].mean().to_dict(),
                          "full_diff": ci["mean"], "full_diff_lo": ci["lo"], "full_diff_hi": ci["hi"]})
-    return pd.DataFrame.from_records(families)[[c for c in table.columns if c != "target"]]
+    return pd.DataFrame.from_records(genera)[[c for c in table.columns if c != "target"]]
 
 
 def _paired_curves(other: pd.DataFrame, ref: pd.DataFrame, n_resamples: int, seed: int,
@@ -493,16 +506,16 @@ def _paired_curves(other: pd.DataFrame, ref: pd.DataFrame, n_resamples: int, see
 def volume_curves(
     df: pd.DataFrame, *, n_resamples: int = 2000, seed: int = 0, confidence: float = 0.95
 ) -> pd.DataFrame:
-    """Mean student F1 per (model, family, source, target, volume) with a CI, for plotting.
+    """Mean student F1 per (model, genus, source, target, volume) with a CI, for plotting.
 
     Volume 0 is the zero-shot teacher. The CI is a bootstrap over seeds when the seeds differ,
     else the runs' own test-set interval (``f1_lo``/``f1_hi``).
 
     Returns:
-        Columns ``model, family, source, target, volume, f1, f1_lo, f1_hi, n_seeds, ci``.
+        Columns ``model, genus, source, target, volume, f1, f1_lo, f1_hi, n_seeds, ci``.
     """
     rows = _clean_students(df)
-    keys = ["model", "family", "source", "target", "volume"]
+    keys = ["model", "genus", "source", "target", "volume"]
     records = []
     for key, group in rows.groupby(keys, sort=True):
         ci = _mean_ci(
@@ -535,17 +548,17 @@ class MixedEffects:
         random: its random part: ``(1 | target)``, plus ``(1 | target:teacher)`` when some
             target was taught by several teacher models.
         coefficients: ``term, coef, se, z, p, lo, hi`` (empty when not fitted).
-        family_slopes: ``family, slope, lo, hi, p``: F1 per doubling of volume in each family,
-            the base slope plus the family's interaction (empty when not fitted).
+        genus_slopes: ``genus, slope, lo, hi, p``: F1 per doubling of volume in each genus,
+            the base slope plus the genus's interaction (empty when not fitted).
         summary: statsmodels' summary text, or the reason the model was not fitted.
-        note: why the model differs from ``f1 ~ log2(volume) * family + (1 | target)`` or was
+        note: why the model differs from ``f1 ~ log2(volume) * genus + (1 | target)`` or was
             not fitted, and any convergence warning; ``""`` when fitted as asked.
     """
 
     formula: str
     random: str
     coefficients: pd.DataFrame
-    family_slopes: pd.DataFrame
+    genus_slopes: pd.DataFrame
     summary: str
     note: str
 
@@ -558,20 +571,20 @@ def _unfitted(formula: str, random: str, note: str) -> MixedEffects:
     return MixedEffects(formula, random, pd.DataFrame(), pd.DataFrame(), note, note)
 
 
-def _family_slopes(fit, families: Sequence[str], confidence: float) -> pd.DataFrame:
-    """Per family, log2_volume + its interaction term, tested as one linear contrast."""
+def _genus_slopes(fit, genera: Sequence[str], confidence: float) -> pd.DataFrame:
+    """Per genus, log2_volume + its interaction term, tested as one linear contrast."""
     names = list(fit.fe_params.index)
-    contrasts = np.zeros((len(families), len(names)))
-    for row, family in enumerate(families):
+    contrasts = np.zeros((len(genera), len(names)))
+    for row, genus in enumerate(genera):
         contrasts[row, names.index("log2_volume")] = 1
-        interaction = f"log2_volume:C(family)[T.{family}]"
+        interaction = f"log2_volume:C(genus)[T.{genus}]"
         if interaction in names:
             contrasts[row, names.index(interaction)] = 1
     test = fit.t_test(contrasts)
     bounds = test.conf_int(alpha=1 - confidence)
     return pd.DataFrame(
         {
-            "family": list(families),
+            "genus": list(genera),
             "slope": test.effect,
             "lo": bounds[:, 0],
             "hi": bounds[:, 1],
@@ -583,18 +596,18 @@ def _family_slopes(fit, families: Sequence[str], confidence: float) -> pd.DataFr
 def mixed_effects(
     df: pd.DataFrame, model: str | None = None, *, confidence: float = 0.95
 ) -> MixedEffects:
-    """Fit ``f1 ~ log2(volume) * family + (1 | target)`` on clean student rows (volume > 0).
+    """Fit ``f1 ~ log2(volume) * genus + (1 | target)`` on clean student rows (volume > 0).
 
     The random intercept per target absorbs each language's level, so the log2(volume) terms
-    are within-language growth per doubling, and the interactions how families differ in it.
+    are within-language growth per doubling, and the interactions how genera differ in it.
     Where a target has several teacher models (a close and a distant source language, and a
     teacher trained per seed), each sets its students' level: English teachers of one African
     target differ by up to 20 F1 between seeds. A variance component per teacher model
     (source and seed) within target, ``(1 | target:teacher)``, absorbs that too; without it the
     teacher gaps would sit in the residual and swamp the slopes' standard errors.
     Degenerate designs give an explained result instead of an exception: fewer than 2 targets
-    (no random effect to estimate) or one volume leaves the model unfitted; one family drops
-    the family terms (``f1 ~ log2_volume``).
+    (no random effect to estimate) or one volume leaves the model unfitted; one genus drops
+    the genus terms (``f1 ~ log2_volume``).
 
     Args:
         df: the tidy results table.
@@ -604,7 +617,7 @@ def mixed_effects(
     Raises:
         XnerError: several models and ``model`` not given, or an unknown ``model``.
 
-    >>> fit = mixed_effects(results); fit.family_slopes  # doctest: +SKIP
+    >>> fit = mixed_effects(results); fit.genus_slopes  # doctest: +SKIP
     """
     rows = _student_sweep(df)
     models = sorted(rows["model"].unique())
@@ -614,9 +627,9 @@ def mixed_effects(
         raise one_of("model", model, models)
     if model is not None:
         rows = rows[rows["model"] == model]
-    families = sorted(rows["family"].unique())
-    formula = "f1 ~ log2_volume * C(family)" if len(families) > 1 else "f1 ~ log2_volume"
-    notes = [] if len(families) > 1 else [f"one family ({', '.join(families) or 'none'}): no family terms"]
+    genera = sorted(rows["genus"].unique())
+    formula = "f1 ~ log2_volume * C(genus)" if len(genera) > 1 else "f1 ~ log2_volume"
+    notes = [] if len(genera) > 1 else [f"one genus ({', '.join(genera) or 'none'}): no genus terms"]
     several_teachers = bool((rows.groupby("target")["teacher_model"].nunique() > 1).any())
     random = "(1 | target) + (1 | target:teacher)" if several_teachers else "(1 | target)"
     n_targets = rows["target"].nunique()
@@ -632,7 +645,7 @@ def mixed_effects(
         except (np.linalg.LinAlgError, ValueError) as err:
             return _unfitted(formula, random, f"model not estimable: {err}")
         bounds = fit.conf_int(1 - confidence)
-        slopes = _family_slopes(fit, families, confidence)
+        slopes = _genus_slopes(fit, genera, confidence)
     notes += sorted({str(w.message).splitlines()[0] for w in caught})
     terms = fit.fe_params.index
     coefficients = pd.DataFrame(
@@ -666,7 +679,7 @@ def _distance(source: str, target: str, feature_set: str) -> float:
 
 
 def uriel_distances(
-    pairs: Iterable[tuple[str, str]], kinds: Sequence[str] = tuple(URIEL_FEATURES)
+    pairs: Iterable[tuple[str, str]], kinds: Sequence[str] = REPORTED_URIEL
 ) -> pd.DataFrame:
     """URIEL typological distances between source and target languages (offline, lang2vec).
 

@@ -20,8 +20,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from xner.decoding import DEFAULT_DECODING
 from xner.errors import XnerError
 from xner.languages import list_languages, study_pairs
+from xner.options import DEFAULT_STUDENT, DistillationOptions, TrainingOptions
 from xner.data.datasets import SPLITS, dataset_labels
 from xner.data.stats import data_stats, file_stats, summary_line, table_row
 
@@ -50,6 +52,19 @@ def user_errors(func: F) -> F:
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def option(model: type, name: str, *flags: str, default: Any = ...) -> Any:
+    """A typer option whose default and help text are an options model's field (one source:
+    :mod:`xner.options`); ``default`` overrides it where a command has its own (students)."""
+    field = model.model_fields[name]
+    return typer.Option(field.default if default is ... else default, *(flags or (f"--{name.replace('_', '-')}",)),
+                        help=field.description)
+
+
+def student_option(name: str) -> Any:
+    """A training option of ``xner distill``: the default student's value."""
+    return option(TrainingOptions, name, default=getattr(DEFAULT_STUDENT, name))
 
 
 class OutputFormat(str, enum.Enum):
@@ -236,18 +251,19 @@ def train_command(
     data_dir: str | None = typer.Option(None, "--data-dir", help="Local data root (default $XNER_DATA_DIR)."),
     model: str = typer.Option("embedded", "--model", help="embedded, tiny, a local HF dir or a hub id."),
     train_size: int | None = typer.Option(None, "--train-size", help="Training sentences/documents (default: all)."),
-    epochs: int = typer.Option(3, "--epochs"),
-    lr: float = typer.Option(2e-4, "--lr", help="Peak learning rate (AdamW, linear warm-up/decay)."),
-    batch_size: int = typer.Option(16, "--batch-size"),
-    max_length: int = typer.Option(256, "--max-length", help="Subwords per input; longer texts are truncated."),
-    train_layers: int | None = typer.Option(
-        None, "--train-layers", help="Train only the top K layers from cached frozen features."),
+    epochs: int = option(TrainingOptions, "epochs"),
+    lr: float = option(TrainingOptions, "lr"),
+    batch_size: int = option(TrainingOptions, "batch_size"),
+    max_length: int = option(TrainingOptions, "max_length"),
+    train_layers: int | None = option(TrainingOptions, "train_layers"),
+    precision: str = option(TrainingOptions, "precision"),
     label_map: list[str] = typer.Option([], "--label-map", help="Entity-type map, e.g. DATE=O (repeatable)."),
     category_map: list[str] = typer.Option(
         [], "--category-map", help="Topic category map, e.g. religion=drop (repeatable)."),
     choices: int = typer.Option(4, "--choices", help="Candidates per headline question."),
-    dev_size: int = typer.Option(1000, "--dev-size", help="Dev sentences/documents for early stopping."),
+    dev_size: int | None = option(TrainingOptions, "dev_size"),
     seed: int = typer.Option(0, "--seed"),
+    checkpoint: str = option(TrainingOptions, "checkpoint"),
     compact: bool = typer.Option(
         False, "--compact", help="Save only the weights that differ from the pretrained model (tens of MB)."),
 ) -> None:
@@ -259,7 +275,8 @@ def train_command(
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length,
-                         train_layers=train_layers, dev_size=dev_size, seed=seed)
+                         train_layers=train_layers, precision=precision, dev_size=dev_size, seed=seed,
+                         checkpoint=checkpoint)
     if get_task(task).head is not None:
         from xner.tasks.pipeline import DocumentData, train_document_model
 
@@ -299,6 +316,9 @@ def evaluate_command(
         None, "--predictions", help="Document tasks: write per-example predictions (CSV) here."),
     limit: int | None = typer.Option(None, "--limit", help="Only the first N test sentences/documents."),
     seed: int = typer.Option(0, "--seed"),
+    decoding: str = typer.Option(DEFAULT_DECODING, "--decoding",
+                                 help="How word distributions become tags for f1: repair, strict or viterbi; "
+                                      "every decoding is also scored as f1_<name>."),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format"),
 ) -> None:
     """NER: entity P/R/F1 per type and micro (seqeval, strict IOB2); document tasks (the model
@@ -314,7 +334,8 @@ def evaluate_command(
     else:
         tagger = Tagger.load(model_dir)
         rows = evaluate_model(tagger, lang, data=DataSpec(dataset, data_dir, _label_map(label_map)), split=split,
-                              perturbations=kinds, train_lang=train_lang, rate=rate, seed=seed, limit=limit)
+                              perturbations=kinds, train_lang=train_lang, rate=rate, seed=seed, limit=limit,
+                              decoding=decoding)
     if fmt is OutputFormat.table:  # per-type scores make a row far wider than a terminal
         rows = _measure_columns(rows, [row["perturbation"] for row in rows])
     elif fmt is OutputFormat.csv:
@@ -381,8 +402,11 @@ def study_command(
         return
     with ResultStore(run.store_path, create=False) as results:
         summary = results.summary()
-        accuracy = " (accuracy for document tasks)" if "task" in summary else ""
-        print_rows(summary.to_dict("records"), OutputFormat.table, title=f"{run.study.name}: F1, mean over seeds{accuracy}")
+    # plain fixed-width text, not a rich table: a rich table folds every cell to the terminal's
+    # width (80 columns in a log: `embedd`/`ed`), this reads the same in a log file
+    accuracy = " (accuracy for document tasks)" if "task" in summary else ""
+    typer.echo(f"{run.study.name}: F1, mean over seeds{accuracy}")
+    typer.echo(summary.to_markdown(index=False, tablefmt="simple", floatfmt=".2f", missingval=""))
     typer.echo(f"report: {run.report}" if run.report else f"results: xner results {run.store_path} --format csv")
     if run.counts.get("failed"):
         typer.echo(f"{run.counts['failed']} runs failed: xner status {run.store_path}", err=True)
@@ -416,6 +440,54 @@ def results_command(
     typer.echo(text.rstrip("\n") if text is not None else f"wrote {out}")
 
 
+@app.command("recommend")
+@user_errors
+def recommend_command(
+    target: str = typer.Option(..., "--target", help="The target language (ISO 639-1/3)."),
+    dataset: str | None = typer.Option(
+        None, "--dataset", help="The target's dataset: its train split, labels unused, is the unlabeled text."),
+    unlabeled: str | None = typer.Option(None, "--unlabeled", help="Unlabeled target text, one sentence a line."),
+    candidates: str = typer.Option("", "--candidates", help="Candidate sources, comma-separated (default: all)."),
+    ranker: str | None = typer.Option(None, "--ranker", help="A ranker file (default: the one shipped with xner)."),
+    data_dir: str | None = typer.Option(None, "--data-dir", help="Data root of the candidates' train splits."),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table, csv or json."),
+) -> None:
+    """Rank candidate teacher languages for a target by predicted zero-shot F1 (nothing is trained)."""
+    from xner.recommend import recommend
+
+    chosen = [c.strip() for c in candidates.split(",") if c.strip()] or None
+    ranked = recommend(target, dataset=dataset, unlabeled=unlabeled, candidates=chosen, ranker=ranker, data_dir=data_dir)
+    if fmt is OutputFormat.table:
+        ranked = ranked.round(2).assign(predicted=[f"{f:.1f} [{lo:.1f}, {hi:.1f}]" for f, lo, hi in zip(
+            ranked["predicted_f1"], ranked["predicted_lo"], ranked["predicted_hi"])])
+        ranked = ranked[["rank", "source", "predicted", "uriel_genetic", "uriel_featural", "word_overlap",
+                         "subword_overlap", "source_entity_density"]]
+    print_rows(ranked.to_dict("records"), fmt, title=f"teachers for {target} (predicted zero-shot F1, 90% interval)")
+
+
+@app.command("train-ranker")
+@user_errors
+def train_ranker_command(
+    store: str = typer.Argument(..., metavar="STORE", help="Store of a study with matrix blocks (configs/matrix.yaml)."),
+    out: str = typer.Option(..., "--out", help="Ranker file to write (JSON)."),
+    tables: str | None = typer.Option(
+        None, "--tables", help="Also write the evidence here: pairs, feature correlations, leave-one-target-out."),
+    data_dir: str | None = typer.Option(None, "--data-dir", help="The study's data root."),
+) -> None:
+    """Learn the teacher ranker of `xner recommend` from a measured transfer matrix."""
+    from xner.recommend import train_ranker_from_store, write_ranker_tables
+    from xner.study import ResultStore
+
+    with ResultStore(store, create=False) as results:
+        ranker, pairs = train_ranker_from_store(results, out, data_dir=data_dir)
+    typer.echo(f"wrote {out}: {len(pairs)} pairs, {len(set(pairs['target']))} targets, "
+               f"interval +-{ranker.half_width:.1f} F1")
+    if tables:
+        quality = write_ranker_tables(pairs, tables)["ranker_quality"]
+        typer.echo(quality[["method", "n_targets", "ndcg", "top1", "regret"]].round(2).to_string(index=False))
+        typer.echo(f"wrote {tables}")
+
+
 def _int_list(text: str, option: str) -> list[int]:
     try:
         values = [int(x) for x in text.split(",") if x.strip()]
@@ -436,35 +508,40 @@ def distill_command(
     dataset: str = typer.Option("wikiann", "--dataset"),
     data_dir: str | None = typer.Option(None, "--data-dir"),
     label_map: list[str] = typer.Option([], "--label-map", help="Entity-type map of the target data, e.g. DATE=O."),
-    loss: str = typer.Option("mse", "--loss", help="mse (Wu et al. 2020; can stall at all-O where entities are rare) | kl."),
-    temperature: float = typer.Option(1.0, "--temperature"),
-    hard: bool = typer.Option(False, "--hard", help="Argmax pseudo-labels + cross-entropy."),
-    threshold: float | None = typer.Option(None, "--threshold", help="Keep sentences whose every word's teacher confidence reaches this."),
-    weighting: str = typer.Option("uniform", "--weighting", help="Multi-source weighting: uniform | uriel | langid."),
-    train_layers: int = typer.Option(9, "--train-layers", help="Student trains the top K layers (Wu et al.: all but 3)."),
-    epochs: int = typer.Option(3, "--epochs"),
-    lr: float = typer.Option(2e-4, "--lr"),
-    min_steps: int = typer.Option(0, "--min-steps", help="Small volumes train more epochs to reach this many updates."),
-    precision: str = typer.Option("auto", "--precision", help="auto | mixed (bf16 where the CPU has it natively) | fp32 | bf16 | fp16."),
+    loss: str = option(DistillationOptions, "loss"),
+    temperature: float = option(DistillationOptions, "temperature"),
+    hard: bool = option(DistillationOptions, "hard"),
+    threshold: float | None = option(DistillationOptions, "threshold"),
+    weighting: str = option(DistillationOptions, "weighting"),
+    train_layers: int | None = student_option("train_layers"),
+    epochs: int = student_option("epochs"),
+    lr: float = student_option("lr"),
+    min_steps: int = student_option("min_steps"),
+    precision: str = student_option("precision"),
     perturb: str = typer.Option("", "--perturb", help="Also score on these perturbed test sets."),
     test_limit: int | None = typer.Option(None, "--test-limit", help="Only the first N test sentences."),
+    models_dir: str | None = typer.Option(None, "--models-dir", help="The sweep's result store and models "
+                                          "(default $XNER_CACHE/sweeps): finished runs are kept, an interrupted "
+                                          "call resumes."),
     out: str | None = typer.Option(None, "--out", help="Write the table here (.csv, plus a .md beside it)."),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format"),
 ) -> None:
-    """Teacher-student distillation on unlabeled target text, swept over unlabeled volumes."""
-    from xner.models.tagger import Tagger, TrainConfig
-    from xner.pipeline import DataSpec, teacher_weighting
+    """Teacher-student distillation on unlabeled target text, swept over unlabeled volumes (a study:
+    resumable, every student kept)."""
+    from xner.distillation.student import DistillConfig
+    from xner.models.tagger import TrainConfig
+    from xner.pipeline import DataSpec
     from xner.sweep import sweep_table, volume_sweep
-    from xner.train import DistillConfig
 
-    teachers = [Tagger.load(path) for path in teacher.split(",") if path.strip()]
     data = DataSpec(dataset, data_dir, _label_map(label_map))
+    student = {**DEFAULT_STUDENT.model_dump(), "train_layers": train_layers, "epochs": epochs, "lr": lr,
+               "min_steps": min_steps, "precision": precision}
     config = DistillConfig(loss=loss, temperature=temperature, hard=hard, threshold=threshold, weighting=weighting,
-                           train=TrainConfig(train_layers=train_layers, epochs=epochs, lr=lr, patience=None,
-                                             min_steps=min_steps, precision=precision))
+                           train=TrainConfig(**student))
+    teachers = [path.strip() for path in teacher.split(",") if path.strip()]
     rows = volume_sweep(teachers, lang, _int_list(volumes, "--volumes"), _int_list(seeds, "--seeds"), data=data,
-                        config=config, weighting=teacher_weighting(weighting, teachers, data.data_dir), test_limit=test_limit,
-                        perturbed=_perturbed_sets(perturb, teachers, lang, data, test_limit), progress=True,
+                        config=config, perturbations=[k.strip() for k in perturb.split(",") if k.strip()],
+                        test_limit=test_limit, models_dir=models_dir,
                         on_row=lambda r: typer.echo(_sweep_line(r), err=True))
     table = sweep_table(rows)
     if out:
@@ -482,23 +559,6 @@ def _sweep_line(row: dict[str, Any]) -> str:
             f"(gain {row['gain']:+.2f}) {row['seconds']:.0f} s")
 
 
-def _perturbed_sets(perturb: str, teachers, lang: str, data, limit: int | None) -> list:
-    """Perturbed copies of the target test set, relative to the (first) teacher's language."""
-    kinds = [k.strip() for k in perturb.split(",") if k.strip()]
-    if not kinds:
-        return []
-    from xner.perturb import build_resources, perturb_corpus
-    from xner.pipeline import training_sentences
-    from xner.weighting import teacher_language
-
-    test = data.split(lang, "test")[:limit]
-    resources = build_resources(lang, train_lang=teacher_language(teachers[0]), dataset=data.dataset,
-                                train_dataset=teachers[0].metadata.get("dataset", data.dataset),
-                                data_dir=data.data_dir, model=teachers[0].base_name,
-                                train_sentences=training_sentences(teachers[0], data.data_dir))
-    return [(kind, perturb_corpus(test, kind, resources=resources)[0]) for kind in kinds]
-
-
 @app.command("robustness")
 @user_errors
 def robustness_command(
@@ -507,24 +567,23 @@ def robustness_command(
     train_size: int | None = typer.Option(2000, "--train-size", help="Training sentences per model (smaller languages: all)."),
     perturb: str = typer.Option("unseen-entity,unseen-context,unseen-both", "--perturb"),
     rate: float = typer.Option(1.0, "--rate"),
-    epochs: int = typer.Option(3, "--epochs"),
-    lr: float = typer.Option(2e-4, "--lr"),
-    train_layers: int | None = typer.Option(None, "--train-layers"),
+    epochs: int = option(TrainingOptions, "epochs"),
+    lr: float = option(TrainingOptions, "lr"),
+    train_layers: int | None = option(TrainingOptions, "train_layers"),
     seed: int = typer.Option(0, "--seed"),
     test_limit: int | None = typer.Option(None, "--test-limit"),
     data_dir: str | None = typer.Option(None, "--data-dir"),
-    models_dir: str = typer.Option("models", "--models-dir", help="Where trained models are kept and reused."),
+    models_dir: str = typer.Option("models", "--models-dir", help="The experiment's result store and models "
+                                   "(study.sqlite, runs/): finished runs are kept, an interrupted call resumes."),
     out: str = typer.Option("robustness.csv", "--out", help="The table (.csv, plus a .md beside it)."),
 ) -> None:
-    """Native vs transfer models on clean and perturbed LRL test sets, with entity overlap."""
-    import logging
-
+    """Native vs transfer models on clean and perturbed LRL test sets, with entity overlap (a study:
+    resumable, models reused)."""
     import pandas as pd
 
     from xner.models.tagger import TrainConfig
     from xner.robustness import parse_pairs, robustness
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = TrainConfig(epochs=epochs, lr=lr, train_layers=train_layers, seed=seed)
     kinds = [k.strip() for k in perturb.split(",") if k.strip()]
     columns = ["pair", "relation", "kind", "perturbation", "precision", "recall", "f1", "f1_lo", "f1_hi",

@@ -5,8 +5,11 @@ WikiANN does not). Evaluation is then on the *shared* types: gold tags of types 
 model lacks and predicted tags of types the data lacks become ``O``, and the result
 says so (``label_map``) — never silently.
 
-Every evaluation returns flat ``{metric: value}`` rows (STYLE.md), F1 on a 0-100
-scale with a bootstrap 95% CI over test sentences.
+Every evaluation returns flat ``{metric: value}`` rows, F1 on a 0-100
+scale with a bootstrap 95% CI over test sentences. The model's word distributions are
+computed once and decoded every way :mod:`xner.decoding` knows: ``f1`` (and P/R, per type)
+follow the chosen ``decoding``, and ``f1_<decoding>`` with its CI is there for each of them,
+so that a choice of decoding can be judged on the same predictions.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Sequence
 
 from xner.data.corpus import Sentence
 from xner.data.labels import describe_label_map, entity_types, label_map_between, map_tags
+from xner.decoding import DECODINGS, DEFAULT_DECODING, decode, decoding_name
 from xner.metrics import bootstrap_f1, entity_scores
 
 __all__ = ["evaluate_perturbed", "evaluate_tagger", "score_predictions"]
@@ -56,11 +60,25 @@ def score_predictions(
 
 
 def evaluate_tagger(tagger, sentences: Sequence[Sentence], data_labels: Sequence[str] | None = None,
-                    *, n_resamples: int = 1000, seed: int = 0) -> dict:
-    """Score a tagger on labelled sentences (see :func:`score_predictions`)."""
+                    *, decoding: str = DEFAULT_DECODING, n_resamples: int = 1000, seed: int = 0) -> dict:
+    """Score a tagger on labelled sentences under every decoding (see :func:`score_predictions`).
+
+    Returns:
+        The scores of ``decoding`` plus its versioned name (``decoding``) and, for every
+        decoding ``d`` (``repair``, ``strict``, ``viterbi``), ``f1_d``, ``f1_d_lo``, ``f1_d_hi``.
+    """
+    chosen = decoding_name(decoding)
     gold = [s.tags for s in sentences]
-    return score_predictions(gold, tagger.predict(sentences), tagger.labels, data_labels,
-                             n_resamples=n_resamples, seed=seed)
+    probs = tagger.predict_proba(sentences)
+    result: dict = {}
+    for name in DECODINGS:
+        pred = [decode(p, tagger.labels, name) for p in probs]
+        scores = score_predictions(gold, pred, tagger.labels, data_labels, n_resamples=n_resamples, seed=seed)
+        short = name.split(".")[0]
+        result |= {f"f1_{short}": scores["f1"], f"f1_{short}_lo": scores["f1_lo"], f"f1_{short}_hi": scores["f1_hi"]}
+        if name == chosen:
+            chosen_scores = scores
+    return {**chosen_scores, "decoding": chosen, **result}
 
 
 def evaluate_perturbed(
@@ -70,6 +88,7 @@ def evaluate_perturbed(
     resources,
     *,
     data_labels: Sequence[str] | None = None,
+    decoding: str = DEFAULT_DECODING,
     rate: float = 1.0,
     seed: int = 0,
     n_resamples: int = 1000,
@@ -82,16 +101,17 @@ def evaluate_perturbed(
         kinds: perturbation names (:func:`xner.perturb.list_perturbations`, ``+``-combinations).
         resources: :class:`xner.perturb.PerturbationResources` built for the model's
             training language and the test language.
+        decoding: how word distributions become tags for ``f1`` (:mod:`xner.decoding`).
         rate: share of eligible tokens/mentions the generic perturbations edit.
     """
     from xner.perturb import perturb_corpus
 
-    clean = {"perturbation": "clean", **evaluate_tagger(tagger, test, data_labels,
+    clean = {"perturbation": "clean", **evaluate_tagger(tagger, test, data_labels, decoding=decoding,
                                                        n_resamples=n_resamples, seed=seed)}
     rows = [clean]
     for kind in kinds:
         perturbed, _, summary = perturb_corpus(test, kind, rate=rate, seed=seed, resources=resources)
-        scores = evaluate_tagger(tagger, perturbed, data_labels, n_resamples=n_resamples, seed=seed)
+        scores = evaluate_tagger(tagger, perturbed, data_labels, decoding=decoding, n_resamples=n_resamples, seed=seed)
         rows.append({
             "perturbation": kind,
             **scores,

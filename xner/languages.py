@@ -42,7 +42,7 @@ __all__ = [
     "StudyPair",
     "families",
     "get_language",
-    "languages",
+    "list_languages",
     "study_pairs",
 ]
 
@@ -206,7 +206,7 @@ MASAKHANEWS: tuple[str, ...] = ("amh", "eng", "fra", "hau", "ibo", "lin", "lug",
                                  "som", "swa", "tir", "xho", "yor")
 """ISO 639-3 codes of the 16 MasakhaNEWS languages (news topic and headline; Adelani et al. 2023)."""
 
-# The reference study's pairs, in the order of its `lang_pairs` (DESIGN.md).
+# The reference study's pairs, in the order of its `lang_pairs` (docs/design.md, "Reference study pairs").
 STUDY_PAIRS: tuple[StudyPair, ...] = (
     StudyPair("fr", "br", "areal", "Celtic Breton in long contact with French in Brittany"),
     StudyPair("ar", "fa", "borrowing", "Iranian Persian with many Arabic loans, same script"),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from xner.data import dataset_labels, load_split
 from xner.data.sampling import nested_subset
+from xner.decoding import DEFAULT_DECODING
 from xner.errors import XnerError
 from xner.data.labels import apply_label_map
 from xner.evaluation import evaluate_perturbed
@@ -85,6 +86,7 @@ def evaluate_model(
     seed: int = 0,
     n_resamples: int = 1000,
     limit: int | None = None,
+    decoding: str = DEFAULT_DECODING,
 ) -> list[dict]:
     """Rows of clean (and perturbed) scores of a model on ``lang``'s ``split``.
 
@@ -92,6 +94,8 @@ def evaluate_model(
         train_lang: the model's training language L1 (for the ``unseen-*``
             perturbations); default: the one recorded in the model.
         limit: evaluate on the first ``limit`` sentences only.
+        decoding: how word distributions become tags for ``f1``; every decoding is
+            scored as ``f1_<name>`` (:mod:`xner.decoding`).
     """
     from xner.perturb import build_resources
 
@@ -106,7 +110,7 @@ def evaluate_model(
             train_sentences=training_sentences(tagger, data.data_dir),
         )
     rows = evaluate_perturbed(tagger, test, perturbations, resources, data_labels=data.labels,
-                              rate=rate, seed=seed, n_resamples=n_resamples)
+                              decoding=decoding, rate=rate, seed=seed, n_resamples=n_resamples)
     return [{"target": lang, "split": split, **row} for row in rows]
 
 
@@ -122,7 +126,7 @@ def training_sentences(tagger: Tagger, data_dir=None) -> list | None:
 
 def teacher_weighting(name: str, teachers: Sequence[Tagger], data_dir=None):
     """A teacher weighting by name; ``langid`` learns from each teacher's own training data."""
-    from xner.weighting import resolve_weighting, teacher_language
+    from xner.distillation.weighting import resolve_weighting, teacher_language
 
     if name.split(".")[0] != "langid":
         return resolve_weighting(name)

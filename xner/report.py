@@ -108,7 +108,7 @@ def _keys(table: pd.DataFrame, keys: tuple[str, ...]) -> dict[str, pd.Series]:
 def _volume_display(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {
-            **_keys(table, ("model", "family", "source", "target")),
+            **_keys(table, ("model", "genus", "source", "target")),
             "targets": table["n_targets"],
             "runs": table["n_runs"],
             "Pearson r, F1": _corr(table, "f1_pearson"),
@@ -133,7 +133,7 @@ def _volumes(values: pd.Series) -> list[str]:
 def _teacher_display(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {
-            **_keys(table, ("model", "family", "target")),
+            **_keys(table, ("model", "genus", "target")),
             "teacher": table["source"],
             "vs": table["reference"],
             "targets": table["n_targets"],
@@ -165,10 +165,10 @@ def _coefficients_display(table: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _family_slopes_display(table: pd.DataFrame) -> pd.DataFrame:
+def _genus_slopes_display(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "family": table["family"],
+            "genus": table["genus"],
             "F1 per doubling [95% CI]": _ci(table["slope"], table["lo"], table["hi"]),
             "p": _p(table["p"]),
         }
@@ -225,13 +225,13 @@ def _curve_label(row: pd.Series, several_models: bool) -> str:
 
 
 def volume_figure(curves: pd.DataFrame) -> Figure:
-    """Mean student F1 against unlabeled volume (log2 axis), one panel per family, a CI band
+    """Mean student F1 against unlabeled volume (log2 axis), one panel per genus, a CI band
     per target; the zero-shot teacher (volume 0) as a dashed line in the target's colour."""
-    families = sorted(curves["family"].unique())
+    genera = sorted(curves["genus"].unique())
     several = curves["model"].nunique() > 1
-    figure, axes = _grid(len(families))
-    for ax, family in zip(axes, families):
-        lines = curves[curves["family"] == family]
+    figure, axes = _grid(len(genera))
+    for ax, genus in zip(axes, genera):
+        lines = curves[curves["genus"] == genus]
         for (_, _, _), line in lines.groupby(["model", "source", "target"], sort=True):
             sweep = line[line["volume"] > 0].sort_values("volume")
             teacher = line[line["volume"] == 0]
@@ -243,7 +243,7 @@ def volume_figure(curves: pd.DataFrame) -> Figure:
                 ax.axhline(teacher["f1"].mean(), color=drawn.get_color(), linestyle="--",
                            linewidth=1)
         ax.set_xscale("log", base=2)
-        ax.set_title(family)
+        ax.set_title(genus)
         ax.set_xlabel("unlabeled target sentences (log2)")
         ax.set_ylabel("student F1 (dashed: teacher)")
         ax.legend(fontsize="small")
@@ -343,21 +343,21 @@ def _volume_sections(df: pd.DataFrame, options: Mapping[str, int]) -> list[Secti
     students = "volume" in df.columns and (df["kind"] == "student").any()
     curves = volume_curves(df, **options) if students else None
     if curves is None or curves[curves["volume"] > 0].empty:
-        names = ("volume_by_family", "volume_by_target", "mixed_effects", "volume_curves")
+        names = ("volume_by_genus", "volume_by_target", "mixed_effects", "volume_curves")
         return [Section(name, name.replace("_", " "), skipped=reason) for name in names]
     sections = []
-    for by in ("family", "target"):
+    for by in ("genus", "target"):
         table = volume_correlations(df, by=by, **options)
         sections.append(Section(f"volume_by_{by}", f"Student F1 vs log2(unlabeled volume), per {by}",
                                 table=table, display=_volume_display(table)))
-    for by in ("family", "target"):
+    for by in ("genus", "target"):
         table = teacher_comparison(df, REFERENCE_TEACHER, by=by, **options)
         if not table.empty:
             sections.append(Section(f"teachers_by_{by}",
                                     f"Close teacher vs the distant one ({REFERENCE_TEACHER}), per {by}",
                                     table=table, display=_teacher_display(table)))
     sections.extend(_mixed_sections(df))
-    sections.append(Section("volume_curves", "Student F1 vs unlabeled volume, per family",
+    sections.append(Section("volume_curves", "Student F1 vs unlabeled volume, per genus",
                             figure=volume_figure(curves)))
     return sections
 
@@ -375,10 +375,10 @@ def _mixed_sections(df: pd.DataFrame) -> list[Section]:
         sections.append(Section(f"mixed_effects_{model}", "Mixed-effects model" + suffix,
                                 table=fit.coefficients, display=_coefficients_display(fit.coefficients),
                                 text=note + "\n\n" + fit.summary))
-        sections.append(Section(f"family_slopes_{model}",
-                                "F1 per doubling of volume, per family (mixed model)" + suffix,
-                                table=fit.family_slopes,
-                                display=_family_slopes_display(fit.family_slopes)))
+        sections.append(Section(f"genus_slopes_{model}",
+                                "F1 per doubling of volume, per genus (mixed model)" + suffix,
+                                table=fit.genus_slopes,
+                                display=_genus_slopes_display(fit.genus_slopes)))
     return sections
 
 
@@ -489,21 +489,29 @@ def _config_text(config: Mapping | Path | str | None) -> str:
     return config
 
 
-def _with_family(df: pd.DataFrame) -> pd.DataFrame:
-    """The tidy table with every ``family`` filled: the registry genus of the target where the
-    table left it empty, ``"unknown"`` for a language the registry lacks."""
+def _with_genus(df: pd.DataFrame) -> pd.DataFrame:
+    """The tidy table with every ``genus`` and ``family`` filled from the language registry where
+    the table left them empty (``"unknown"`` for a language the registry lacks). A table written
+    before ``genus`` existed has one column ``family`` that holds the genus: it is read as such."""
     if "target" not in df:
         raise XnerError(f"the results have no 'target' column; columns: {', '.join(map(str, df.columns))}")
 
-    def genus(code: str) -> str:
-        try:
-            return get_language(code).genus
-        except XnerError:
-            return "unknown"
+    def registry(field: str) -> Callable[[str], str]:
+        def look_up(code: str) -> str:
+            try:
+                return getattr(get_language(code), field)
+            except XnerError:
+                return "unknown"
 
-    family = df["family"] if "family" in df else pd.Series(None, index=df.index, dtype=object)
-    family = family.replace("", None)
-    return df.assign(family=family.fillna(df["target"].map(genus)))
+        return look_up
+
+    if "genus" not in df and "family" in df:
+        df = df.rename(columns={"family": "genus"})
+    filled = {}
+    for field in ("genus", "family"):
+        given = df[field] if field in df else pd.Series(None, index=df.index, dtype=object)
+        filled[field] = given.replace("", None).fillna(df["target"].map(registry(field)))
+    return df.assign(**filled)
 
 
 _TABLE_READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
@@ -741,7 +749,7 @@ def write_report(
     frame, stored_runs = _load(store_or_frame)
     if frame.empty:
         raise XnerError("no finished evaluation in the results: nothing to report yet")
-    frame = _with_family(frame)
+    frame = _with_genus(frame)
     runs = stored_runs if runs is None else runs
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

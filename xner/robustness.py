@@ -8,31 +8,34 @@ depends largely on entity-chunk overlap, and transfer models are more robust).
 The ``unseen-*`` perturbations are relative to each model's own training
 language L1 (the LRL for native models, the HRL for transfer models).
 
-A model is trained once per (language, dataset, size, seed, options) and saved
-under ``models_dir``; pairs sharing a language reuse it, and a rerun reuses
-every model already on disk.
+The experiment is a study (:mod:`xner.study`): its train and evaluate runs are the study's,
+content-hashed, in a result store under ``models_dir`` (``study.sqlite``, models under
+``runs/``). A model is trained once per (language, dataset, size, seed, options); pairs sharing
+a language reuse it, a study with the same settings shares its runs, and an interrupted call
+(even ``kill -9``) resumes where it stopped when called again.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from xner.data.datasets import find_split
+from xner.decoding import DEFAULT_DECODING
 from xner.errors import XnerError
 from xner.languages import STUDY_PAIRS, get_language
-from xner.models.tagger import Tagger, TrainConfig
-from xner.pipeline import DataSpec, evaluate_model, train_model, training_sentences
+from xner.models.tagger import TrainConfig
+from xner.perturb import get_perturbation
+from xner.pipeline import DataSpec
+from xner.study.execute import RichReporter, default_registry, make_executor
+from xner.study.runs import RunRegistry, RunSpec
+from xner.study.store import ResultStore
 
 __all__ = ["Pair", "available_pairs", "parse_pairs", "robustness"]
 
-log = logging.getLogger("xner.robustness")
-
-#: Pairs of the same relation kinds as the reference study, from the data in ../shared/data.
+#: Pairs of the same relation kinds as the reference study, from the local data (WikiANN, MasakhaNER).
 LOCAL_PAIRS = (
     ("nl", "de", "genetic", "wikiann", "wikiann"),
     ("ru", "pl", "genetic (other script)", "wikiann", "wikiann"),
@@ -121,52 +124,78 @@ def robustness(
     test_limit: int | None = None,
     models_dir: str | Path = "models",
     on_row: Callable[[dict], None] | None = None,
+    progress: RichReporter | None = None,
 ) -> tuple[list[dict], list[str]]:
-    """Train (or reuse) native and transfer models for each pair and evaluate them.
+    """Train native and transfer models for each pair and evaluate them, as study runs.
+
+    Runs already done in the store under ``models_dir`` are not run again.
 
     Returns:
         ``(rows, missing)``: tidy rows (pair, relation, kind native|transfer,
         source, target, perturbation, precision, recall, f1, f1_lo, f1_hi, drop,
         entity overlap measures) and the pairs skipped for lack of data.
-    """
-    from xner.metrics import entity_overlap
 
+    Raises:
+        XnerError: a run failed (the store keeps why: ``xner status <models_dir>/study.sqlite``).
+    """
     config = config or TrainConfig()
     ready, missing = available_pairs(pairs, data_dir)
-    rows: list[dict] = []
-    for pair in ready:
-        target_data = pair.data("lrl", data_dir)
-        test = target_data.split(pair.lrl, "test")[:test_limit]
-        for kind, source, side in (("native", pair.lrl, "lrl"), ("transfer", pair.hrl, "hrl")):
-            source_data = pair.data(side, data_dir)
-            tagger = _trained(source, source_data, model, train_size, config, Path(models_dir))
-            overlap = entity_overlap(training_sentences(tagger, data_dir), test)
-            results = evaluate_model(tagger, pair.lrl, data=target_data, perturbations=perturbations,
-                                     train_lang=source, train_dataset=source_data.dataset, rate=rate,
-                                     seed=config.seed, limit=test_limit)
-            for result in results:
-                row = {"pair": pair.name, "relation": pair.relation, "kind": kind, "source": source,
-                       "target": pair.lrl, "model": model, "seed": config.seed,
-                       "train_size": tagger.metadata["trainings"][-1]["train_sentences"],
-                       **{k: result.get(k) for k in ("perturbation", "precision", "recall", "f1", "f1_lo",
-                                                       "f1_hi", "drop", "tokens_edited", "entities_edited")},
-                       "label_map": result["label_map"], **overlap}
+    registry = default_registry()
+    planned = [(pair, kind, _evaluation(pair, kind, data_dir, model, train_size, config, perturbations, rate,
+                                        test_limit, registry)) for pair in ready for kind in ("native", "transfer")]
+    specs = {spec.id: spec for _, _, (train, evaluate) in planned for spec in (train, evaluate)}
+    models_dir = Path(models_dir)
+    with ResultStore(models_dir / "study.sqlite", runs_dir=models_dir / "runs") as store:
+        make_executor("sequential").run(specs.values(), store, registry, progress)
+        failed = [record for record in store.records("failed") if record.id in specs]
+        if failed:
+            raise XnerError(f"{len(failed)} run(s) failed, e.g. {failed[0].spec.label()}: {failed[0].error} "
+                            f"(xner status {store.path})")
+        names = {get_perturbation(kind).name: kind for kind in perturbations}
+        rows: list[dict] = []
+        for pair, kind, (train, evaluate) in planned:
+            for result in store.get(evaluate.id).metrics["rows"]:
+                row = _row(pair, kind, evaluate, store.get(train.id).metrics, result, names)
                 rows.append(row)
                 if on_row is not None:
                     on_row(row)
     return rows, missing
 
 
-def _trained(lang: str, data: DataSpec, model: str, train_size, config: TrainConfig, models_dir: Path) -> Tagger:
-    """Load the model for these settings if it was trained before, else train and save it."""
-    key = json.dumps([lang, data.dataset, dict(data.label_map), model, train_size, asdict(config)], sort_keys=True)
-    directory = models_dir / f"{lang}-{data.dataset}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
-    if (directory / "xner.json").is_file():
-        return Tagger.load(directory)
+def _evaluation(pair: Pair, kind: str, data_dir, model: str, train_size: int | None, config: TrainConfig,
+                perturbations: Sequence[str], rate: float, test_limit: int | None,
+                registry: RunRegistry) -> tuple[RunSpec, RunSpec]:
+    """The train run of one side of a pair and the run evaluating it on the pair's LRL, with the
+    params of a study's (so a study with the same settings shares them)."""
+    lang, side = (pair.lrl, "lrl") if kind == "native" else (pair.hrl, "hrl")
+    data, target = pair.data(side, data_dir), pair.data("lrl", data_dir)
     available = len(data.split(lang, "train"))
     size = available if train_size is None else min(train_size, available)  # as the reference study
-    log.info("training %s (%s, %d of %d train sentences)", lang, data.dataset, size, available)
-    tmp = directory.with_name(directory.name + ".tmp")
-    tagger = train_model(lang, data=data, model=model, train_size=size, config=config, out=tmp)
-    tmp.replace(directory)
-    return tagger
+    where = None if data_dir is None else str(data_dir)
+    train = RunSpec("train", registry.version("train"), {
+        "lang": lang, "dataset": data.dataset, "label_map": dict(data.label_map), "model": model,
+        "seed": config.seed, "train_size": size, "training": config.model_dump(exclude={"seed"}),
+    }, data_dir=where)
+    evaluate = RunSpec("evaluate", registry.version("evaluate"), {
+        "model_run": train.id, "role": kind, "source": lang, "target": pair.lrl, "dataset": target.dataset,
+        "label_map": dict(target.label_map), "model": model, "seed": config.seed, "train_size": size,
+        "volume": None, "split": "test", "perturbations": ["clean", *(get_perturbation(k).name for k in perturbations)],
+        "test_size": test_limit, "bootstrap": 1000, "decoding": DEFAULT_DECODING, "rate": rate,
+    }, deps=(train.id,), data_dir=where)
+    return train, evaluate
+
+
+_RESULT_COLUMNS = ("perturbation", "precision", "recall", "f1", "f1_lo", "f1_hi", "drop", "tokens_edited",
+                   "entities_edited")
+
+
+def _row(pair: Pair, kind: str, evaluate: RunSpec, trained: dict[str, Any], result: dict[str, Any],
+         names: dict[str, str]) -> dict[str, Any]:
+    """One output row: the pair, the model, its scores (perturbations named as requested), overlap."""
+    p = evaluate.params
+    scores = {k: result.get(k) for k in _RESULT_COLUMNS}
+    scores["perturbation"] = names.get(scores["perturbation"], scores["perturbation"])
+    overlap = {k: v for k, v in result.items() if k not in _RESULT_COLUMNS and k != "label_map"}
+    return {"pair": pair.name, "relation": pair.relation, "kind": kind, "source": p["source"], "target": p["target"],
+            "model": p["model"], "seed": p["seed"], "train_size": trained["train_sentences"], **scores,
+            "label_map": result["label_map"], **overlap}

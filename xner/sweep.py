@@ -2,131 +2,169 @@
 
 For each seed, the target's train split (labels dropped) is permuted once; the
 student of volume V learns from its first V sentences, so volumes are nested.
-Teacher soft labels and frozen-layer features are computed once for the whole
-pool and shared by every (volume, seed). Volume 0 is the teacher itself, applied
-zero-shot (for several teachers: their weighted ensemble), the baseline every
-student's gain is measured against. A volume larger than the pool is reported as
-skipped, never silently capped.
+Teacher soft labels and frozen-layer features are cached per sentence and shared by
+every (volume, seed). Volume 0 is the teacher itself, applied zero-shot (for several
+teachers: their weighted ensemble), the baseline every student's gain is measured
+against. A volume larger than the pool is reported as skipped, never silently capped.
+
+The sweep is a study (:mod:`xner.study`): the teachers (model folders trained outside it)
+are taken in as ``teacher`` runs, every student is a ``distill`` run and every score an
+``evaluate`` run, with the params a study gives them, in a result store under
+``models_dir``. Finished runs are never redone: an interrupted sweep (even ``kill -9``)
+resumes where it stopped when called again.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
-from xner.data.corpus import Sentence
-from xner.data.sampling import nested_subset
-from xner.evaluation import score_predictions
+from xner.distillation.losses import distill_loss_name
+from xner.distillation.student import DistillConfig
+from xner.distillation.weighting import teacher_language
+from xner.decoding import DEFAULT_DECODING
+from xner.errors import XnerError
 from xner.languages import get_language
-from xner.models.tagger import Tagger, repair_iob2
+from xner.models.tagger import Tagger
+from xner.paths import cache_dir
+from xner.perturb import get_perturbation
 from xner.pipeline import DataSpec
-from xner.train import DistillConfig, distill, distill_loss_name, soft_labels
-from xner.weighting import TeacherWeighting, resolve_weighting, teacher_language
+from xner.study.execute import RichReporter, default_registry, make_executor
+from xner.study.runs import RunRegistry, RunSpec
+from xner.study.store import ResultStore
 
-__all__ = ["Ensemble", "sweep_table", "volume_sweep"]
+__all__ = ["sweep_table", "volume_sweep"]
 
-
-class Ensemble:
-    """The teachers' weighted ensemble as a predictor: volume 0 of a sweep, zero-shot.
-
-    It offers what evaluation needs of a tagger (``labels``, ``predict``, the first
-    teacher's ``metadata`` and ``base_name`` for perturbation resources); one
-    teacher is simply that teacher.
-    """
-
-    def __init__(self, teachers: Sequence[Tagger], weighting: TeacherWeighting) -> None:
-        self.teachers = list(teachers)
-        self.weighting = weighting
-        self.labels = teachers[0].labels
-        self.metadata = teachers[0].metadata
-        self.base_name = teachers[0].base_name
-
-    def predict(self, sentences: Sequence[Sentence]) -> list[list[str]]:
-        distributions, _ = soft_labels(self.teachers, sentences, weighting=self.weighting)
-        return [repair_iob2([self.labels[j] for j in d.argmax(axis=1)]) for d in distributions]
+SCORES = ("precision", "recall", "f1", "f1_lo", "f1_hi")
 
 
 def volume_sweep(
-    teachers: Sequence[Tagger],
+    teachers: Sequence[str | Path],
     target: str,
     volumes: Sequence[int],
     seeds: Sequence[int] = (0,),
     *,
     data: DataSpec = DataSpec(),
     config: DistillConfig | None = None,
-    weighting: TeacherWeighting | None = None,
+    perturbations: Sequence[str] = (),
     test_limit: int | None = None,
-    perturbed: Sequence[tuple[str, Sequence[Sentence]]] = (),
     n_resamples: int = 1000,
+    models_dir: str | Path | None = None,
     on_row: Callable[[dict], None] | None = None,
-    progress: bool = False,
+    progress: RichReporter | None = None,
 ) -> list[dict]:
-    """Train and evaluate one student per (volume, seed); return tidy rows.
+    """Train and evaluate one student per (volume, seed) as study runs; return tidy rows.
 
     Args:
-        perturbed: ``(perturbation name, perturbed test sentences)`` pairs; every
-            model is also scored on each (see :func:`xner.perturb.perturb_corpus`).
+        teachers: model folders (``xner train``); several: a multi-source ensemble.
+        perturbations: also score every model on these perturbed test sets (relative to the
+            first teacher's language, see :mod:`xner.perturb`).
+        models_dir: the sweep's result store and models (default ``$XNER_CACHE/sweeps``).
 
     Returns:
-        One row per (volume, seed, test set): ``target``, ``family``, ``source`` (teacher
+        One row per (volume, seed, test set): ``target``, ``genus``, ``family``, ``source`` (teacher
         languages joined by ``+``), ``volume``, ``seed``, ``precision``,
         ``recall``, ``f1``, ``f1_lo``, ``f1_hi``, ``teacher_f1``, ``gain``,
         ``seconds``, ``perturbation`` (``clean`` or its name), ``status``
         (``done`` or why the volume was skipped).
+
+    Raises:
+        XnerError: a run failed (the store keeps why: ``xner status <models_dir>/study.sqlite``).
     """
     config = config or DistillConfig()
-    weighting = weighting or resolve_weighting(config.weighting)
-    pool = data.split(target, "train")
-    test_sets = [("clean", list(data.split(target, "test")[:test_limit])), *perturbed]
-    base = {"kind": "student", "model": teachers[0].base_name, "target": target, "family": get_language(target).genus,
-            "source": "+".join(teacher_language(t) for t in teachers), "dataset": data.dataset,
-            "weighting": weighting.name, "loss": distill_loss_name(config)}
-
-    def scores(predict: Callable[[Sequence[Sentence]], list[list[str]]]) -> dict[str, dict]:
-        out = {}
-        for name, sentences in test_sets:
-            s = score_predictions([x.tags for x in sentences], predict(sentences), teachers[0].labels,
-                                  data.labels, n_resamples=n_resamples)
-            out[name] = {k: s[k] for k in ("precision", "recall", "f1", "f1_lo", "f1_hi")}
-        return out
-
-    start = time.perf_counter()
-    teacher_scores = scores(Ensemble(teachers, weighting).predict)
-    teacher_seconds = time.perf_counter() - start
-    rows = []
-    for seed in seeds:
-        for volume in volumes:
+    if not teachers:
+        raise XnerError("a sweep needs at least one teacher model folder")
+    loaded = [Tagger.load(path) for path in teachers]
+    registry = default_registry()
+    plan = _Plan(loaded, [Path(path).resolve() for path in teachers], target, data, config, perturbations,
+                 test_limit, n_resamples, registry)
+    pool = len(data.split(target, "train"))
+    baseline = plan.student(seeds[0] if seeds else 0, 0)  # the teachers zero-shot: every gain's reference
+    cells = [(seed, volume, plan.student(seed, volume) if volume <= pool else None) for seed in seeds for volume in volumes]
+    models_dir = Path(models_dir) if models_dir is not None else cache_dir() / "sweeps"
+    names = {get_perturbation(kind).name: kind for kind in perturbations}
+    base = {"kind": "student", "model": loaded[0].base_name, "target": target,
+            "genus": get_language(target).genus, "family": get_language(target).family,
+            "source": "+".join(teacher_language(t) for t in loaded), "dataset": data.dataset,
+            "weighting": config.weighting, "loss": distill_loss_name(config)}
+    test_sets = ["clean", *perturbations]
+    with ResultStore(models_dir / "study.sqlite", runs_dir=models_dir / "runs") as store:
+        make_executor("sequential").run(plan.specs.values(), store, registry, progress)
+        failed = [record for record in store.records("failed") if record.id in plan.specs]
+        if failed:
+            raise XnerError(f"{len(failed)} run(s) failed, e.g. {failed[0].spec.label()}: {failed[0].error} "
+                            f"(xner status {store.path})")
+        teacher = _scores(store, baseline, names)
+        rows = []
+        for seed, volume, runs in cells:
             key = {**base, "volume": int(volume), "seed": int(seed)}
-            if volume > len(pool):
-                skipped = f"skipped: volume {volume} > {len(pool)} unlabeled sentences available"
-                new_rows = [{**key, "perturbation": name, "status": skipped} for name, _ in test_sets]
+            if runs is None:
+                skipped = f"skipped: volume {volume} > {pool} unlabeled sentences available"
+                new_rows = [{**key, "perturbation": name, "status": skipped} for name in test_sets]
             else:
-                start = time.perf_counter()
-                if volume == 0:
-                    result, seconds = teacher_scores, teacher_seconds
-                else:
-                    unlabeled = nested_subset(pool, volume, seed)
-                    seeded = replace(config, train=replace(config.train, seed=seed))
-                    student = distill(teachers, unlabeled, config=seeded, weighting=weighting, progress=progress)
-                    result, seconds = scores(student.predict), time.perf_counter() - start
-                new_rows = [
-                    {**key, "perturbation": name, **result[name], "teacher_f1": teacher_scores[name]["f1"],
-                     "gain": result[name]["f1"] - teacher_scores[name]["f1"], "seconds": seconds, "status": "done"}
-                    for name, _ in test_sets
-                ]
+                scores = _scores(store, runs, names)
+                new_rows = [{**key, "perturbation": name, **scores[name], "teacher_f1": teacher[name]["f1"],
+                             "gain": scores[name]["f1"] - teacher[name]["f1"], "status": "done"} for name in test_sets]
             rows += new_rows
             for row in new_rows if on_row is not None else ():
                 on_row(row)
     return rows
 
 
+class _Plan:
+    """The runs of a sweep, with the params a study gives them (so a study shares them)."""
+
+    def __init__(self, teachers: Sequence[Tagger], paths: Sequence[Path], target: str, data: DataSpec,
+                 config: DistillConfig, perturbations: Sequence[str], test_limit: int | None, n_resamples: int,
+                 registry: RunRegistry) -> None:
+        self.registry = registry
+        self.data = data
+        self.specs: dict[str, RunSpec] = {}
+        self.teacher_runs = [self.add("teacher", {"path": str(path), "fingerprint": tagger.fingerprint})
+                             for tagger, path in zip(teachers, paths)]
+        self.cell = {"target": target, "dataset": data.dataset, "model": teachers[0].base_name}
+        self.languages = [teacher_language(tagger) for tagger in teachers]
+        options = config.model_dump(exclude={"train"})
+        self.options = {**options, "student": config.train.model_dump(exclude={"seed"})}
+        self.evaluation = {"split": "test", "perturbations": ["clean", *(get_perturbation(k).name for k in perturbations)],
+                           "test_size": test_limit, "bootstrap": n_resamples, "decoding": DEFAULT_DECODING,
+                           "rate": 1.0}
+
+    def add(self, kind: str, params: dict[str, Any], deps: Sequence[RunSpec] = ()) -> RunSpec:
+        where = None if self.data.data_dir is None else str(self.data.data_dir)
+        spec = RunSpec(kind, self.registry.version(kind), params, tuple(dep.id for dep in deps), data_dir=where)
+        return self.specs.setdefault(spec.id, spec)
+
+    def student(self, seed: int, volume: int) -> tuple[RunSpec, RunSpec]:
+        """The distill run of one (seed, volume) and the run evaluating it."""
+        distillation = self.options if volume else {"weighting": self.options["weighting"]}
+        distill = self.add("distill", {
+            "teacher_runs": [run.id for run in self.teacher_runs], "teachers": self.languages, **self.cell,
+            "seed": seed, "train_size": None, "volume": volume, "distillation": distillation,
+        }, self.teacher_runs)
+        evaluate = self.add("evaluate", {
+            "model_run": distill.id, "role": "student", "source": "+".join(self.languages),
+            "target": self.cell["target"], "dataset": self.cell["dataset"], "label_map": dict(self.data.label_map),
+            "model": self.cell["model"], "seed": seed, "train_size": None, "volume": volume, **self.evaluation,
+        }, [distill])
+        return distill, evaluate
+
+
+def _scores(store: ResultStore, runs: tuple[RunSpec, RunSpec], names: Mapping[str, str]) -> dict[str, dict]:
+    """Scores per test set (perturbations named as requested) of one student, with the seconds its
+    distillation and evaluation took."""
+    distill, evaluate = (store.get(run.id) for run in runs)
+    seconds = sum((record.timings or {}).get("seconds", 0.0) for record in (distill, evaluate))
+    return {names.get(row["perturbation"], row["perturbation"]): {**{k: row[k] for k in SCORES}, "seconds": seconds}
+            for row in evaluate.metrics["rows"]}
+
 
 def sweep_table(rows: Sequence[dict]):
     """The sweep's rows as a DataFrame in a stable column order (tidy results schema)."""
     import pandas as pd
 
-    columns = ["kind", "model", "target", "family", "source", "dataset", "weighting", "loss", "volume", "seed", "perturbation",
+    columns = ["kind", "model", "target", "genus", "family", "source", "dataset", "weighting", "loss", "volume", "seed", "perturbation",
                "precision", "recall", "f1", "f1_lo", "f1_hi", "teacher_f1", "gain", "seconds", "status"]
     frame = pd.DataFrame(list(rows))
     return frame[[c for c in columns if c in frame.columns]]

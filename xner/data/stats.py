@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from xner.data.corpus import Sentence, entity_spans
+from xner.data.edits import edit_summary
 from xner.data.datasets import SPLITS, read_split, resolve_dataset
 from xner.data.formats import ReadReport, parse_conll
 from xner.data.labels import OUTSIDE
@@ -123,8 +124,6 @@ def file_stats(
     row = _row(report, (), dataset=None, lang=lang, split=None)
     edits = Path(path).with_name(Path(path).name + ".edits.jsonl")
     if edits.is_file():  # the output of `xner perturb`: also say what it changed
-        from xner.perturb import edit_summary
-
         row |= edit_summary(report.sentences, edits)
     return row
 

@@ -65,7 +65,7 @@ def epoch_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator
     """One epoch's training batches.
 
     ``length`` (xner's default) buckets sentences of similar length: less padding, and on
-    WikiANN de about 2 F1 more than random batches at the same epochs (issue 9's diagnosis);
+    WikiANN de about 2 F1 more than random batches at the same epochs;
     ``random`` draws batches as ``transformers.Trainer``'s default sampler does, for
     like-for-like comparisons with Trainer recipes.
     """

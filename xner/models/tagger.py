@@ -13,7 +13,7 @@ hundreds of runs affordable on a CPU:
   (:mod:`xner.models.features`), so training and prediction run only the top K
   layers;
 * the training targets are generic: gold tags (cross-entropy) or a teacher's
-  per-word label distributions (distillation, :mod:`xner.train`).
+  per-word label distributions (distillation, :mod:`xner.distillation`).
 
 Example:
     >>> tagger = Tagger.create("embedded", labels=WIKIANN_LABELS)   # doctest: +SKIP
@@ -36,22 +36,25 @@ from pathlib import Path
 import numpy as np
 import torch
 import transformers
+from pydantic import Field
 from torch import nn
 
 from xner.data.corpus import Sentence
+from xner.decoding import DEFAULT_DECODING, decode
 from xner.errors import XnerError, one_of
 from xner.models.backbone import Backbone, load_backbone
-from xner.models.batching import BATCHINGS, epoch_batches, length_batches, pad_batch
+from xner.models.batching import epoch_batches, length_batches, pad_batch
 from xner.models.embedded import CHARMAP_FILE, CharMap
 from xner.models.device import (
     autocast, autocast_dtype, default_device, inference_precision, seed_everything, training_kernels,
 )
 from xner.models.encoding import EncodedCorpus, encode_corpus
 from xner.models.features import FrozenFeatures, frozen_features
-from xner.models.hooks import EarlyStopping, EpochLog, TrainHook
+from xner.models.hooks import CHECKPOINTS, EpochLog, TrainHook, checkpoint_keeper
 from xner.models.split import TopLayers, freeze_bottom, num_layers
+from xner.options import OneLineErrors, TrainingOptions
 
-__all__ = ["Tagger", "TrainConfig", "repair_iob2"]
+__all__ = ["Tagger", "TrainConfig"]
 
 # A study loads hundreds of models: transformers' per-load reports and progress bars
 # (missing head weights are expected for a fresh classifier) would drown its output.
@@ -65,33 +68,19 @@ _REFERENCE_SEED = 0
 _PREDICT_TOKENS = 8192
 
 
-@dataclass
-class TrainConfig:
-    """Everything that changes how a Tagger trains (hashed into a study's run id).
+class TrainConfig(OneLineErrors, TrainingOptions):
+    """Everything that changes how a Tagger trains (hashed into a study's run id): the
+    :class:`~xner.options.TrainingOptions` and the seed. Bad values fail at construction.
 
-    Defaults suit the embedded multilingual-e5-small on WikiANN and MasakhaNER:
-    the small model needs a higher learning rate than BERT-base recipes (2e-5..5e-5).
+    >>> TrainConfig(epochs=2, seed=1).epochs
+    2
+    >>> TrainConfig(precision="fp64")
+    Traceback (most recent call last):
+    ...
+    xner.errors.XnerError: TrainConfig: precision: input should be 'auto', 'mixed', 'fp32', 'bf16' or 'fp16', got 'fp64'
     """
 
-    epochs: int = 3
-    lr: float = 2e-4
-    batch_size: int = 16
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    max_length: int = 256
-    train_layers: int | None = None  # None: every layer trains; K: top K from cached features
-    freeze_embeddings: bool = True
-    patience: int | None = 2  # epochs without dev improvement before stopping; None: never
-    min_steps: int = 0  # more epochs for small data, so that every run gets at least this many updates
-    dev_size: int | None = 1000  # dev sentences used for early stopping (a fixed prefix)
-    seed: int = 0
-    precision: str = "auto"  # auto (bf16/fp16 on GPU, fp32 on CPU) | mixed (also bf16 on bf16 CPUs) | fp32 | bf16 | fp16
-    batching: str = "length"  # length (similar-length batches) | random (as transformers.Trainer)
-
-    def __post_init__(self) -> None:
-        if self.batching not in BATCHINGS:
-            raise one_of("batching", self.batching, BATCHINGS)
+    seed: int = Field(0, description="Seed of initialisation, batch order and dropout.")
 
 
 @dataclass
@@ -204,7 +193,7 @@ class Tagger:
                 ids ``[n_words]`` or label distributions ``[n_words, n_labels]``
                 (distillation).
             loss: ``loss(word_logits, word_targets)``; default cross-entropy for
-                hard targets (see :mod:`xner.train` for distillation losses).
+                hard targets (see :mod:`xner.distillation` for distillation losses).
             hooks: extra :class:`~xner.models.hooks.TrainHook` plugins.
             progress: show a progress bar per epoch.
         """
@@ -225,7 +214,7 @@ class Tagger:
         scheduler = _linear_warmup(optimizer, config.warmup_ratio, steps_per_epoch * epochs)
         loss = loss or nn.CrossEntropyLoss()
         dev = list(dev)[: config.dev_size] if dev is not None and config.dev_size else dev
-        stopper = EarlyStopping(config.patience, trainable_state=lambda: _trainable_state(self.model))
+        stopper = checkpoint_keeper(config.checkpoint, config.patience, lambda: _trainable_state(self.model))
         all_hooks: list[TrainHook] = [EpochLog(), *hooks, stopper]
         rng = np.random.default_rng(config.seed)
         network = self._network()
@@ -261,7 +250,7 @@ class Tagger:
                 break
         stopper.restore(self.model)
         training = {
-            "config": asdict(config),
+            "config": config.model_dump(),
             "history": history,
             "best_epoch": stopper.best_epoch or len(history),
             "train_sentences": len(train),
@@ -343,12 +332,12 @@ class Tagger:
         words[: len(starts)] = probs[starts]
         return words
 
-    def predict(self, sentences: Sequence[Sentence], max_length: int = 256) -> list[list[str]]:
-        """Word-level IOB2 tags of each sentence (argmax, then repaired to valid IOB2)."""
-        return [
-            repair_iob2([self.labels[j] for j in p.argmax(axis=1)])
-            for p in self.predict_proba(sentences, max_length)
-        ]
+    def predict(
+        self, sentences: Sequence[Sentence], max_length: int = 256, decoding: str = DEFAULT_DECODING
+    ) -> list[list[str]]:
+        """Word-level IOB2 tags of each sentence (by default argmax, repaired to valid IOB2;
+        see :mod:`xner.decoding`)."""
+        return [decode(p, self.labels, decoding) for p in self.predict_proba(sentences, max_length)]
 
     def evaluate(self, sentences: Sequence[Sentence], max_length: int = 256) -> dict:
         """Entity-level precision/recall/F1 (seqeval, strict IOB2), flat dict, 0-100."""
@@ -466,25 +455,6 @@ def _apply_delta(reference: nn.Module, path: Path) -> None:
     unexpected = reference.load_state_dict(delta, strict=False).unexpected_keys
     if unexpected:
         raise XnerError(f"{path}: tensors {unexpected[:3]} are not part of the base model's architecture")
-
-
-def repair_iob2(tags: list[str]) -> list[str]:
-    """Make a predicted sequence valid IOB2: an ``I-X`` that does not continue an X entity starts one.
-
-    Argmax decoding can emit ``O I-PER``; conlleval reads that as an entity, strict
-    IOB2 would drop it. Repairing predictions (never gold data) makes both agree.
-
-    >>> repair_iob2(["O", "I-PER", "I-PER", "I-LOC"])
-    ['O', 'B-PER', 'I-PER', 'B-LOC']
-    """
-    repaired = []
-    previous = "O"
-    for tag in tags:
-        if tag.startswith("I-") and previous[2:] != tag[2:]:
-            tag = "B-" + tag[2:]
-        repaired.append(tag)
-        previous = tag
-    return repaired
 
 
 def _gather_words(logits, encoded, indices, word_targets, device):

@@ -7,7 +7,7 @@ Every executor shares one scheduler (:meth:`Executor.run`):
   run that depends on it is recorded as failed (``dependency <id> (<kind>) failed``) and
   the rest of the study goes on;
 - reuse: among the runs that are ready, those of the same model, dataset and language
-  run together (issue 9: one language's cached tokens, features and soft labels are
+  run together (one language's cached tokens, features and soft labels are
   reused by the runs that follow each other);
 - the driver alone writes the store and publishes run folders; workers only compute.
 
@@ -35,6 +35,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +44,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from xner.errors import XnerError, one_of
 from xner.study.runs import (
+    ENTRY_POINT_GROUP,
+    REGISTRY,
     Dependency,
     RunKind,
     RunOutcome,
     RunRegistry,
     RunSpec,
     RunTask,
-    default_registry,
     execute_run,
     one_line,
 )
@@ -64,6 +66,7 @@ __all__ = [
     "RichReporter",
     "SequentialExecutor",
     "StudyRun",
+    "default_registry",
     "make_executor",
     "run_study",
     "summary_line",
@@ -477,6 +480,22 @@ def _write_report(study: Study, store: ResultStore) -> Path | None:
     return Path(write_report(store.path, study.out_dir / "report", study.model_dump(mode="json")))
 
 
+def default_registry() -> RunRegistry:
+    """:data:`REGISTRY` after importing xner's own kinds (:mod:`xner.study.kinds`) and every
+    module of the ``xner.run_kinds`` entry points.
+
+    A package adds run kinds by declaring, in its ``pyproject.toml``,
+    ``[project.entry-points."xner.run_kinds"] name = "package.module"`` where the module
+    registers its kinds with :func:`register_run_kind`.
+    """
+    import xner.study.kinds  # noqa: F401 - registers xner's own kinds (imports torch: only when a study runs)
+
+    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        entry_point.load()
+    return REGISTRY
+
+
+
 def run_study(
     config: Study | Mapping[str, Any] | str | Path,
     store: str | Path | None = None,
@@ -498,7 +517,7 @@ def run_study(
         workers: pool size / Ray runs in flight (default: the config's, else the cores).
         address: Ray cluster address (default: the config's).
         dry_run: plan only: expand the study and count what would run.
-        registry: run kinds (default: xner's, see :func:`~xner.study.runs.default_registry`).
+        registry: run kinds (default: xner's, see :func:`default_registry`).
         progress: the progress reporter (default: rich, on stderr).
         report: write the report (:func:`xner.report.write_report`) into
             ``<output_dir>/report`` at the end, when there are results.

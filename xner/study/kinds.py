@@ -1,12 +1,14 @@
-"""xner's run kinds: what one run of a study does (train, distill, evaluate).
+"""xner's run kinds: what one run of a study does (train, distill, evaluate; teacher: take in a
+model trained outside the study).
 
 Each kind is a thin adapter from a run spec's params (see :mod:`xner.study.spec`)
-to the library (:mod:`xner.pipeline`, :mod:`xner.train`, :mod:`xner.evaluation`);
+to the library (:mod:`xner.pipeline`, :mod:`xner.distillation`, :mod:`xner.evaluation`);
 it writes its model into ``ctx.run_dir`` (renamed into place by the driver only
 when the run succeeded; compact: only the weights that differ from the pretrained encoder) and returns metrics for the store. Bump a kind's version
 when its results change, so that old results are not mistaken for new ones (train and
 distill v2: bf16 CPU training with eager attention and fused AdamW; train/distill v3 and
-evaluate v2: frozen bottom features computed in the run's precision, bf16 where native).
+evaluate v2: frozen bottom features computed in the run's precision, bf16 where native;
+evaluate v3: F1 under every decoding of :mod:`xner.decoding`, ``f1`` by the params' ``decoding``).
 """
 
 from __future__ import annotations
@@ -17,14 +19,16 @@ from typing import Any
 from xner.data import dataset_labels
 from xner.data.labels import entity_types
 from xner.data.sampling import nested_subset
+from xner.decoding import DECODINGS
+from xner.distillation.ensemble import Ensemble
+from xner.distillation.student import DistillConfig, distill
 from xner.errors import XnerError
 from xner.metrics import entity_overlap
 from xner.models.tagger import Tagger, TrainConfig
 from xner.pipeline import DataSpec, evaluate_model, teacher_weighting, train_model, training_sentences
 from xner.study.runs import RunContext, RunSpec, register_run_kind
-from xner.sweep import Ensemble
 from xner.tasks.kinds import evaluate_documents_run, train_documents_run
-from xner.train import DistillConfig, distill
+from xner.teacher_signals import unlabeled_signals
 
 __all__: list[str] = []
 
@@ -34,6 +38,19 @@ def _data(params: Mapping[str, Any], ctx: RunContext) -> DataSpec:
     types = set(entity_types(dataset_labels(params["dataset"])))
     label_map = {k: v for k, v in (params.get("label_map") or {}).items() if k in types}
     return DataSpec(params["dataset"], ctx.data_dir, label_map)
+
+
+@register_run_kind("teacher", version=1, primary="", show=("path",))
+def teacher_run(spec: RunSpec, ctx: RunContext) -> dict:
+    """A model trained outside the study (``xner train``) taken in as a teacher: copied (compact)
+    into the store, so the runs that depend on it read a copy that cannot change under them."""
+    p = spec.params
+    tagger = Tagger.load(p["path"])
+    if tagger.fingerprint != p["fingerprint"]:
+        raise XnerError(f"{p['path']}: the model changed since the runs were planned (fingerprint "
+                        f"{tagger.fingerprint[:12]}, planned {p['fingerprint'][:12]}); plan again")
+    tagger.save(ctx.run_dir, compact=True)
+    return {"languages": tagger.metadata.get("languages") or []}
 
 
 @register_run_kind("train", version=3)
@@ -52,7 +69,7 @@ def train_run(spec: RunSpec, ctx: RunContext) -> dict:
             "dev_f1": history[record["best_epoch"] - 1].get("dev_f1"), "epochs_run": len(history)}
 
 
-@register_run_kind("distill", version=3)
+@register_run_kind("distill", version=3, show=("teachers", "target", "model", "seed", "train_size", "volume"))
 def distill_run(spec: RunSpec, ctx: RunContext) -> dict:
     """A student of the teachers on ``volume`` unlabeled target sentences (0: none, the
     teachers' ensemble itself is evaluated)."""
@@ -75,7 +92,7 @@ def distill_run(spec: RunSpec, ctx: RunContext) -> dict:
     return {"volume": p["volume"], "kept": info["kept"], "teacher_weights_mean": info["teacher_weights_mean"]}
 
 
-@register_run_kind("evaluate", version=2)
+@register_run_kind("evaluate", version=3, show=("role", "source", "target", "model", "seed", "volume"))
 def evaluate_run(spec: RunSpec, ctx: RunContext) -> dict:
     """Clean and perturbed scores of a trained model, a student, or the teachers' ensemble."""
     p = spec.params
@@ -88,13 +105,14 @@ def evaluate_run(spec: RunSpec, ctx: RunContext) -> dict:
     source = p["source"].split("+")[0]
     with ctx.timed("evaluate"):
         rows = evaluate_model(predictor, p["target"], data=data, split=p["split"], perturbations=kinds,
-                              train_lang=source, seed=p["seed"], n_resamples=max(p["bootstrap"], 1),
-                              limit=p["test_size"])
+                              train_lang=source, rate=p["rate"], seed=p["seed"], n_resamples=max(p["bootstrap"], 1),
+                              limit=p["test_size"], decoding=p["decoding"])
     overlap = {}
     if isinstance(predictor, Tagger) and (trained_on := training_sentences(predictor, ctx.data_dir)):
         overlap = entity_overlap(trained_on, data.split(p["target"], p["split"])[: p["test_size"]])
-    keep = ("perturbation", "precision", "recall", "f1", "f1_lo", "f1_hi", "drop", "tokens_edited",
-            "entities_edited", "label_map")
+    decodings = [f"f1_{name.split('.')[0]}{end}" for name in DECODINGS for end in ("", "_lo", "_hi")]
+    keep = ("perturbation", "precision", "recall", "f1", "f1_lo", "f1_hi", "decoding", *decodings, "drop",
+            "tokens_edited", "entities_edited", "label_map")
     rows = [{**{k: row[k] for k in keep if k in row}, **overlap} for row in rows]
     return {"rows": rows, "f1": rows[0]["f1"]}
 
@@ -105,3 +123,16 @@ def _predictor(dep, ctx: RunContext):
         teachers = [Tagger.load(ctx.dep(run_id).dir) for run_id in dep.spec.params["teacher_runs"]]
         return Ensemble(teachers, teacher_weighting(dep.spec.params["distillation"]["weighting"], teachers, ctx.data_dir))
     return Tagger.load(dep.dir)
+
+
+@register_run_kind("signals", version=1)
+def signals_run(spec: RunSpec, ctx: RunContext) -> dict:
+    """A trained model's behaviour on unlabeled target text (its train split, labels unused):
+    confidence, entropy, entity rate against its own training data, and its tags (for
+    agreement between candidate teachers) -- the label-free signals of teacher choice."""
+    p = spec.params
+    tagger = Tagger.load(ctx.dep(p["model_run"]).dir)
+    unlabeled = nested_subset(_data(p, ctx).split(p["target"], "train"), p["probe_size"], seed=0)
+    with ctx.timed("signals"):
+        probs = tagger.predict_proba([s.unlabeled() for s in unlabeled])
+    return unlabeled_signals(probs, tagger.labels, training_sentences(tagger, ctx.data_dir))

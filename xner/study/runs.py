@@ -6,8 +6,9 @@ version (spaCy-style versioned registry): the version is hashed into every run i
 bumping it after a change that alters results makes old results stale instead of silently
 mixing them with new ones.
 
-Real kinds are registered by modules that xner finds through the ``xner.run_kinds`` entry
-point group (see :func:`default_registry`); tests and plug-ins build their own
+xner's own kinds are registered by :mod:`xner.study.kinds`, other packages' by the modules
+of the ``xner.run_kinds`` entry point group (both loaded by
+:func:`xner.study.execute.default_registry`); tests and plug-ins build their own
 :class:`RunRegistry`.
 
 >>> registry = RunRegistry()
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from xner.errors import XnerError, one_of
+from xner.study.schema import identity
 
 __all__ = [
     "Dependency",
@@ -45,7 +47,6 @@ __all__ = [
     "RunSpec",
     "RunTask",
     "REGISTRY",
-    "default_registry",
     "execute_run",
     "one_line",
     "register_run_kind",
@@ -80,7 +81,8 @@ def run_id(kind: str, version: int, params: Mapping[str, Any], deps: tuple[str, 
 class RunSpec:
     """One run of a study: what to run (kind, params), after what (deps), with what.
 
-    ``id`` is derived from kind, version, params and deps. ``resources`` (CPUs/GPUs a
+    ``id`` is derived from kind, version, params (as :func:`~xner.study.schema.identity`
+    spells them, so ids outlive params-schema upgrades) and deps. ``resources`` (CPUs/GPUs a
     scheduler reserves) and ``data_dir`` (where data is read) do not change the result, so
     they are not hashed: a study moved to another machine or cluster keeps its ids.
     """
@@ -95,13 +97,16 @@ class RunSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "deps", tuple(self.deps))
-        object.__setattr__(self, "id", run_id(self.kind, self.version, self.params, self.deps))
+        object.__setattr__(self, "id", run_id(self.kind, self.version, identity(self.kind, self.params), self.deps))
 
     def label(self, show: tuple[str, ...] = ()) -> str:
         """``kind key=value ...`` for progress and status lines: ``show`` params, else short ones.
 
-        >>> RunSpec("distill", 1, {"teachers": ["en", "de"], "seed": 1, "teacher_runs": ["1f.."]}).label()
+        >>> spec = RunSpec("distill", 1, {"teachers": ["en", "de"], "seed": 1, "teacher_runs": ["1f.."], "volume": None})
+        >>> spec.label()
         'distill teachers=en+de seed=1'
+        >>> spec.label(show=("teachers", "volume"))
+        'distill teachers=en+de'
         """
         shown = {
             name: "+".join(value) if isinstance(value, list) else value
@@ -109,7 +114,10 @@ class RunSpec:
             if not name.endswith(("_run", "_runs"))
             and (isinstance(value, str | int | float) or (isinstance(value, list) and all(isinstance(v, str) for v in value)))
         }
-        names = show or [name for name, value in shown.items() if len(str(value)) <= 24][:6]
+        if show:  # the kind's own choice, less what a run does not have (volume of a native model)
+            names = [name for name in show if self.params.get(name) is not None]
+        else:
+            names = [name for name, value in shown.items() if len(str(value)) <= 24][:6]
         return " ".join([self.kind, *(f"{name}={shown.get(name, self.params.get(name))}" for name in names)])
 
     def to_json(self) -> str:
@@ -268,23 +276,9 @@ def _qualified(func: Callable) -> str:
 
 
 REGISTRY = RunRegistry()
-"""The registry of xner's own run kinds (filled by the ``xner.run_kinds`` entry points)."""
+"""The registry of xner's own run kinds and those of ``xner.run_kinds`` entry points."""
 
 register_run_kind = REGISTRY.register
-
-
-def default_registry() -> RunRegistry:
-    """:data:`REGISTRY` after importing every module of the ``xner.run_kinds`` entry points.
-
-    A package adds run kinds by declaring, in its ``pyproject.toml``,
-    ``[project.entry-points."xner.run_kinds"] name = "package.module"`` where the module
-    registers its kinds with :func:`register_run_kind`.
-    """
-    import xner.study.kinds  # noqa: F401 - registers xner's own kinds
-
-    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        entry_point.load()
-    return REGISTRY
 
 
 @dataclass(frozen=True)

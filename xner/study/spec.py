@@ -30,32 +30,27 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, field_validator, model_validator
 
 from xner.data.labels import check_label_map
-from xner.errors import XnerError, one_of
+from xner.decoding import DEFAULT_DECODING, decoding_name
+from xner.errors import XnerError
 from xner.languages import LANGUAGES, STUDY_PAIRS, Language, get_language
+from xner.options import DistillationOptions, Section, TrainingOptions, fail, validation_message
 from xner.perturb import get_perturbation
 from xner.study.runs import RunRegistry, RunSpec
 from xner.tasks import DEFAULT_TASK, get_task
-from xner.tasks.perturb import DOCUMENT_PERTURBATIONS
-from xner.weighting import WEIGHTINGS
+from xner.perturb.documents import DOCUMENT_PERTURBATIONS
 
 __all__ = [
-    "DistillationOptions",
+    "DistillationSection",
     "EvaluationOptions",
     "ExecutorOptions",
-    "RUN_KINDS",
     "Resources",
     "Study",
-    "TrainingOptions",
     "load_study",
     "parse_study",
 ]
-
-RUN_KINDS = ("train", "distill", "evaluate")
-"""The run kinds a study expands into (registered in :mod:`xner.study.runs`)."""
 
 FOLDER_CODE = {"masakhaner2": "iso3", "masakhanews": "iso3"}
 """Datasets whose language folders use ISO 639-3 codes; the others use the short code."""
@@ -69,17 +64,12 @@ ALL_TARGETS = "*"
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
-def _fail(message: str) -> PydanticCustomError:
-    """A validation error whose message is used as written (no "Value error," prefix)."""
-    return PydanticCustomError("xner", "{message}", {"message": message})
-
-
 def _language(code: str) -> Language:
     """Registry entry of a code, as a validation error that lists the valid codes."""
     try:
         return get_language(code)
     except XnerError as err:
-        raise _fail(str(err)) from None
+        raise fail(str(err)) from None
 
 
 def _as_list(value: Any) -> Any:
@@ -94,9 +84,9 @@ def _all_to_none(value: Any) -> Any:
 def _volume(value: int | str) -> int | str:
     """A number of unlabeled sentences, or ``all`` (the target's whole train split)."""
     if isinstance(value, str) and value != "all":
-        raise _fail(f"must be a number of sentences or 'all', got {value!r}")
+        raise fail(f"must be a number of sentences or 'all', got {value!r}")
     if isinstance(value, int) and value < 0:
-        raise _fail("must be >= 0")
+        raise fail("must be >= 0")
     return value
 
 
@@ -112,7 +102,7 @@ def _family_members(name: str) -> list[Language]:
 
 def _check_name(value: str) -> str:
     if not _NAME.match(value):
-        raise _fail(f"{value!r} must be a simple name (letters, digits, '_', '.', '-')")
+        raise fail(f"{value!r} must be a simple name (letters, digits, '_', '.', '-')")
     return value
 
 
@@ -124,16 +114,16 @@ def _check_code(code: str) -> str:
 def _check_pair(pair: str) -> str:
     parts = pair.split(":")
     if len(parts) != 2 or not all(parts):
-        raise _fail(f"{pair!r} is not HRL:LRL (e.g. en:nl), or write pairs: all")
+        raise fail(f"{pair!r} is not HRL:LRL (e.g. en:nl), or write pairs: all")
     if _language(parts[0]) is _language(parts[1]):
-        raise _fail(f"{pair!r} pairs a language with itself")
+        raise fail(f"{pair!r} pairs a language with itself")
     return pair
 
 
 def _check_family(name: str) -> str:
     if not _family_members(name):
         valid = sorted({lang.family for lang in LANGUAGES} | {lang.genus for lang in LANGUAGES})
-        raise _fail(f"unknown family or genus {name!r}; valid: {', '.join(valid)}")
+        raise fail(f"unknown family or genus {name!r}; valid: {', '.join(valid)}")
     return name
 
 
@@ -150,11 +140,19 @@ def _check_teacher_set(teachers: str) -> str:
 def _check_perturbation(name: str) -> str:
     """The versioned name (``mask-entity`` -> ``mask-entity.v1``), so ids follow versions."""
     if name == "clean":
-        raise _fail("clean is always evaluated; list only perturbations")
+        raise fail("clean is always evaluated; list only perturbations")
     try:
         return get_perturbation(name).name
     except XnerError as err:
-        raise _fail(str(err)) from None
+        raise fail(str(err)) from None
+
+
+def _check_decoding(name: str) -> str:
+    """The versioned name (``viterbi`` -> ``viterbi.v1``), so ids follow versions."""
+    try:
+        return decoding_name(name)
+    except XnerError as err:
+        raise fail(str(err)) from None
 
 
 def _check_task(name: str) -> str:
@@ -162,14 +160,7 @@ def _check_task(name: str) -> str:
     try:
         return get_task(name).name
     except XnerError as err:
-        raise _fail(str(err)) from None
-
-
-def _check_weighting(name: str) -> str:
-    known = {*WEIGHTINGS, *(key.split(".")[0] for key in WEIGHTINGS)}
-    if name not in known:
-        raise _fail(str(one_of("teacher weighting", name, known)))
-    return name
+        raise fail(str(err)) from None
 
 
 SimpleName = Annotated[str, AfterValidator(_check_name)]
@@ -179,106 +170,61 @@ FamilyName = Annotated[str, AfterValidator(_check_family)]
 TeacherTarget = Annotated[str, AfterValidator(_check_target)]
 TeacherSet = Annotated[str, AfterValidator(_check_teacher_set)]
 PerturbationName = Annotated[str, AfterValidator(_check_perturbation)]
-WeightingName = Annotated[str, AfterValidator(_check_weighting)]
+DecodingName = Annotated[str, AfterValidator(_check_decoding)]
 TaskName = Annotated[str, AfterValidator(_check_task)]
 
 
-class _Section(BaseModel):
-    """A config section: frozen, and unknown keys fail listing the valid ones."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _known_keys(cls, data: Any) -> Any:
-        if isinstance(data, Mapping):
-            for key in data:
-                if key not in cls.model_fields:
-                    valid = ", ".join(sorted(cls.model_fields))
-                    raise _fail(f"unknown key {key!r}; valid: {valid}")
-        return data
-
-
-class TrainingOptions(_Section):
-    """How a tagger trains (names as :class:`xner.models.tagger.TrainConfig`; seed from ``seeds``)."""
-
-    epochs: int = Field(3, ge=1)
-    lr: float = Field(2e-4, gt=0)
-    batch_size: int = Field(16, ge=1)
-    warmup_ratio: float = Field(0.1, ge=0, lt=1)
-    weight_decay: float = Field(0.01, ge=0)
-    max_grad_norm: float = Field(1.0, gt=0)
-    max_length: int = Field(256, ge=8)
-    train_layers: int | None = Field(None, ge=1)
-    freeze_embeddings: bool = True
-    patience: int | None = Field(2, ge=1)
-    min_steps: int = Field(0, ge=0)
-    dev_size: int | None = Field(1000, ge=1)
-    precision: Literal["auto", "mixed", "fp32", "bf16", "fp16"] = "auto"
-    batching: Literal["length", "random"] = "length"
-
-
-_ADDED_OPTIONS = ("batching",)
-"""Training options xner gained after studies had been run: they enter a run's params (and so
-its id) only when set to something other than their default, so that the runs of an existing
-store keep their ids -- and stay done -- when xner gains an option."""
-
-
-def _run_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    defaults = {name: TrainingOptions.model_fields[name].default for name in _ADDED_OPTIONS}
-    return {k: v for k, v in options.items() if k not in defaults or defaults[k] != v}
-
-
-class DistillationOptions(_Section):
-    """How a student learns from its teachers (names as :class:`xner.train.DistillConfig`).
-
-    ``student`` overrides training options for students only, e.g. ``{train_layers: 9}``
-    (Wu et al. 2020 freeze the bottom 3 of 12 layers); unset keys follow ``training``.
+class DistillationSection(DistillationOptions):
+    """How a student learns from its teachers: :class:`~xner.options.DistillationOptions`
+    plus ``student``, training options for students only, e.g. ``{train_layers: 9}`` (Wu et
+    al. 2020 freeze the bottom 3 of 12 layers); unset keys follow the study's ``training``.
     """
 
-    loss: Literal["mse", "kl", "ce"] = "mse"
-    temperature: float = Field(1.0, gt=0)
-    hard: bool = False
-    threshold: float | None = Field(None, gt=0, le=1)
-    weighting: WeightingName = "uniform"
-    source_mix: int = Field(0, ge=0)
-    student: TrainingOptions = TrainingOptions()
+    student: TrainingOptions = Field(TrainingOptions(), description="Students' training options; unset keys follow training.")
 
 
-class EvaluationOptions(_Section):
-    """Which split models are scored on (all of it, or its first ``test_size`` sentences)
-    and how many bootstrap resamples give the CI."""
+class EvaluationOptions(Section):
+    """Which split models are scored on (all of it, or its first ``test_size`` sentences), how
+    many bootstrap resamples give the CI, which decoding gives ``f1`` (every decoding is scored
+    as ``f1_<name>`` regardless; :mod:`xner.decoding`), and the share of eligible tokens or
+    mentions the perturbations edit (``rate``; 1: all, as the reference study)."""
 
     split: Literal["test", "dev"] = "test"
     test_size: int | None = Field(None, ge=1)
     bootstrap: int = Field(1000, ge=0)
+    rate: float = Field(1.0, ge=0, le=1)
+    decoding: DecodingName = DEFAULT_DECODING
 
 
-class Resources(_Section):
+class Resources(Section):
     """What a scheduler reserves for one run (Ray task options)."""
 
     num_cpus: float = Field(1, gt=0)
     num_gpus: float = Field(0, ge=0)
 
 
-class ExecutorOptions(_Section):
+class ExecutorOptions(Section):
     """Where runs execute: in process, in a local process pool, or on a Ray cluster."""
 
     name: Literal["sequential", "process", "ray"] = "sequential"
     workers: int | None = Field(None, ge=1)
     address: str | None = None
-    resources: dict[Literal["train", "distill", "evaluate"], Resources] = {}
+    resources: dict[Literal["train", "distill", "evaluate", "signals"], Resources] = {}
 
 
-class MatrixBlock(_Section):
+class MatrixBlock(Section):
     """A source x target block of a transfer matrix: a model per source and per target, each
     target scored natively and zero-shot from every other source (the diagonal is native)."""
 
     sources: Annotated[list[LanguageCode], Field(min_length=1)]
     targets: Annotated[list[LanguageCode], Field(min_length=1)]
+    probe: int = Field(0, ge=0)
+    """Unlabeled target sentences (a seeded sample of its train split, labels unused) that
+    every source's model tags for label-free signals of transfer (a ``signals`` run per
+    pair; 0: none)."""
 
 
-class Study(_Section):
+class Study(Section):
     """One study: what to compare, on which data, with which model and options.
 
     Expansion (:meth:`expand`) -- for every model x seed x train size:
@@ -290,7 +236,8 @@ class Study(_Section):
     - ``evaluate`` of a trained model on a target: role ``native`` (train and test on the
       LRL) and ``transfer`` (HRL model on the LRL; also every teacher on its target, its
       zero-shot score). Params: model_run (dep), role, model, source, target, dataset,
-      label_map, split, perturbations (``clean`` first), bootstrap, seed, train_size, volume.
+      label_map, split, perturbations (``clean`` first), bootstrap, decoding, seed, train_size,
+      volume.
     - ``distill`` per target, teacher set and volume: teacher_runs (deps), teachers,
       target, dataset, model, seed, train_size, volume and distillation options (student
       training options resolved). Volume 0 -- always part of a sweep, the baseline every
@@ -348,7 +295,7 @@ class Study(_Section):
     perturbations: list[PerturbationName] = []
     seeds: Annotated[list[int], BeforeValidator(_as_list), Field(min_length=1)] = [0]
     training: TrainingOptions = TrainingOptions()
-    distillation: DistillationOptions = DistillationOptions()
+    distillation: DistillationSection = DistillationSection()
     evaluation: EvaluationOptions = EvaluationOptions()
     executor: ExecutorOptions = ExecutorOptions()
     tasks: Annotated[list[TaskName], BeforeValidator(_as_list), Field(min_length=1)] = [DEFAULT_TASK]
@@ -364,9 +311,9 @@ class Study(_Section):
             wrong = [p for p in self.perturbations if (p in document) != is_document]
             if wrong:
                 kind = "NER" if is_document else "document"
-                raise _fail(f"perturbation(s) {', '.join(wrong)} are {kind} perturbations, but tasks has {task}")
+                raise fail(f"perturbation(s) {', '.join(wrong)} are {kind} perturbations, but tasks has {task}")
             if is_document and (self.teachers or self.volumes):
-                raise _fail(f"task {task}: teachers and volumes (distillation) are NER-only")
+                raise fail(f"task {task}: teachers and volumes (distillation) are NER-only")
         return self
 
     @field_validator("dataset_of")
@@ -383,12 +330,12 @@ class Study(_Section):
         try:
             return check_label_map(value, list(value))
         except XnerError as err:
-            raise _fail(str(err)) from None
+            raise fail(str(err)) from None
 
     @model_validator(mode="after")
     def _something_to_run(self) -> "Study":
         if not (self.pairs or self.matrix or self.languages or self.families or self.teachers or self.transfer):
-            raise _fail("nothing to study: give pairs, matrix, languages, families, teachers or transfer")
+            raise fail("nothing to study: give pairs, matrix, languages, families, teachers or transfer")
         return self
 
     @property
@@ -422,9 +369,8 @@ class _Expansion:
         self.registry = registry
         self.specs: dict[str, RunSpec] = {}
         self.datasets = {get_language(code): dataset for code, dataset in study.dataset_of.items()}
-        training = study.training.model_dump()
-        self.training = _run_options(training)
-        self.student = _run_options({**training, **study.distillation.student.model_dump(exclude_unset=True)})
+        self.training = study.training.model_dump()
+        self.student = {**self.training, **study.distillation.student.model_dump(exclude_unset=True)}
         self.grid: dict[str, Any] = {}  # model, seed, train_size of the cell being expanded
         self.task: dict[str, Any] = {}  # the task's params (none for NER: its ids predate tasks)
 
@@ -450,14 +396,22 @@ class _Expansion:
     def pairs(self) -> list[tuple[Language, Language]]:
         """``pairs`` then every source x target of each ``matrix`` block (without the diagonal)."""
         listed = [tuple(get_language(code) for code in pair.split(":")) for pair in self.study.pairs]
-        crossed = [
-            (source, target)
+        crossed = [(source, target) for source, target, _ in self.matrix_pairs()]
+        return list(dict.fromkeys(listed + crossed))
+
+    def matrix_pairs(self) -> list[tuple[Language, Language, MatrixBlock]]:
+        """(source, target, block) of every off-diagonal cell of the ``matrix`` blocks."""
+        return [
+            (source, target, block)
             for block in self.study.matrix
             for target in map(get_language, block.targets)
             for source in map(get_language, block.sources)
             if source is not target
         ]
-        return list(dict.fromkeys(listed + crossed))
+
+    def probes(self) -> list[tuple[Language, Language, int]]:
+        """(source, target, probe size) of every ``matrix`` pair whose block probes."""
+        return [(source, target, block.probe) for source, target, block in self.matrix_pairs() if block.probe]
 
     def teacher_sets(self) -> list[tuple[Language, tuple[Language, ...]]]:
         """(target, teachers) for every teachers entry, without sets holding the target."""
@@ -497,6 +451,8 @@ class _Expansion:
         for target, sources in self.study.transfer.items():
             for source in map(get_language, sources):
                 self.evaluate(self.train(source), "transfer", (source,), get_language(target))
+        for source, target, probe in self.probes():
+            self.signals(self.train(source), source, target, probe)
         for target, teachers in self.teacher_sets():
             self.students(teachers, target)
 
@@ -538,8 +494,22 @@ class _Expansion:
             "perturbations": ["clean", *self.study.perturbations],
             "test_size": self.study.evaluation.test_size,
             "bootstrap": self.study.evaluation.bootstrap,
+            "decoding": self.study.evaluation.decoding,
+            "rate": self.study.evaluation.rate,
         }
         return self.add("evaluate", params, [model_run])
+
+    def signals(self, model_run: RunSpec, source: Language, target: Language, probe: int) -> RunSpec:
+        params = {
+            "model_run": model_run.id,
+            "source": self.code(source),
+            "target": self.code(target),
+            "dataset": self.dataset(target),
+            "label_map": self.study.label_map,
+            **self.grid,
+            "probe_size": probe,
+        }
+        return self.add("signals", params, [model_run])
 
     def volumes(self, target: Language) -> list[int]:
         """The study's volumes for one target, ``all`` resolved to its train split's size
@@ -586,33 +556,6 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return "study" + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in parts)
 
 
-_MESSAGES = {
-    "greater_than_equal": "must be >= {ge}",
-    "greater_than": "must be > {gt}",
-    "less_than_equal": "must be <= {le}",
-    "less_than": "must be < {lt}",
-    "too_short": "must have at least {min_length} item(s)",
-    "missing": "required key is missing",
-    "int_parsing": "must be an integer, got {input!r}",
-    "int_from_float": "must be an integer, got {input!r}",
-    "float_parsing": "must be a number, got {input!r}",
-    "bool_parsing": "must be true or false, got {input!r}",
-}
-
-
-def _message(error: Mapping[str, Any]) -> str:
-    """One validation error as ``<key path>: <what is wrong>``."""
-    kind, ctx = error["type"], error.get("ctx") or {}
-    if kind == "xner":
-        text = ctx["message"]
-    elif kind in _MESSAGES:
-        text = _MESSAGES[kind].format(input=error["input"], **ctx)
-    else:
-        msg = error["msg"]
-        text = f"{msg[0].lower()}{msg[1:]}, got {error['input']!r}"
-    return f"{_path(error['loc'])}: {text}"
-
-
 def parse_study(data: Any, source: str = "study") -> Study:
     """Validate a study config given as a mapping (e.g. parsed YAML).
 
@@ -627,7 +570,7 @@ def parse_study(data: Any, source: str = "study") -> Study:
     except ValidationError as err:
         errors = err.errors()
         more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-        raise XnerError(f"{source}: {_message(errors[0])}{more}") from None
+        raise XnerError(f"{source}: {validation_message(errors[0], root='study')}{more}") from None
 
 
 def load_study(path: str | Path) -> Study:

@@ -15,7 +15,7 @@ store makes that safe:
   process dies).
 
 Evaluation runs keep their results as tidy rows under ``metrics["rows"]``;
-:meth:`ResultStore.frame` explodes them into the table of ``results_schema.md`` (one row
+:meth:`ResultStore.frame` explodes them into the table of ``docs/results_schema.md`` (one row
 per run and test set), adding the columns derived from specs and from other runs.
 
 >>> store = ResultStore(tmp / "study.sqlite")  # doctest: +SKIP
@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from xner.errors import XnerError, one_of
 from xner.languages import STUDY_PAIRS, get_language
 from xner.study.runs import RunOutcome, RunSpec
+from xner.study.schema import PARAMS_SCHEMA, upgrade
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,11 +50,11 @@ __all__ = ["COLUMNS", "EXPORT_FORMATS", "RunRecord", "ResultStore", "STATUSES"]
 STATUSES = ("pending", "running", "done", "failed")
 
 COLUMNS = (
-    "run_id", "kind", "model", "source", "target", "dataset", "family", "relation",
+    "run_id", "kind", "model", "source", "target", "dataset", "genus", "family", "relation",
     "train_size", "volume", "seed", "perturbation", "precision", "recall", "f1", "f1_lo",
     "f1_hi", "teacher_f1", "gain", "entity_overlap", "seconds",
 )  # fmt: skip
-"""Columns of the tidy results table, in order (``results_schema.md``)."""
+"""Columns of the tidy results table, in order (``docs/results_schema.md``)."""
 
 _FROM_PARAMS = ("model", "source", "target", "dataset", "train_size", "volume", "seed")
 _TEACHER_KEY = ["model", "source", "target", "dataset", "train_size", "seed", "perturbation"]
@@ -78,6 +79,7 @@ CREATE TABLE IF NOT EXISTS runs (
     traceback TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -135,6 +137,40 @@ class ResultStore:
         except sqlite3.DatabaseError as err:
             self._conn.close()
             raise XnerError(f"{self.path}: not an xner result store ({err})") from None
+        self._upgrade()
+
+    def params_schema(self) -> int:
+        """The params schema the store's specs are written in (1: stores older than the
+        ``meta`` table)."""
+        if not self._conn.execute("SELECT name FROM sqlite_master WHERE name = 'meta'").fetchone():
+            return 1
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'params_schema'").fetchone()
+        return int(row["value"]) if row else 1
+
+    def _upgrade(self) -> None:
+        """Rewrite the specs of a store written by an older params schema in today's layout
+        (:mod:`xner.study.schema`); every run keeps its id, status and results.
+
+        Raises:
+            XnerError: the store was written by a newer xner.
+        """
+        schema = self.params_schema()
+        if schema > PARAMS_SCHEMA:
+            raise XnerError(f"{self.path}: written by a newer xner (params schema {schema}; this xner "
+                            f"reads up to {PARAMS_SCHEMA}): upgrade xner")
+        if schema == PARAMS_SCHEMA:
+            return
+        with self._transaction() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            for row in conn.execute("SELECT id, spec FROM runs").fetchall():
+                data = json.loads(row["spec"])
+                data["params"] = upgrade(data["kind"], data["params"], schema)
+                spec = RunSpec.from_json(json.dumps(data))
+                if spec.id != row["id"]:
+                    raise XnerError(f"{self.path}: run {row['id']} would change its id to {spec.id} on upgrade "
+                                    f"from params schema {schema}; the store is left as it was")
+                conn.execute("UPDATE runs SET spec = ? WHERE id = ?", (spec.to_json(), row["id"]))
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('params_schema', ?)", (str(PARAMS_SCHEMA),))
 
     def close(self) -> None:
         self._conn.close()
@@ -288,8 +324,8 @@ class ResultStore:
         """The tidy results table: one row per finished evaluation run and test set.
 
         Descriptive columns come from the evaluation's spec (role -> ``kind``, model,
-        source, target, dataset, train_size, volume, seed), ``family`` (the target's genus)
-        and ``relation`` from the language registry, ``seconds`` from the run's timings,
+        source, target, dataset, train_size, volume, seed), ``genus`` and ``family`` of the
+        target and ``relation`` from the language registry, ``seconds`` from the run's timings,
         and ``teacher_f1``/``gain`` of student rows from the volume-0 row of the same
         teachers, target, seed and perturbation. Columns of the rows themselves win.
         """
@@ -357,11 +393,13 @@ def _record(row: sqlite3.Row) -> RunRecord:
     )
 
 
-def _genus(code: str | None) -> str:
+def _lineage(code: str | None) -> dict[str, str]:
+    """The target's ``genus`` (Germanic) and ``family`` (Indo-European), or empty strings."""
     try:
-        return get_language(code).genus if code else ""
+        language = get_language(code) if code else None
     except XnerError:
-        return ""
+        language = None
+    return {"genus": language.genus if language else "", "family": language.family if language else ""}
 
 
 def _relation(source: str | None, target: str | None) -> str:
@@ -383,7 +421,7 @@ def _result_rows(record: RunRecord) -> list[dict[str, Any]]:
         "run_id": record.id,
         "kind": params.get("role"),
         **{name: params.get(name) for name in _FROM_PARAMS},
-        "family": _genus(params.get("target")),
+        **_lineage(params.get("target")),
         "relation": _relation(params.get("source"), params.get("target")),
         "seconds": (record.timings or {}).get("seconds"),
     }

@@ -134,7 +134,7 @@ def evaluate_document_model(document_model: DocumentModel, lang: str, *, data: D
         XnerError: test categories the model does not know (map them explicitly).
     """
     from xner.paths import cache_dir
-    from xner.tasks.perturb import document_resources, perturb_documents, word_overlap
+    from xner.perturb.documents import document_resources, perturb_documents, word_overlap
 
     test = data.examples(document_model.task, lang, split)[:limit]
     if document_model.labels:
@@ -143,7 +143,7 @@ def evaluate_document_model(document_model: DocumentModel, lang: str, *, data: D
     source = training_documents(document_model, data.data_dir)
     conditions: list[tuple[str, list[Example], dict]] = [("clean", test, {})]
     if perturbations:
-        from xner.perturb import _vectors
+        from xner.perturb.resources import _vectors
 
         vocabulary = data.vocabulary(lang)
         resources = document_resources(

@@ -1,4 +1,4 @@
-"""Training objectives and teacher-student distillation on unlabeled target text.
+"""Teacher-student distillation on unlabeled target text: soft labels and the student.
 
 Follows Wu et al. 2020, "Single-/Multi-Source Cross-Lingual NER via
 Teacher-Student Learning on Unlabeled Data in Target Language" (ACL 2020): a
@@ -8,97 +8,35 @@ its bottom layers frozen, fits those distributions with MSE (no temperature).
 KL with a temperature, hard pseudo-labels, a confidence threshold and mixing in
 source labelled data are named options.
 
-Losses are ``nn.Module(word_logits, word_targets)`` with a ``citation``
-(sentence-transformers style) and live in a registry with versioned names, so a
-result row records exactly which objective produced it.
+The losses are in :mod:`xner.distillation.losses`, the teacher weightings in
+:mod:`xner.distillation.weighting`.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
+from pydantic import Field
 
 from xner.data.corpus import Sentence
+from xner.distillation.losses import distill_loss_name, make_loss
+from xner.distillation.weighting import TeacherWeighting, resolve_weighting
 from xner.errors import XnerError
 from xner.models.features import FeatureStore, content_key
 from xner.models.tagger import Tagger, TrainConfig
+from xner.options import DEFAULT_STUDENT, DistillationOptions, OneLineErrors
 from xner.paths import cache_dir
-from xner.registry import resolve_name
-from xner.weighting import TeacherWeighting, resolve_weighting
 
-__all__ = ["DistillConfig", "LOSSES", "distill", "distill_loss_name", "make_loss", "soft_labels", "teacher_distributions"]
+__all__ = ["DistillConfig", "distill", "soft_labels", "teacher_distributions"]
 
-WU_2020 = (
-    "Wu, Q., Lin, Z., Karlsson, B., Lou, J.-G., Huang, B. (2020). Single-/Multi-Source "
-    "Cross-Lingual NER via Teacher-Student Learning on Unlabeled Data in Target Language. ACL."
-)
+class DistillConfig(OneLineErrors, DistillationOptions):
+    """How a student learns from its teacher(s): the :class:`~xner.options.DistillationOptions`
+    and the student's training options (hashed into a study's run id)."""
 
-
-class MSEDistillLoss(nn.Module):
-    """Mean squared error between student and teacher label distributions (Wu et al. 2020)."""
-
-    citation = WU_2020
-
-    def forward(self, word_logits: torch.Tensor, teacher_probs: torch.Tensor) -> torch.Tensor:
-        return F.mse_loss(torch.softmax(word_logits, dim=-1), teacher_probs.float())
-
-
-class KLDistillLoss(nn.Module):
-    """KL(teacher || student) at temperature T, scaled by T^2 (Hinton et al. 2015)."""
-
-    citation = "Hinton, G., Vinyals, O., Dean, J. (2015). Distilling the Knowledge in a Neural Network."
-
-    def __init__(self, temperature: float = 1.0) -> None:
-        super().__init__()
-        self.temperature = temperature
-
-    def forward(self, word_logits: torch.Tensor, teacher_probs: torch.Tensor) -> torch.Tensor:
-        log_student = torch.log_softmax(word_logits / self.temperature, dim=-1)
-        return F.kl_div(log_student, teacher_probs.float(), reduction="batchmean") * self.temperature**2
-
-
-class CrossEntropyLoss(nn.CrossEntropyLoss):
-    """Cross-entropy on hard labels (gold tags, or argmax pseudo-labels)."""
-
-    citation = "Standard supervised token classification (Devlin et al. 2019)."
-
-
-LOSSES: dict[str, type[nn.Module]] = {
-    "mse.v1": MSEDistillLoss,
-    "kl.v1": KLDistillLoss,
-    "ce.v1": CrossEntropyLoss,
-}
-
-
-def make_loss(name: str, temperature: float = 1.0) -> nn.Module:
-    """A loss by registry name (``mse``, ``kl``, ``ce`` or a versioned ``mse.v1``)."""
-    key = resolve_name("loss", name, LOSSES)
-    return KLDistillLoss(temperature) if key.startswith("kl.") else LOSSES[key]()
-
-
-def distill_loss_name(config: "DistillConfig") -> str:
-    """The versioned loss a config trains with (``ce.v1`` for hard labels): results record
-    it, since the loss changes what a student learns (MSE can stall at all-O, KL does not)."""
-    return resolve_name("loss", "ce" if config.hard else config.loss, LOSSES)
-
-
-@dataclass
-class DistillConfig:
-    """How a student learns from its teacher(s); hashed into a study's run id."""
-
-    loss: str = "mse"  # mse (Wu et al.) | kl | ce (with hard=True)
-    temperature: float = 1.0  # softens the teacher's distribution (kl; also applied to mse targets)
-    hard: bool = False  # argmax pseudo-labels + cross-entropy instead of soft labels
-    threshold: float | None = None  # drop words whose teacher confidence is below this
-    weighting: str = "uniform"  # multi-source teacher weighting (see xner.weighting)
-    source_mix: int = 0  # labelled source sentences mixed into the student's training data
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(train_layers=9, patience=None))
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(**DEFAULT_STUDENT.model_dump()),
+                               description="The student's training options.")
 
 
 def soft_labels(
@@ -167,7 +105,7 @@ def distill(
             labels and frozen features are cached per sentence, so the nested volumes
             of a sweep only compute what the previous volumes did not.
         config: loss, temperature, hard labels, threshold, weighting, training options.
-        weighting: a ready :class:`~xner.weighting.TeacherWeighting` (e.g. ``langid``
+        weighting: a ready :class:`~xner.distillation.weighting.TeacherWeighting` (e.g. ``langid``
             with its source sentences); default: ``config.weighting`` by name.
         dev: labelled *source-language* sentences for early stopping, if wanted
             (target labels are not available in a zero-resource setting).
@@ -198,7 +136,7 @@ def distill(
     student.fit(sentences, dev=dev, config=config.train, targets=targets,
                 loss=make_loss(loss_name, config.temperature), progress=progress)
     student.metadata["distillation"] = {
-        **asdict(config),
+        **config.model_dump(),
         "loss": loss_name,
         "weighting": weighting.name,
         "teachers": [t.metadata.get("name", t.fingerprint) for t in teachers],

@@ -17,7 +17,7 @@ punctuation and spacing are kept as they are. The candidates are the target lang
 split here) that are letters only, longer than one character, absent from L1's training
 text and not among the target's 100 most frequent words; those frequent words are never
 replaced either (as in ``unseen-context``, :mod:`xner.perturb`, whose machinery runs both kinds
-on a document's words). Only the text is perturbed, never the candidate headlines or labels.
+on a document's words). They are registered with the NER kinds (:mod:`xner.perturb.kinds`). Only the text is perturbed, never the candidate headlines or labels.
 
 The overlap they remove: :func:`word_overlap` is the share of the target test text's word
 tokens (with a letter) that occur in L1's training text; evaluation reports it before and after.
@@ -39,10 +39,11 @@ import regex
 from xner.data.corpus import Sentence
 from xner.data.news import ChoiceItem, Document
 from xner.errors import XnerError
-from xner.perturb import (
-    PERTURBATIONS, Perturbation, PerturbationResources, _pick, _prepare_neighbours, _shared_context, _Step,
-    _unseen_context, get_perturbation, perturb_corpus,
+from xner.perturb.kinds import (
+    PERTURBATIONS, Perturbation, _pick, _prepare_neighbours, _shared_context, _Step, _unseen_context,
+    get_perturbation, perturb_corpus,
 )
+from xner.perturb.resources import PerturbationResources
 
 __all__ = ["DOCUMENT_PERTURBATIONS", "document_resources", "perturb_documents", "word_overlap", "words"]
 

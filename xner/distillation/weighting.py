@@ -96,7 +96,8 @@ class LanguageId:
 
     ``sources`` maps each teacher language to sentences of that language (its
     training data); the classifier is a multinomial logistic regression over the
-    mean-pooled final-layer states of the pretrained encoder.
+    mean-pooled final-layer states of the pretrained encoder (``backbone``, default: the
+    teachers' base model, whether they were saved compact or in full).
     """
 
     sources: Mapping[str, Sequence[Sentence]]
@@ -109,9 +110,12 @@ class LanguageId:
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import cross_val_score
 
+        from xner.models.backbone import load_backbone
         from xner.models.sentence_vectors import sentence_vectors
 
-        backbone = self.backbone or teachers[0].backbone
+        # the *pretrained* encoder: a teacher saved in full carries its fine-tuned one (with its
+        # own classifier), which neither builds the single-label model nor is what Wu et al. use
+        backbone = self.backbone or load_backbone(teachers[0].base_name)
         languages = [teacher_language(t) for t in teachers]
         missing = [lang for lang in languages if lang not in self.sources]
         if missing:

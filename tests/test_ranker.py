@@ -1,0 +1,170 @@
+"""The teacher ranker: ranking metrics, leave-one-target-out quality against baselines, the
+ranker file, teacher signals from a store, and `recommend` on a toy data root."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xner.errors import XnerError
+from xner.ranker import (
+    METHODS,
+    Ranker,
+    fit_ranker,
+    leave_one_target_out,
+    ranking_metrics,
+    signals_table,
+    train_ranker,
+    transfer_matrix,
+)
+from xner.transfer_features import DATA_FEATURES
+
+SOURCES = ["en", "swa", "yor", "ibo", "hau", "zul"]
+TARGETS = ["kin", "xho", "sna", "lug", "ewe", "fon", "twi", "wol"]
+
+
+def synthetic_pairs(noise: float = 1.0, seed: int = 0) -> pd.DataFrame:
+    """F1 falls with URIEL distance and rises with overlap; English is never the best."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for target in TARGETS:
+        for source in SOURCES:
+            features = {name: rng.uniform(0, 1) for name in DATA_FEATURES}
+            features["subword_overlap"] = rng.uniform(20, 80)
+            f1 = 70 - 40 * features["uriel_featural"] + 0.2 * features["subword_overlap"] + rng.normal(0, noise)
+            rows.append({"source": source, "target": target, "f1": f1 - (15 if source == "en" else 0), **features})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize(("f1", "scores", "expected"), [
+    ([30, 50, 40], [0.1, 0.2, 0.9], {"top1": 0.0, "regret": 10.0, "recommended_f1": 40.0, "best_f1": 50.0}),
+    ([30, 50, 40], [0.1, 0.9, 0.2], {"top1": 1.0, "regret": 0.0, "ndcg": 1.0}),
+    ([50, 50], [1.0, 0.0], {"top1": 1.0, "regret": 0.0}),  # a tie for best: either is right
+    ([42], [0.0], {"top1": 1.0, "ndcg": 1.0}),
+])
+def test_ranking_metrics(f1, scores, expected):
+    metrics = ranking_metrics(f1, scores)
+    assert {k: metrics[k] for k in expected} == pytest.approx(expected)
+    assert 0 <= metrics["ndcg"] <= 1
+
+
+def test_ndcg_falls_as_the_ranking_worsens():
+    f1 = [10.0, 20.0, 30.0, 40.0, 50.0]
+    perfect, reversed_ = ranking_metrics(f1, f1)["ndcg"], ranking_metrics(f1, [-x for x in f1])["ndcg"]
+    assert perfect == pytest.approx(1.0) and reversed_ < 0.7
+
+
+def test_leave_one_target_out_learns_what_the_baselines_miss():
+    results = leave_one_target_out(synthetic_pairs())
+    assert set(results["method"]) == set(METHODS) and len(results) == len(METHODS) * len(TARGETS)
+    mean = results.groupby("method")[["regret", "top1"]].mean()
+    assert mean.loc["ridge (data features only)", "regret"] < 3
+    assert mean.loc["always English", "regret"] > 10 and mean.loc["always English", "top1"] == 0
+    assert mean.loc["ridge (data features only)", "regret"] < mean.loc["largest subword overlap", "regret"]
+
+
+def test_leave_one_target_out_needs_three_targets():
+    pairs = synthetic_pairs().query("target in ['kin', 'xho']")
+    with pytest.raises(XnerError, match="at least 3 targets, got 2"):
+        leave_one_target_out(pairs)
+
+
+def test_quality_summary_has_a_ci_over_targets():
+    from xner.ranker import quality_summary
+
+    summary = quality_summary(leave_one_target_out(synthetic_pairs()), n_resamples=200).set_index("method")
+    english = summary.loc["always English"]
+    assert english["n_targets"] == len(TARGETS) and english["regret_lo"] <= english["regret"] <= english["regret_hi"]
+    assert summary.index[0] != "always English"  # sorted by regret, best first
+
+
+def test_feature_correlations_find_the_signal():
+    from xner.ranker import feature_correlations
+
+    table = feature_correlations(synthetic_pairs(), n_resamples=200).set_index("feature")
+    assert table.loc["uriel_featural", "pearson"] < -0.3 and table.loc["uriel_featural", "pearson_hi"] < 0
+    assert "teacher_confidence" not in table.index  # not measured: not reported
+
+
+def test_the_held_out_target_never_trains_its_ranker(monkeypatch):
+    seen = []
+    pairs = synthetic_pairs()
+    spy = {"spy": lambda train, test: seen.append((set(train["target"]), set(test["target"]))) or np.zeros(len(test))}
+    leave_one_target_out(pairs, spy)
+    assert len(seen) == len(TARGETS) and all(test.isdisjoint(train) and len(test) == 1 for train, test in seen)
+
+
+def test_ranker_predicts_its_training_relation_and_round_trips(tmp_path):
+    pairs = synthetic_pairs(noise=0.5).query("source != 'en'")  # English's offset is no feature: left out
+    ranker = train_ranker(pairs, DATA_FEATURES, trained_on={"datasets": {"en": "wikiann"}})
+    assert 0 < ranker.half_width < 5
+    again = Ranker.load(ranker.save(tmp_path / "ranker.json"))
+    np.testing.assert_allclose(again.predict(pairs), ranker.predict(pairs))
+    ranked = again.recommend(pairs[pairs["target"] == "kin"])
+    assert ranked["rank"].tolist() == [1, 2, 3, 4, 5] and ranked["predicted_f1"].is_monotonic_decreasing
+    assert (ranked["predicted_hi"] - ranked["predicted_lo"]).round(6).eq(round(2 * ranker.half_width, 6)).all()
+
+
+def test_missing_features_count_as_the_training_mean():
+    pairs = synthetic_pairs()
+    ranker = fit_ranker(pairs, ["uriel_featural", "subword_overlap"])
+    row = pd.DataFrame([{"uriel_featural": np.nan, "subword_overlap": np.nan}])
+    assert ranker.predict(row)[0] == pytest.approx(pairs["f1"].mean())
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("{not json", "cannot read the ranker"),
+    ('{"format": "other.v9"}', "not a ranker file of format xner.ranker.v1"),
+    ('{"format": "xner.ranker.v1", "features": []}', "malformed ranker file"),
+])
+def test_a_bad_ranker_file_is_named(tmp_path, content, message):
+    path = tmp_path / "ranker.json"
+    path.write_text(content)
+    with pytest.raises(XnerError, match=message) as err:
+        Ranker.load(path)
+    assert str(path) in str(err.value)
+
+
+def _signals(source, target, seed, tags):
+    spec = SimpleNamespace(params={"source": source, "target": target, "seed": seed})
+    metrics = {"teacher_confidence": 0.9, "teacher_entropy": 0.1, "entity_rate_ratio": 1.0, "tags": tags,
+               "labels": ["O", "B-PER", "I-PER"]}
+    return SimpleNamespace(spec=spec, metrics=metrics)
+
+
+def test_signals_table_adds_agreement_among_each_targets_teachers():
+    records = [_signals("en", "kin", 1, "12|0"), _signals("swa", "kin", 1, "12|0"), _signals("yor", "kin", 1, "00|1"),
+               _signals("en", "kin", 2, "12|0"), _signals("swa", "kin", 2, "00|0"), _signals("yor", "kin", 2, "00|0")]
+    table = signals_table(records).set_index("source")
+    # seed 1: en 50, swa 50, yor 0; seed 2: en 0 (no shared chunk), swa 50 (empty vs en: 0, vs yor: 100), yor 50
+    assert table["teacher_agreement"].to_dict() == {"en": 25.0, "swa": 50.0, "yor": 25.0}
+
+
+def test_transfer_matrix_means_seeds_and_keeps_their_spread():
+    frame = pd.DataFrame([
+        {"model": "m", "source": s, "target": "kin", "kind": k, "perturbation": p, "f1": f, "f1_lo": f - 2,
+         "f1_hi": f + 2, "f1_strict": f + 1}
+        for s, k, p, f in [("en", "transfer", "clean", 20.0), ("en", "transfer", "clean", 40.0),
+                           ("swa", "transfer", "clean", 50.0), ("kin", "native", "clean", 80.0),
+                           ("en", "transfer", "mask-entity.v1", 5.0)]
+    ])
+    table = transfer_matrix(frame).set_index("source")
+    assert table.loc["en", ["f1", "f1_min", "f1_max", "n_seeds", "f1_strict"]].tolist() == [30.0, 20.0, 40.0, 2, 31.0]
+    assert table.loc["kin", "kind"] == "native" and table.loc["swa", "f1_lo"] == 48.0
+
+
+@pytest.mark.slow
+def test_recommend_ranks_the_candidates_of_a_toy_root(data_root):
+    from xner.recommend import recommend
+
+    pairs = synthetic_pairs()
+    ranker = train_ranker(pairs, DATA_FEATURES, trained_on={"datasets": {"de": "wikiann", "swa": "masakhaner2"},
+                                                             "label_map": {"DATE": "O"}, "model": None})
+    ranked = recommend("nl", dataset="wikiann", ranker=ranker, data_dir=data_root)
+    assert ranked["source"].tolist() in (["de", "swa"], ["swa", "de"]) and ranked["rank"].tolist() == [1, 2]
+    assert ranked.set_index("source").loc["swa", "source_entity_density"] > 0
+    with pytest.raises(XnerError, match=r"no dataset known for candidate\(s\) \['fr'\]"):
+        recommend("nl", dataset="wikiann", ranker=ranker, data_dir=data_root, candidates=["fr"])

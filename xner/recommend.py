@@ -1,0 +1,171 @@
+"""``xner recommend``: rank candidate teacher languages for a target before training anything,
+and build the ranker's training table from a measured transfer matrix.
+
+>>> recommend("kin", dataset="masakhaner2").head(3)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from xner.data.corpus import Sentence
+from xner.data.sampling import nested_subset
+from xner.errors import XnerError
+from xner.pipeline import DataSpec
+from xner.ranker import DATA_FEATURES, SHIPPED_RANKER, Ranker, signals_table, train_ranker, transfer_matrix
+from xner.transfer_features import pair_features
+
+__all__ = ["TARGET_SAMPLE", "ranking_pairs", "recommend", "train_ranker_from_store", "write_ranker_tables"]
+
+TARGET_SAMPLE = 1000
+"""Unlabeled target sentences the overlap features are measured on (a seeded sample)."""
+
+
+def _tokenizer(model: str | None):
+    if model is None:
+        return None, None
+    from xner.models.backbone import load_backbone
+
+    backbone = load_backbone(model)
+    return backbone.tokenizer, backbone.normalize
+
+
+def _source_text(datasets: Mapping[str, str], label_map: Mapping[str, str], data_dir) -> dict[str, list[Sentence]]:
+    """Each candidate source's labelled train split (under the label map the matrix used)."""
+    from xner.data import dataset_labels
+    from xner.data.labels import entity_types
+
+    text = {}
+    for source, dataset in datasets.items():
+        types = set(entity_types(dataset_labels(dataset)))
+        text[source] = DataSpec(dataset, data_dir, {k: v for k, v in label_map.items() if k in types}).split(source, "train")
+    return text
+
+
+def _target_text(target: str, dataset: str | None, unlabeled: str | Path | None, data_dir) -> list[Sentence]:
+    """The target's unlabeled text: a file (one tokenized sentence a line), else its train split."""
+    if unlabeled is not None:
+        from xner.data import read_text
+
+        sentences = read_text(unlabeled, lang=target)
+    elif dataset is not None:
+        sentences = DataSpec(dataset, data_dir).split(target, "train")
+    else:
+        raise XnerError(f"recommend: no text of {target!r}: give --unlabeled FILE or --dataset")
+    if not sentences:
+        raise XnerError(f"recommend: no unlabeled {target!r} sentences in {unlabeled or dataset}")
+    return [s.unlabeled() for s in nested_subset(sentences, min(TARGET_SAMPLE, len(sentences)), seed=0)]
+
+
+def _features(target: str, target_text: list[Sentence], datasets: Mapping[str, str], label_map: Mapping[str, str],
+              data_dir, model: str | None) -> pd.DataFrame:
+    tokenizer, normalize = _tokenizer(model)
+    sources = _source_text({s: d for s, d in datasets.items() if s != target}, label_map, data_dir)
+    return pair_features(sources, target, target_text, tokenizer=tokenizer, normalize=normalize)
+
+
+def _matrix_settings(store) -> tuple[dict[str, str], dict[str, str], str | None]:
+    """Each trained language's dataset, the study's label map and model, from its train runs."""
+    trained = [r.spec.params for r in store.records("done") if r.spec.kind == "train"]
+    if not trained:
+        return {}, {}, None
+    return {p["lang"]: p["dataset"] for p in trained}, dict(trained[0].get("label_map") or {}), trained[0]["model"]
+
+
+def ranking_pairs(store, *, data_dir=None) -> pd.DataFrame:
+    """The ranker's table from a study with ``matrix`` blocks: one row per off-diagonal
+    (source, target) with its measured zero-shot ``f1`` (mean over seeds), the data features
+    (subword overlap under the study's model's tokenizer) and the teacher signals of its
+    ``signals`` runs (NaN without them)."""
+    frame = store.frame()
+    matrix = transfer_matrix(frame)
+    matrix = matrix[matrix["kind"] == "transfer"]
+    if matrix.empty:
+        raise XnerError(f"{store.path}: no zero-shot transfer results to learn a ranker from")
+    datasets, label_map, model = _matrix_settings(store)
+    targets = {t: d for t, d in frame[["target", "dataset"]].drop_duplicates().itertuples(index=False)}
+    tables = []
+    for target, dataset in sorted(targets.items()):
+        candidates = sorted(matrix.loc[matrix["target"] == target, "source"])
+        if candidates:
+            text = _target_text(target, dataset, None, data_dir)
+            tables.append(_features(target, text, {s: datasets[s] for s in candidates}, label_map, data_dir, model))
+    features = pd.concat(tables, ignore_index=True)
+    signals = signals_table([r for r in store.records("done") if r.spec.kind == "signals"])
+    return matrix.merge(features, on=["source", "target"], how="left").merge(signals, on=["source", "target"], how="left")
+
+
+def train_ranker_from_store(store, out: str | Path = SHIPPED_RANKER, *, data_dir=None) -> tuple[Ranker, pd.DataFrame]:
+    """Learn the data-features ranker from a store's matrix and save it to ``out``.
+
+    Returns:
+        The ranker and the pairs table it learned from.
+    """
+    pairs = ranking_pairs(store, data_dir=data_dir)
+    datasets, label_map, model = _matrix_settings(store)
+    sources = sorted(set(pairs["source"]))
+    trained_on = {"store": Path(store.path).name, "pairs": len(pairs), "targets": sorted(set(pairs["target"])),
+                  "datasets": {s: datasets[s] for s in sources}, "label_map": label_map, "model": model}
+    ranker = train_ranker(pairs, DATA_FEATURES, trained_on=trained_on)
+    ranker.save(out)
+    return ranker, pairs
+
+
+def recommend(
+    target: str,
+    *,
+    dataset: str | None = None,
+    unlabeled: str | Path | None = None,
+    candidates: Sequence[str] | None = None,
+    ranker: Ranker | str | Path | None = None,
+    data_dir=None,
+) -> pd.DataFrame:
+    """Candidate sources for ``target`` ranked by predicted zero-shot F1, with the features.
+
+    Args:
+        target: the target language's code.
+        dataset: the target's dataset (its train split, labels unused, is the unlabeled
+            text) unless ``unlabeled`` is given.
+        unlabeled: a file of unlabeled target text (one sentence a line, or CoNLL).
+        candidates: source codes (default: every source the ranker was trained with).
+        ranker: a :class:`Ranker` or its file (default: the one shipped with xner).
+        data_dir: the data root that holds the candidates' labelled train splits.
+
+    Returns:
+        ``rank, source, predicted_f1, predicted_lo, predicted_hi`` and the features.
+    """
+    from xner.languages import get_language
+
+    get_language(target)
+    ranker = ranker if isinstance(ranker, Ranker) else Ranker.load(ranker or SHIPPED_RANKER)
+    known = ranker.trained_on.get("datasets") or {}
+    chosen = list(candidates) if candidates else sorted(known)
+    unknown = [c for c in chosen if c not in known]
+    if unknown:
+        raise XnerError(f"recommend: no dataset known for candidate(s) {unknown}; the ranker knows {sorted(known)}")
+    label_map = ranker.trained_on.get("label_map") or {}
+    text = _target_text(target, dataset, unlabeled, data_dir)
+    table = _features(target, text, {c: known[c] for c in chosen}, label_map, data_dir, ranker.trained_on.get("model"))
+    ranked = ranker.recommend(table)
+    return ranked[["rank", "source", "predicted_f1", "predicted_lo", "predicted_hi", *DATA_FEATURES]]
+
+
+def write_ranker_tables(pairs: pd.DataFrame, out_dir: str | Path) -> dict[str, pd.DataFrame]:
+    """The evidence behind a ranker, as CSV tables in ``out_dir``: ``pairs.csv`` (measured F1
+    and features per pair), ``feature_correlations.csv``, ``ranker_by_target.csv`` (each
+    method's recommendation per held-out target) and ``ranker_quality.csv`` (means with CIs)."""
+    from xner.ranker import feature_correlations, leave_one_target_out, quality_summary
+
+    per_target = leave_one_target_out(pairs)
+    tables = {"pairs": pairs, "feature_correlations": feature_correlations(pairs),
+              "ranker_by_target": per_target, "ranker_quality": quality_summary(per_target)}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, table in tables.items():
+        tmp = out / f".{name}.csv.tmp"
+        table.to_csv(tmp, index=False)
+        tmp.replace(out / f"{name}.csv")
+    return tables
