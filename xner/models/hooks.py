@@ -100,8 +100,10 @@ CHECKPOINTS = ("best", "last", "average")
 epoch, or the mean of the last :data:`AVERAGED_EPOCHS` epochs."""
 
 
-def checkpoint_keeper(policy: str, patience: int | None, trainable_state: Callable[[], dict[str, torch.Tensor]]):
-    """The hook that keeps a training run's final weights under ``policy`` (:data:`CHECKPOINTS`)."""
+def checkpoint_keeper(policy: str, patience: int | None, trainable_state: Callable[[], dict[str, torch.Tensor]],
+                      metric: str = "dev_f1"):
+    """The hook that keeps a training run's final weights under ``policy`` (:data:`CHECKPOINTS`);
+    ``best`` ranks epochs by the record's ``metric``."""
     if policy == "best":
-        return EarlyStopping(patience, trainable_state)
+        return EarlyStopping(patience, trainable_state, metric)
     return CheckpointAverage(1 if policy == "last" else AVERAGED_EPOCHS, trainable_state)

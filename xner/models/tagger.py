@@ -24,13 +24,10 @@ Example:
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
-import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,17 +38,17 @@ from torch import nn
 
 from xner.data.corpus import Sentence
 from xner.decoding import DEFAULT_DECODING, decode
-from xner.errors import XnerError, one_of
+from xner.errors import XnerError
 from xner.models.backbone import Backbone, load_backbone
 from xner.models.batching import epoch_batches, length_batches, pad_batch
-from xner.models.embedded import CHARMAP_FILE, CharMap
 from xner.models.device import (
-    autocast, autocast_dtype, default_device, inference_precision, seed_everything, training_kernels,
+    autocast, autocast_dtype, inference_precision, seed_everything, training_kernels,
 )
 from xner.models.encoding import EncodedCorpus, encode_corpus
 from xner.models.features import FrozenFeatures, frozen_features
-from xner.models.hooks import CHECKPOINTS, EpochLog, TrainHook, checkpoint_keeper
-from xner.models.split import TopLayers, freeze_bottom, num_layers
+from xner.models.finetuned import FineTuned
+from xner.models.hooks import EpochLog, TrainHook, checkpoint_keeper
+from xner.models.split import TopLayers, num_layers
 from xner.options import OneLineErrors, TrainingOptions
 
 __all__ = ["Tagger", "TrainConfig"]
@@ -100,23 +97,8 @@ class _Batches:
 
 
 @dataclass
-class Tagger:
+class Tagger(FineTuned):
     """A token classifier with its labels, backbone and training record."""
-
-    backbone: Backbone
-    labels: tuple[str, ...]
-    model: nn.Module
-    n_frozen: int = 0
-    device: torch.device = field(default_factory=default_device)
-    metadata: dict = field(default_factory=dict)
-    #: Name and fingerprint of the *pretrained* encoder this tagger started from: a
-    #: student starts from it, and the frozen-feature cache is keyed by it.
-    base_name: str = ""
-    base_fingerprint: str = ""
-
-    def __post_init__(self) -> None:
-        self.base_name = self.base_name or self.backbone.name
-        self.base_fingerprint = self.base_fingerprint or self.backbone.fingerprint
 
     # ------------------------------------------------------------------ creation
     @classmethod
@@ -147,22 +129,6 @@ class Tagger:
                 pad_id=self._pad_id, device=self.device, dtype=autocast_dtype(self.device, precision),
             )
         return _Batches(encoded, features, self._pad_id)
-
-    def _bottom_fingerprint(self) -> str:
-        """Cache key of the frozen bottom: the pretrained encoder's, unless an earlier training
-        changed those layers; then this tagger's own weights, so that the shared cache of
-        pretrained features is neither read nor polluted."""
-        top = num_layers(self.model) - self.n_frozen
-        for training in self.metadata.get("trainings", []):
-            trained = training["config"]["train_layers"]
-            if trained is None or trained > top:
-                return self.fingerprint
-        return self.base_fingerprint
-
-    @property
-    def _pad_id(self) -> int:
-        pad = self.backbone.tokenizer.pad_token_id
-        return 0 if pad is None else int(pad)
 
     def _network(self, model: nn.Module | None = None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         """``(inputs, mask) -> logits``: the full model, or only its top on cached features."""
@@ -203,15 +169,7 @@ class Tagger:
         batches = self._prepare(train, config.max_length, config.precision)
         encoded = batches.encoded
         word_targets = self._word_targets(train, targets, encoded)
-        trainable = [p for p in self.model.parameters() if p.requires_grad]
-        # The fused AdamW kernel (1.1-1.3x faster steps) on the mixed-precision path only:
-        # fp32 training stays bit-identical to the results xner has published.
-        fused = autocast_dtype(self.device, config.precision) is not None
-        optimizer = torch.optim.AdamW(_param_groups(self.model, config.weight_decay), lr=config.lr,
-                                      fused=fused or None)
-        steps_per_epoch = math.ceil(len(train) / config.batch_size)
-        epochs = max(config.epochs, math.ceil(config.min_steps / max(steps_per_epoch, 1)))
-        scheduler = _linear_warmup(optimizer, config.warmup_ratio, steps_per_epoch * epochs)
+        trainable, optimizer, scheduler, epochs = self._optimization(config, len(train))
         loss = loss or nn.CrossEntropyLoss()
         dev = list(dev)[: config.dev_size] if dev is not None and config.dev_size else dev
         stopper = checkpoint_keeper(config.checkpoint, config.patience, lambda: _trainable_state(self.model))
@@ -234,12 +192,8 @@ class Tagger:
                         logits = network(inputs, mask)
                         word_logits, gathered = _gather_words(logits, encoded, indices, word_targets, self.device)
                         batch_loss = loss(word_logits.float(), gathered)
-                    optimizer.zero_grad(set_to_none=True)
-                    batch_loss.backward()
-                    torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
-                    epoch_loss += float(batch_loss.detach()) * len(indices)
+                    epoch_loss += self._step(batch_loss, trainable, optimizer, scheduler,
+                                             config.max_grad_norm) * len(indices)
             record = {"epoch": epoch, "loss": epoch_loss / max(len(train), 1),
                       "seconds": time.perf_counter() - epoch_start,
                       "train_sentences_per_s": len(train) / (time.perf_counter() - epoch_start)}
@@ -261,17 +215,6 @@ class Tagger:
         self.metadata["languages"] = sorted({s.lang for s in train if s.lang})
         self.__dict__.pop("fingerprint", None)  # the weights changed
         return training
-
-    def _configure_layers(self, config: TrainConfig) -> None:
-        total = num_layers(self.model)
-        if config.train_layers is None:
-            self.n_frozen = 0
-            freeze_bottom(self.model, 0, config.freeze_embeddings)
-            return
-        if not 0 <= config.train_layers <= total:
-            raise XnerError(f"train_layers must be between 0 and {total}, got {config.train_layers}")
-        self.n_frozen = total - config.train_layers
-        freeze_bottom(self.model, self.n_frozen, freeze_embeddings=True)
 
     def _word_targets(self, sentences, targets, encoded: EncodedCorpus) -> list[np.ndarray]:
         """Targets of each sentence's kept (non-truncated) words."""
@@ -347,40 +290,6 @@ class Tagger:
         return entity_scores(gold, self.predict(sentences, max_length))
 
     # ------------------------------------------------------------------ persistence
-    def save(self, directory: str | Path, *, compact: bool = False, **extra_metadata) -> Path:
-        """Write an ordinary Hugging Face model directory plus ``xner.json``.
-
-        With ``compact``, write only the tensors that differ from the pretrained encoder
-        (the trained top layers and the head: about 30 MB instead of 470 for the embedded
-        model with ``train_layers=4``), exactly, in fp32. A study keeps hundreds of models;
-        full copies of the same frozen weights would fill a disk. Such a directory loads
-        only where its base encoder is available with the same fingerprint.
-        """
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        if compact:
-            from safetensors.torch import save_file
-
-            _, reference = _pretrained_reference(self.base_name, self.base_fingerprint, self.labels)
-            save_file(_changed_tensors(self.model, reference), directory / _DELTA_WEIGHTS)
-        else:
-            self.model.save_pretrained(directory)
-            self.backbone.tokenizer.save_pretrained(directory)
-            if isinstance(self.backbone.normalize, CharMap):
-                self.backbone.normalize.save(directory / CHARMAP_FILE)
-        metadata = {
-            **self.metadata,
-            **extra_metadata,
-            "labels": list(self.labels),
-            "backbone": self.base_name,
-            "backbone_fingerprint": self.base_fingerprint,
-            "n_frozen": self.n_frozen,
-            "weights": "delta" if compact else "full",
-        }
-        self.metadata = metadata
-        (directory / _METADATA).write_text(json.dumps(metadata, indent=1, default=str))
-        return directory
-
     @classmethod
     def load(cls, directory: str | Path) -> "Tagger":
         """Load a tagger written by :meth:`save` (full or compact)."""
@@ -404,16 +313,6 @@ class Tagger:
                      base_name=metadata["backbone"], base_fingerprint=metadata["backbone_fingerprint"])
         tagger.model.to(tagger.device)
         return tagger
-
-    @functools.cached_property
-    def fingerprint(self) -> str:
-        """Content hash of the trained weights and labels: the identity of a teacher in caches."""
-        digest = hashlib.blake2b(digest_size=16)
-        digest.update(json.dumps(self.labels).encode())
-        for name, tensor in sorted(self.model.state_dict().items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-        return digest.hexdigest()
 
 
 def _pretrained_reference(base_name: str, base_fingerprint: str, labels: Sequence[str],

@@ -24,14 +24,11 @@ Example:
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
-import math
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,16 +40,14 @@ from xner.errors import XnerError
 from xner.models.backbone import Backbone, load_backbone
 from xner.models.batching import epoch_batches, length_batches, pad_batch
 from xner.models.device import (
-    autocast, autocast_dtype, default_device, inference_precision, seed_everything, training_kernels,
+    autocast, autocast_dtype, inference_precision, seed_everything, training_kernels,
 )
-from xner.models.embedded import CHARMAP_FILE, CharMap
 from xner.models.encoding import EncodedCorpus
 from xner.models.features import FrozenFeatures, frozen_features
-from xner.models.hooks import EarlyStopping, EpochLog
-from xner.models.split import freeze_bottom, num_layers
+from xner.models.finetuned import FineTuned
+from xner.models.hooks import EpochLog, checkpoint_keeper
 from xner.models.tagger import (
-    _DELTA_WEIGHTS, _METADATA, _REFERENCE_SEED, TrainConfig, _apply_delta, _changed_tensors, _linear_warmup,
-    _param_groups, _pretrained_reference, _progress, _trainable_state,
+    _DELTA_WEIGHTS, _METADATA, TrainConfig, _apply_delta, _pretrained_reference, _progress, _trainable_state,
 )
 from xner.tasks import get_task
 from xner.tasks.scoring import accuracy_scores
@@ -163,22 +158,11 @@ class _Inputs:
 
 
 @dataclass
-class DocumentModel:
-    """A document classifier or multiple-choice model with its task, labels and training record."""
+class DocumentModel(FineTuned):
+    """A document classifier or multiple-choice model: a :class:`~xner.models.finetuned.FineTuned`
+    encoder with the head of its ``task`` (``labels``: the topic categories; none for headlines)."""
 
-    task: str
-    backbone: Backbone
-    labels: tuple[str, ...]
-    model: nn.Module
-    n_frozen: int = 0
-    device: torch.device = field(default_factory=default_device)
-    metadata: dict = field(default_factory=dict)
-    base_name: str = ""
-    base_fingerprint: str = ""
-
-    def __post_init__(self) -> None:
-        self.base_name = self.base_name or self.backbone.name
-        self.base_fingerprint = self.base_fingerprint or self.backbone.fingerprint
+    task: str = "topic.v1"
 
     @classmethod
     def create(cls, model: str | Backbone = "embedded", *, task: str, labels: Sequence[str] = (),
@@ -194,7 +178,7 @@ class DocumentModel:
         backbone = model if isinstance(model, Backbone) else load_backbone(model)
         seed_everything(seed)
         network = backbone.head_model(spec.head, labels)
-        document_model = cls(spec.name, backbone, labels, network)
+        document_model = cls(backbone=backbone, labels=labels, model=network, task=spec.name)
         document_model.model.to(document_model.device)
         return document_model
 
@@ -204,22 +188,13 @@ class DocumentModel:
 
     def _prepare(self, examples: Sequence[Example], max_length: int, precision: str) -> _Inputs:
         encoded = self.encode(examples, max_length)
-        pad = self.backbone.tokenizer.pad_token_id
-        pad_id = 0 if pad is None else int(pad)
+        pad_id = self._pad_id
         features = None
         if self.n_frozen:
             features = frozen_features(self.model, encoded.corpus, self.n_frozen, self._bottom_fingerprint(),
                                        pad_id=pad_id, device=self.device,
                                        dtype=autocast_dtype(self.device, precision))
         return _Inputs(encoded, features, pad_id)
-
-    def _bottom_fingerprint(self) -> str:
-        top = num_layers(self.model) - self.n_frozen
-        for training in self.metadata.get("trainings", []):
-            trained = training["config"]["train_layers"]
-            if trained is None or trained > top:
-                return self.fingerprint
-        return self.base_fingerprint
 
     def _logits(self, inputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if not self.n_frozen:
@@ -246,16 +221,10 @@ class DocumentModel:
         self._configure_layers(config)
         targets = torch.from_numpy(self._targets(train))
         inputs = self._prepare(train, config.max_length, config.precision)
-        trainable = [p for p in self.model.parameters() if p.requires_grad]
-        fused = autocast_dtype(self.device, config.precision) is not None
-        optimizer = torch.optim.AdamW(_param_groups(self.model, config.weight_decay), lr=config.lr,
-                                      fused=fused or None)
-        steps_per_epoch = math.ceil(len(train) / config.batch_size)
-        epochs = max(config.epochs, math.ceil(config.min_steps / max(steps_per_epoch, 1)))
-        scheduler = _linear_warmup(optimizer, config.warmup_ratio, steps_per_epoch * epochs)
+        trainable, optimizer, scheduler, epochs = self._optimization(config, len(train))
         dev = list(dev)[: config.dev_size] if dev is not None and config.dev_size else dev
-        stopper = EarlyStopping(config.patience, trainable_state=lambda: _trainable_state(self.model),
-                                metric="dev_accuracy")
+        stopper = checkpoint_keeper(config.checkpoint, config.patience, lambda: _trainable_state(self.model),
+                                    metric="dev_accuracy")
         rng = np.random.default_rng(config.seed)
         history: list[dict] = []
         started = time.perf_counter()
@@ -270,12 +239,7 @@ class DocumentModel:
                     with autocast(self.device, config.precision):
                         logits = self._logits(batch, mask)
                     loss = nn.functional.cross_entropy(logits.float(), targets[indices].to(self.device))
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
-                    epoch_loss += float(loss.detach()) * len(indices)
+                    epoch_loss += self._step(loss, trainable, optimizer, scheduler, config.max_grad_norm) * len(indices)
             seconds = time.perf_counter() - epoch_start
             record = {"epoch": epoch, "loss": epoch_loss / max(len(train), 1), "seconds": seconds,
                       "train_sentences_per_s": len(train) / seconds}
@@ -293,17 +257,6 @@ class DocumentModel:
         self.metadata["languages"] = sorted({e.lang for e in train if e.lang})
         self.__dict__.pop("fingerprint", None)
         return training
-
-    def _configure_layers(self, config: TrainConfig) -> None:
-        total = num_layers(self.model)
-        if config.train_layers is None:
-            self.n_frozen = 0
-            freeze_bottom(self.model, 0, config.freeze_embeddings)
-            return
-        if not 0 <= config.train_layers <= total:
-            raise XnerError(f"train_layers must be between 0 and {total}, got {config.train_layers}")
-        self.n_frozen = total - config.train_layers
-        freeze_bottom(self.model, self.n_frozen, freeze_embeddings=True)
 
     # ------------------------------------------------------------------ prediction
     def predict_scores(self, examples: Sequence[Example], max_length: int = 256,
@@ -340,27 +293,11 @@ class DocumentModel:
                                 for g, p in zip(gold, predicted)]}
 
     # ------------------------------------------------------------------ persistence
-    def save(self, directory: str | Path, *, compact: bool = False, **extra_metadata) -> Path:
-        """A Hugging Face model directory plus ``xner.json`` (``compact``: only the changed weights),
-        as :meth:`xner.models.tagger.Tagger.save`."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        if compact:
-            from safetensors.torch import save_file
+    def _head(self) -> str:
+        return get_task(self.task).head
 
-            _, reference = _pretrained_reference(self.base_name, self.base_fingerprint, self.labels,
-                                                 head=get_task(self.task).head)
-            save_file(_changed_tensors(self.model, reference), directory / _DELTA_WEIGHTS)
-        else:
-            self.model.save_pretrained(directory)
-            self.backbone.tokenizer.save_pretrained(directory)
-            if isinstance(self.backbone.normalize, CharMap):
-                self.backbone.normalize.save(directory / CHARMAP_FILE)
-        self.metadata = {**self.metadata, **extra_metadata, "task": self.task, "labels": list(self.labels),
-                         "backbone": self.base_name, "backbone_fingerprint": self.base_fingerprint,
-                         "n_frozen": self.n_frozen, "weights": "delta" if compact else "full"}
-        (directory / _METADATA).write_text(json.dumps(self.metadata, indent=1, default=str))
-        return directory
+    def _identity(self) -> dict:
+        return {"task": self.task}
 
     @classmethod
     def load(cls, directory: str | Path) -> "DocumentModel":
@@ -387,17 +324,8 @@ class DocumentModel:
 
             backbone = load_backbone(str(directory))
             network = getattr(transformers, task.head).from_pretrained(directory)
-        model = cls(task.name, backbone, labels, network, int(metadata["n_frozen"]), metadata=metadata,
-                    base_name=metadata["backbone"], base_fingerprint=metadata["backbone_fingerprint"])
+        model = cls(backbone=backbone, labels=labels, model=network, n_frozen=int(metadata["n_frozen"]),
+                    metadata=metadata, base_name=metadata["backbone"],
+                    base_fingerprint=metadata["backbone_fingerprint"], task=task.name)
         model.model.to(model.device)
         return model
-
-    @functools.cached_property
-    def fingerprint(self) -> str:
-        """Content hash of the weights, task and labels."""
-        digest = hashlib.blake2b(digest_size=16)
-        digest.update(json.dumps([self.task, self.labels]).encode())
-        for name, tensor in sorted(self.model.state_dict().items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-        return digest.hexdigest()
