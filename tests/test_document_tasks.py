@@ -11,7 +11,7 @@ from xner.errors import XnerError
 from xner.models.tagger import TrainConfig
 from xner.tasks import get_task, list_tasks
 from xner.tasks.headline import choice_items
-from xner.tasks.model import DocumentModel
+from xner.models.document_model import DocumentModel
 from xner.perturb.documents import document_resources, perturb_documents, word_overlap
 from xner.tasks.scoring import accuracy_scores
 from xner.tasks.topic import check_categories, map_categories

@@ -52,7 +52,7 @@ _LAZY = {
     "robustness_table": "xner.analysis",
     "robustness_overlap": "xner.analysis",
     "write_report": "xner.report",
-    "DocumentModel": "xner.tasks.model",
+    "DocumentModel": "xner.models.document_model",
     "DocumentData": "xner.tasks.pipeline",
     "train_document_model": "xner.tasks.pipeline",
     "evaluate_document_model": "xner.tasks.pipeline",

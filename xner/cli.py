@@ -346,7 +346,7 @@ def evaluate_command(
 def _evaluate_documents(model_dir: str, lang: str, dataset: str, data_dir: str | None, split: str,
                         kinds: list[str], category_map: dict[str, str], predictions: str | None,
                         limit: int | None, seed: int) -> list[dict[str, Any]]:
-    from xner.tasks.model import DocumentModel
+    from xner.models.document_model import DocumentModel
     from xner.tasks.pipeline import DocumentData, evaluate_document_model
 
     document_model = DocumentModel.load(model_dir)

@@ -46,7 +46,9 @@ from xner.models.device import (
 )
 from xner.models.encoding import EncodedCorpus, encode_corpus
 from xner.models.features import FrozenFeatures, frozen_features
-from xner.models.finetuned import FineTuned
+from xner.models.finetuned import (
+    _DELTA_WEIGHTS, _METADATA, FineTuned, _apply_delta, _pretrained_reference, _progress, _trainable_state,
+)
 from xner.models.hooks import EpochLog, TrainHook, checkpoint_keeper
 from xner.models.split import TopLayers, num_layers
 from xner.options import OneLineErrors, TrainingOptions
@@ -58,10 +60,6 @@ __all__ = ["Tagger", "TrainConfig"]
 transformers.logging.set_verbosity_error()
 transformers.utils.logging.disable_progress_bar()
 
-_METADATA = "xner.json"
-_DELTA_WEIGHTS = "xner-delta.safetensors"
-# Seed of the head a compact model is stored as a delta against (any fixed value works).
-_REFERENCE_SEED = 0
 _PREDICT_TOKENS = 8192
 
 
@@ -315,47 +313,6 @@ class Tagger(FineTuned):
         return tagger
 
 
-def _pretrained_reference(base_name: str, base_fingerprint: str, labels: Sequence[str],
-                          saved_in: Path | None = None,
-                          head: str = "AutoModelForTokenClassification") -> tuple[Backbone, nn.Module]:
-    """The base encoder and the model a compact save is a delta against: the pretrained
-    weights with a head from a fixed seed, so that load rebuilds it bit for bit."""
-    backbone = load_backbone(base_name)
-    if backbone.fingerprint != base_fingerprint:
-        where = f"{saved_in}: " if saved_in else ""
-        raise XnerError(f"{where}saved as a delta against model {base_name!r} with fingerprint "
-                        f"{base_fingerprint[:12]}, but {base_name!r} now has fingerprint "
-                        f"{backbone.fingerprint[:12]}; restore that model or retrain")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(_REFERENCE_SEED)
-        reference = backbone.head_model(head, labels)
-    return backbone, reference
-
-
-def _changed_tensors(model: nn.Module, reference: nn.Module) -> dict[str, torch.Tensor]:
-    """The tensors of ``model`` that are not bit-identical to ``reference``'s."""
-    base = reference.state_dict()
-    changed = {}
-    for name, tensor in model.state_dict().items():
-        tensor = tensor.detach().cpu()  # once: on a GPU each call is a copy
-        if name not in base or not torch.equal(tensor, base[name]):
-            changed[name] = tensor.contiguous()
-    return changed
-
-
-def _apply_delta(reference: nn.Module, path: Path) -> None:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        delta = load_file(path)
-    except (OSError, SafetensorError) as err:
-        raise XnerError(f"{path}: cannot read the model's weights ({err})".replace("\n", " ")) from None
-    unexpected = reference.load_state_dict(delta, strict=False).unexpected_keys
-    if unexpected:
-        raise XnerError(f"{path}: tensors {unexpected[:3]} are not part of the base model's architecture")
-
-
 def _gather_words(logits, encoded, indices, word_targets, device):
     """Logits at each kept word's first subword, and the matching targets."""
     width = logits.shape[1]
@@ -368,31 +325,3 @@ def _gather_words(logits, encoded, indices, word_targets, device):
     positions = torch.from_numpy(np.concatenate(flat_positions)).to(device)
     gathered = torch.from_numpy(np.concatenate(targets)).to(device)
     return logits.reshape(-1, logits.shape[-1]).index_select(0, positions), gathered
-
-
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """AdamW groups: no weight decay on biases and LayerNorm weights (BERT recipe)."""
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if param.requires_grad:
-            (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def _linear_warmup(optimizer, warmup_ratio: float, total_steps: int):
-    from transformers import get_linear_schedule_with_warmup
-
-    return get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), max(total_steps, 1))
-
-
-def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
-
-
-def _progress(items, enabled: bool, description: str):
-    if not enabled:
-        return items
-    from tqdm.auto import tqdm
-
-    return tqdm(items, desc=description, unit="batch", leave=False)
-

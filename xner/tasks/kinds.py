@@ -1,7 +1,7 @@
 """The study's ``train`` and ``evaluate`` runs for document tasks (params with a ``task``).
 
 Same run kinds, store and report as NER (:mod:`xner.study.kinds` hands runs whose params name a
-task here): a train run saves a compact :class:`~xner.tasks.model.DocumentModel`; an evaluate run
+task here): a train run saves a compact :class:`~xner.models.document_model.DocumentModel`; an evaluate run
 returns flat rows (accuracy with its CI, overlap, drop, maximum length) and the per-example
 predictions, so every accuracy can be recomputed from the store.
 """
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from xner.models.tagger import TrainConfig
-from xner.tasks.model import DocumentModel
+from xner.models.document_model import DocumentModel
 from xner.tasks.pipeline import DocumentData, evaluate_document_model, train_document_model
 
 __all__ = ["evaluate_documents_run", "train_documents_run"]

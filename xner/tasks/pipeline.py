@@ -1,7 +1,7 @@
 """Train a document model on a language and evaluate it, clean and perturbed: the steps behind
 ``xner train --task`` / ``xner evaluate --task`` and the study's run kinds for document tasks.
 
-Evaluation rows are flat (STYLE.md): accuracy with its bootstrap 95% CI, the maximum input
+Evaluation rows are flat: accuracy with its bootstrap 95% CI, the maximum input
 length (texts are truncated there) and how many sequences it cut, the overlap measure P4/P5
 remove (share of test words seen in the model's training text) before and after, and the drop
 from the clean accuracy; per-example predictions come separately so accuracy can be recomputed.
@@ -18,7 +18,7 @@ from xner.data.sampling import nested_subset
 from xner.models.tagger import TrainConfig
 from xner.tasks import get_task
 from xner.tasks.headline import DEFAULT_CHOICES, choice_items
-from xner.tasks.model import DocumentModel, Example
+from xner.models.document_model import DocumentModel, Example
 from xner.tasks.topic import DROP, check_categories, map_categories
 
 __all__ = ["DocumentData", "evaluate_document_model", "model_task", "train_document_model", "training_documents"]

@@ -28,7 +28,7 @@ import json
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,11 +44,11 @@ from xner.models.device import (
 )
 from xner.models.encoding import EncodedCorpus
 from xner.models.features import FrozenFeatures, frozen_features
-from xner.models.finetuned import FineTuned
-from xner.models.hooks import EpochLog, checkpoint_keeper
-from xner.models.tagger import (
-    _DELTA_WEIGHTS, _METADATA, TrainConfig, _apply_delta, _pretrained_reference, _progress, _trainable_state,
+from xner.models.finetuned import (
+    _DELTA_WEIGHTS, _METADATA, FineTuned, _apply_delta, _pretrained_reference, _progress, _trainable_state,
 )
+from xner.models.hooks import EpochLog, checkpoint_keeper
+from xner.models.tagger import TrainConfig
 from xner.tasks import get_task
 from xner.tasks.scoring import accuracy_scores
 
@@ -249,7 +249,7 @@ class DocumentModel(FineTuned):
             if any([hook.on_epoch_end(self, record) for hook in (EpochLog(), stopper)]):
                 break
         stopper.restore(self.model)
-        training = {"config": asdict(config), "history": history, "best_epoch": stopper.best_epoch or len(history),
+        training = {"config": config.model_dump(), "history": history, "best_epoch": stopper.best_epoch or len(history),
                     "train_examples": len(train), "truncated_sequences": inputs.encoded.truncated,
                     "train_fingerprint": inputs.encoded.corpus.fingerprint,
                     "seconds": time.perf_counter() - started}
