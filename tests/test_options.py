@@ -114,3 +114,11 @@ def test_a_bad_precision_on_the_command_line_is_one_line(tmp_path):
 
 def test_versioned_names_are_stored():
     assert (DistillConfig(loss="kl").loss, DistillConfig().weighting) == ("kl.v1", "uniform.v1")
+
+
+def test_the_choices_are_those_the_training_code_implements():
+    from xner.models.batching import BATCHINGS
+    from xner.models.hooks import CHECKPOINTS
+
+    choices = {name: set(typing.get_args(TrainingOptions.model_fields[name].annotation)) for name in ("batching", "checkpoint")}
+    assert choices == {"batching": set(BATCHINGS), "checkpoint": set(CHECKPOINTS)}

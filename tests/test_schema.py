@@ -41,11 +41,11 @@ def config(old_store) -> dict:
     return {**data, "output_dir": str(old_store.parent)}
 
 
-def test_an_old_store_is_upgraded_on_open_keeping_ids_status_and_results(old_store):
+def test_an_old_store_is_upgraded_by_a_session_keeping_ids_status_and_results(old_store):
     before = rows(old_store)
     assert len(before) == 8 and {status for status, *_ in before.values()} == {"done"}
     assert "batching" not in before[next(r for r in before if before[r][3].get("training"))][3]["training"]
-    with ResultStore(old_store) as store:
+    with ResultStore(old_store) as store, store.session():
         assert store.params_schema() == PARAMS_SCHEMA > 1
         assert {r.id: r.status for r in store.records()} == {run: "done" for run in before}
     after = rows(old_store)
@@ -61,7 +61,7 @@ def test_todays_expansion_of_the_old_study_finds_its_runs_done(old_store, config
     """Runs of kinds whose version is unchanged are found done, with today's params; a kind whose
     version went up since (its results changed) plans new runs instead, by design."""
     specs = parse_study(config).expand(default_registry())
-    with ResultStore(old_store) as store:
+    with ResultStore(old_store) as store, store.session():  # a study session upgrades the store
         stored = {record.id: record.spec for record in store.records()}
     versions = {spec.kind: spec.version for spec in stored.values()}
     same = [spec for spec in specs if spec.version == versions[spec.kind]]
@@ -70,6 +70,15 @@ def test_todays_expansion_of_the_old_study_finds_its_runs_done(old_store, config
         (spec.id, dict(spec.params)) for spec in same]  # found, and stored in today's layout
     result = run_study(config, dry_run=True)
     assert result.to_run == len(specs) - len(same)
+
+
+@pytest.mark.parametrize("create", [True, False])
+def test_opened_without_a_session_an_old_store_is_read_as_it_is(old_store, create):
+    """Reading (xner status) never rewrites a store an older xner's study may be writing."""
+    before = rows(old_store)
+    with ResultStore(old_store, create=create) as store:
+        assert store.params_schema() == 1 and {r.id for r in store.records("done")} == set(before)
+    assert rows(old_store) == before
 
 
 def test_a_store_of_a_newer_schema_is_refused(old_store):

@@ -209,7 +209,7 @@ def test_last_and_average_policies_train_every_epoch_and_keep_their_weights(data
 
 
 def test_an_unknown_checkpoint_policy_lists_the_valid_ones():
-    with pytest.raises(XnerError, match=r"^unknown checkpoint policy 'swa'; valid: average, best, last$"):
+    with pytest.raises(XnerError, match=r"^TrainConfig: checkpoint: input should be 'best', 'last' or 'average', got 'swa'$"):
         TrainConfig(checkpoint="swa")
 
 

@@ -5,7 +5,7 @@ their versioned names (``kl.v1``, ``uniform.v1``, ``mask-entity.v1``). When xner
 option or a naming rule, :data:`PARAMS_SCHEMA` goes up and :data:`CHANGES` says what the
 older layout meant, so that
 
-- a store written by an older schema is upgraded when it is opened (:func:`upgrade`): its
+- a store written by an older schema is upgraded when a study session opens it (:func:`upgrade`): its
   specs are rewritten in today's layout and keep their ids, so done runs stay done;
 - an id hashes the params in the *first* schema's spelling where that spelling means the same
   thing (:func:`identity`): an option added later is left out of the hash only while it holds
@@ -20,7 +20,7 @@ evaluations state the perturbation ``rate`` (before: always 1). Schema 4: the tr
 
 >>> old = {"distillation": {"loss": "kl", "weighting": "uniform", "student": {"epochs": 2}}}
 >>> upgrade("distill", old, 1)["distillation"]
-{'loss': 'kl.v1', 'weighting': 'uniform.v1', 'student': {'epochs': 2, 'batching': 'length'}}
+{'loss': 'kl.v1', 'weighting': 'uniform.v1', 'student': {'epochs': 2, 'batching': 'length', 'checkpoint': 'best'}}
 >>> identity("distill", upgrade("distill", old, 1)) == old
 True
 """

@@ -137,7 +137,7 @@ class ResultStore:
         except sqlite3.DatabaseError as err:
             self._conn.close()
             raise XnerError(f"{self.path}: not an xner result store ({err})") from None
-        self._upgrade()
+        self._check_schema()
 
     def params_schema(self) -> int:
         """The params schema the store's specs are written in (1: stores older than the
@@ -147,9 +147,8 @@ class ResultStore:
         row = self._conn.execute("SELECT value FROM meta WHERE key = 'params_schema'").fetchone()
         return int(row["value"]) if row else 1
 
-    def _upgrade(self) -> None:
-        """Rewrite the specs of a store written by an older params schema in today's layout
-        (:mod:`xner.study.schema`); every run keeps its id, status and results.
+    def _check_schema(self) -> int:
+        """The store's params schema; a store of a newer xner is refused.
 
         Raises:
             XnerError: the store was written by a newer xner.
@@ -158,6 +157,14 @@ class ResultStore:
         if schema > PARAMS_SCHEMA:
             raise XnerError(f"{self.path}: written by a newer xner (params schema {schema}; this xner "
                             f"reads up to {PARAMS_SCHEMA}): upgrade xner")
+        return schema
+
+    def upgrade(self) -> None:
+        """Rewrite the specs of a store written by an older params schema in today's layout
+        (:mod:`xner.study.schema`); every run keeps its id, status and results. A study session
+        does it (:meth:`session`) once it holds the store; older specs read the same before.
+        """
+        schema = self._check_schema()
         if schema == PARAMS_SCHEMA:
             return
         with self._transaction() as conn:
@@ -194,7 +201,8 @@ class ResultStore:
     # -- a study session ---------------------------------------------------------------
     @contextmanager
     def session(self) -> Iterator["ResultStore"]:
-        """Hold the store for one study process and clean up after a killed predecessor.
+        """Hold the store for one study process, upgrade a store of an older params schema, and
+        clean up after a killed predecessor.
 
         Raises:
             XnerError: another live process holds the store.
@@ -213,6 +221,7 @@ class ResultStore:
             lock.truncate()
             lock.write(str(os.getpid()))
             lock.flush()
+            self.upgrade()
             self.recover()
             try:
                 yield self
