@@ -213,3 +213,27 @@ def test_a_table_from_before_genus_reads_its_family_column_as_the_genus():
     table = _with_genus(legacy)
     assert table["genus"].tolist() == ["Germanic", "Bantu", "Made-up"]
     assert table["family"].tolist() == ["Indo-European", "Niger-Congo", "unknown"]
+
+
+def test_a_sensitivity_study_gets_its_settings_sections_and_figure(tmp_path):
+    from test_sensitivity import sensitivity_frame
+
+    frame = sensitivity_frame().assign(dataset="wikiann", train_size=2000, f1_lo=0.0, f1_hi=100.0)
+    write_report(frame, tmp_path / "report", n_resamples=100)
+    tables = tmp_path / "report" / "tables"
+    gains = pd.read_csv(tables / "setting_gains.csv")
+    assert len(gains) == 4 * 3 and set(gains["teacher_regime"]) == {"weak", "strong"}
+    assert "log2_volume:strong_teacher" in set(pd.read_csv(tables / "setting_effects.csv")["term"])
+    assert (tmp_path / "report" / "figures" / "setting_curves.png").stat().st_size > 0
+
+
+def test_a_matrix_study_gets_its_heatmap_ordered_by_family(tmp_path):
+    languages = ["swa", "kin", "yor", "ibo", "en"]
+    rows = [{"kind": "native" if s == t else "transfer", "model": "m", "source": s, "target": t, "dataset": "d",
+             "perturbation": "clean", "seed": seed, "f1": 50.0 + i - j + seed, "f1_lo": 45.0, "f1_hi": 55.0}
+            for i, s in enumerate(languages) for j, t in enumerate(languages[:4]) for seed in (1, 2)]
+    write_report(pd.DataFrame(rows), tmp_path / "report", n_resamples=100)
+    matrix = pd.read_csv(tmp_path / "report" / "tables" / "transfer_matrix.csv")
+    assert len(matrix) == 5 * 4 and set(matrix["n_seeds"]) == {2}
+    assert matrix.set_index(["source", "target"]).loc[("en", "swa"), "f1"] == pytest.approx(50 + 4 + 1.5)
+    assert (tmp_path / "report" / "figures" / "transfer_matrix_heatmap.png").stat().st_size > 0

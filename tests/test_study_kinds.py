@@ -53,6 +53,12 @@ def test_every_model_is_stored_compactly_and_reloads_to_its_scores(study, data_r
     student_run = next(r.spec.id for r in models if r.spec.kind == "distill")
     student_f1 = frame.query("kind == 'student' and volume == 20 and perturbation == 'clean'")["f1"].item()
     assert student_f1 > 0 and Tagger.load(study.run_dir(student_run)).evaluate(test)["f1"] == pytest.approx(student_f1)
+    # how each evaluated model was made, from the run graph
+    students = frame.query("kind == 'student' and volume == 20")
+    assert students[["teacher_train_size", "teacher_train_layers", "teacher_checkpoint", "student_train_layers"]
+                    ].drop_duplicates().values.tolist() == [[30, 1, "best", 1]]
+    teacher_run = next(r.spec.id for r in models if r.spec.kind == "train" and r.spec.params["lang"] == "nl")
+    assert set(frame.query("kind == 'transfer'")["teacher_runs"]) == {teacher_run}
 
 
 def test_a_fresh_store_gives_the_same_numbers(study, data_root, tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections import Counter
 
 import pytest
@@ -47,7 +49,7 @@ BASE = {"name": "t", "languages": ["nl"]}
         ({**BASE, "executor": {"name": "dask"}}, ["study.executor.name:", "'sequential', 'process' or 'ray'"]),
         ({**BASE, "executor": {"resources": {"trian": {}}}}, ["study.executor.resources.trian:", "'train'"]),
         ({**BASE, "executor": {"workers": 0}}, ["study.executor.workers: must be >= 1"]),
-        ({"name": "t"}, ["study: nothing to study: give pairs, matrix, languages, families, teachers or transfer"]),
+        ({"name": "t"}, ["study: nothing to study: give pairs, matrix, languages, families, teachers, transfer or variants"]),
         ({"languages": ["nl"]}, ["study.name: required key is missing"]),
         ({"name": "t", "matrix": [{"sources": ["en"]}]}, ["study.matrix[0].targets: required key is missing"]),
         ({"name": "t", "matrix": [{"sources": ["en"], "targets": ["zz"]}]}, ["study.matrix[0].targets[0]: unknown language 'zz'"]),
@@ -285,3 +287,43 @@ def test_a_probing_matrix_adds_one_signals_run_per_off_diagonal_cell():
     assert all(trained[r.params["model_run"]] == r.params["source"] and r.deps == (r.params["model_run"],) for r in signals)
     # probing adds runs; it changes none of the others
     assert {run.id for run in runs if run.kind != "signals"} == {run.id for run in plain}
+
+
+VARIANTS = {
+    "name": "t", "volumes": [10], "training": {"epochs": 4, "train_layers": 2},
+    "distillation": {"loss": "kl", "student": {"train_layers": 2}},
+    "variants": [
+        {"name": "weak", "teachers": {"de": ["nl"]}},
+        {"name": "strong", "teachers": {"de": ["nl"]}, "train_sizes": ["all"], "training": {"train_layers": None}},
+        {"name": "english", "teachers": {"pl": ["en"]}, "seeds": [1, 2, 3]},
+    ],
+}
+
+
+def test_variants_expand_as_studies_of_their_own_and_share_runs():
+    runs = parse_study(VARIANTS).expand(KINDS)
+    teachers = {(r.params["lang"], r.params["seed"], r.params["train_size"], r.params["training"]["train_layers"])
+                for r in runs if r.kind == "train"}
+    assert teachers == {("nl", 0, None, 2), ("nl", 0, None, None), ("en", 1, None, 2), ("en", 2, None, 2),
+                        ("en", 3, None, 2)}
+    # a variant changes only what it names: the strong teacher keeps epochs 4, its student stays at 2 layers
+    strong = next(r for r in runs if r.kind == "train" and r.params["training"]["train_layers"] is None)
+    assert strong.params["training"]["epochs"] == 4
+    students = {r.params["distillation"]["student"]["train_layers"] for r in runs if r.kind == "distill" and r.params["volume"]}
+    assert students == {2} and len(runs) == len({r.id for r in runs})
+    # a variant equal to a plain study gives that study's runs (same ids)
+    plain = parse_study({k: v for k, v in VARIANTS.items() if k != "variants"} | {"teachers": {"de": ["nl"]}})
+    assert {r.id for r in plain.expand(KINDS)} <= {r.id for r in runs}
+
+
+@pytest.mark.parametrize(("variants", "fragment"), [
+    ([{"teachers": {"de": ["nl"]}}], "variants[0]: every variant needs a name of its own"),
+    ([{"name": "a", "teachers": {"de": ["nl"]}}, {"name": "a", "teachers": {"de": ["nl"]}}],
+     "variants[1] (a): every variant needs a name of its own"),
+    ([{"name": "a", "training": {"epochs": 0}, "teachers": {"de": ["nl"]}}], "variants[0] (a): training.epochs: must be >= 1"),
+    ([{"name": "a", "executor": {"name": "ray"}}], "variants[0] (a): executor cannot vary between variants"),
+    ([{"name": "a"}], "variants[0] (a): nothing to study"),
+])
+def test_bad_variants_name_the_variant_and_key(variants, fragment):
+    with pytest.raises(XnerError, match=re.escape(fragment)):
+        parse_study({"name": "t", "volumes": [10], "variants": variants}, source="s.yaml")

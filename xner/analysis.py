@@ -285,7 +285,10 @@ def _student_sweep(df: pd.DataFrame) -> pd.DataFrame:
     rows = _clean_students(df)
     rows = rows[rows["volume"] > 0].copy()
     rows["log2_volume"] = np.log2(rows["volume"].astype(float))
-    rows["teacher_model"] = rows["target"].astype(str) + "<-" + rows["source"].astype(str) + "/seed" + rows["seed"].astype(str)
+    described = rows["target"].astype(str) + "<-" + rows["source"].astype(str) + "/seed" + rows["seed"].astype(str)
+    # the teacher run ids, where the table has them, also tell teachers trained differently apart
+    runs = rows["teacher_runs"] if "teacher_runs" in rows else pd.Series(np.nan, index=rows.index)
+    rows["teacher_model"] = runs.where(runs.notna(), described)
     return rows
 
 

@@ -48,6 +48,8 @@ from xner.analysis import (
 from xner.errors import XnerError
 from xner.tasks.report import document_tables, split_tasks
 from xner.languages import get_language
+from xner.ranker import transfer_matrix
+from xner.sensitivity import SETTING, checkpoint_spread, decoding_gains, setting_effects, setting_gains, with_settings
 
 __all__ = ["write_report"]
 
@@ -335,6 +337,56 @@ def heatmap_figure(table: pd.DataFrame) -> Figure:
     return figure
 
 
+def _family_order(codes: pd.Series) -> list[str]:
+    """Language codes ordered by family, genus, then code (unknown codes last)."""
+    def key(code: str) -> tuple[str, str, str]:
+        try:
+            lang = get_language(code)
+        except XnerError:
+            return ("~", "~", code)
+        return (lang.family, lang.genus, code)
+
+    return sorted(set(codes), key=key)
+
+
+def matrix_figure(matrix: pd.DataFrame) -> Figure:
+    """Source x target F1 (zero-shot off the diagonal, native on it), both axes ordered by
+    family and genus, so that blocks of related languages show."""
+    sources, targets = _family_order(matrix["source"]), _family_order(matrix["target"])
+    grid = matrix.pivot_table(index="source", columns="target", values="f1").reindex(index=sources, columns=targets)
+    figure = Figure(figsize=(1.2 + 0.42 * len(targets), 1.0 + 0.38 * len(sources)), layout="constrained")
+    ax = figure.subplots()
+    image = ax.imshow(grid.to_numpy(), cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(targets)), [f"{t} ({get_language(t).genus})" for t in targets], rotation=60, ha="right")
+    ax.set_yticks(range(len(sources)), [f"{s} ({get_language(s).genus})" for s in sources])
+    for (i, j), value in np.ndenumerate(grid.to_numpy()):
+        if not np.isnan(value):
+            ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize="x-small", color="white")
+    ax.set_xlabel("target (test language)")
+    ax.set_ylabel("source (training language)")
+    figure.colorbar(image, ax=ax, label="F1 (diagonal: native)")
+    return figure
+
+
+def settings_figure(rows: pd.DataFrame) -> Figure:
+    """Per curve (a panel each), mean student F1 against volume under every teacher/student
+    setting; the setting's teacher at volume 0 as a dashed line."""
+    curves = list(rows.groupby(["target", "source"], sort=True))
+    figure, axes = _grid(len(curves))
+    for ax, ((target, source), curve) in zip(axes, curves):
+        means = curve.groupby([*SETTING, "volume"], as_index=False)["f1"].mean()
+        for (teacher, student), line in means.groupby(SETTING, sort=True):
+            sweep = line[line["volume"] > 0].sort_values("volume")
+            (drawn,) = ax.plot(sweep["volume"], sweep["f1"], marker="o", label=f"{teacher} teacher, {student} student")
+            ax.axhline(line.loc[line["volume"] == 0, "f1"].mean(), color=drawn.get_color(), linestyle="--", linewidth=1)
+        ax.set_xscale("log", base=2)
+        ax.set_title(f"{target} from {source}")
+        ax.set_xlabel("unlabeled target sentences (log2)")
+        ax.set_ylabel("student F1 (dashed: teacher)")
+        ax.legend(fontsize="x-small")
+    return figure
+
+
 # ---------------------------------------------------------------- sections
 
 
@@ -399,6 +451,59 @@ def _transfer_sections(
     else:
         sections.append(Section("overlap_scatter", "Entity overlap vs transfer F1",
                                 figure=overlap_figure(pairs, table)))
+    return sections
+
+
+def _matrix_sections(df: pd.DataFrame) -> list[Section]:
+    """The transfer matrix (a study with ``matrix`` blocks): where at least 3 targets each
+    have at least 3 sources."""
+    matrix = transfer_matrix(df)
+    sources_per_target = matrix[matrix["kind"] == "transfer"].groupby("target")["source"].nunique()
+    if (sources_per_target >= 3).sum() < 3:
+        reason = "fewer than 3 targets with 3 or more zero-shot sources: no transfer matrix"
+        return [Section("transfer_matrix", "Transfer matrix", skipped=reason),
+                Section("transfer_matrix_heatmap", "Transfer matrix heatmap", skipped=reason)]
+    display = matrix[["model", "source", "target", "kind", "n_seeds"]].assign(
+        F1=_ci(matrix["f1"], matrix["f1_lo"], matrix["f1_hi"], 1),
+        seeds=[f"{_num(lo, 1)}-{_num(hi, 1)}" for lo, hi in zip(matrix["f1_min"], matrix["f1_max"])])
+    return [Section("transfer_matrix", "Zero-shot F1 per source and target (mean over seeds; CI: test set)",
+                    table=matrix, display=display),
+            *(Section(f"transfer_matrix_heatmap_{model}" if matrix["model"].nunique() > 1 else "transfer_matrix_heatmap",
+                      "Transfer matrix, ordered by family", figure=matrix_figure(group))
+              for model, group in matrix.groupby("model", sort=True))]
+
+
+def _sensitivity_sections(df: pd.DataFrame, options: Mapping[str, int]) -> list[Section]:
+    """Teacher/student settings (a study with variants of how models train), where the
+    table has students of more than one setting; checkpoint policies where it has several."""
+    names = ("setting_gains", "setting_effects", "decoding_gains", "setting_curves")
+    try:
+        rows = with_settings(df)
+    except XnerError as err:
+        return [Section(name, name.replace("_", " "), skipped=str(err)) for name in names]
+    if rows[rows["volume"] > 0].groupby(SETTING).ngroups < 2:
+        return [Section(name, name.replace("_", " "), skipped="students of one teacher/student setting only")
+                for name in names]
+    gains = setting_gains(df, **options)
+    effects = setting_effects(df)
+    decodings = decoding_gains(df)
+    sections = [
+        Section("setting_gains", "Whole-pool gain over the teacher and F1 per doubling, per setting", table=gains,
+                display=gains[[*SETTING, "source", "target", "n_seeds", "pool"]].assign(
+                    teacher=gains["teacher_f1"].map(_num), student=gains["student_f1"].map(_num),
+                    gain=_ci(gains["gain"], gains["gain_lo"], gains["gain_hi"]),
+                    per_doubling=_ci(gains["slope"], gains["slope_lo"], gains["slope_hi"]))),
+        Section("setting_effects", "gain ~ log2(volume) x strong teacher x all-layer student (mixed model)",
+                table=effects, display=effects.assign(coef=_ci(effects["coef"], effects["lo"], effects["hi"]),
+                                                      p=_p(effects["p"]))[["term", "coef", "p"]]),
+        Section("decoding_gains", "Whole-pool gain under each decoding", table=decodings, display=decodings.round(2)),
+        Section("setting_curves", "Student F1 vs volume under each setting", figure=settings_figure(rows)),
+    ]
+    spread = checkpoint_spread(df, **options)
+    if spread["teacher_checkpoint"].nunique() > 1:
+        sections.append(Section("checkpoint_spread", "Seed-to-seed spread of zero-shot F1 per checkpoint policy",
+                                table=spread, display=spread.assign(
+                                    sd=_ci(spread["sd"], spread["sd_lo"], spread["sd_hi"]))))
     return sections
 
 
@@ -581,7 +686,7 @@ def _trained_models_section(runs: pd.DataFrame | None) -> Section:
 
 def _ner_sections(frame: pd.DataFrame, covariates: pd.DataFrame | None, options: Mapping[str, int]) -> list[Section]:
     return [*_volume_sections(frame, options), *_transfer_sections(frame, covariates, options),
-            *_robustness_sections(frame, options)]
+            *_robustness_sections(frame, options), *_matrix_sections(frame), *_sensitivity_sections(frame, options)]
 
 
 def _document_sections(frame: pd.DataFrame) -> list[Section]:

@@ -276,6 +276,12 @@ class Study(Section):
         category_map: topic categories renamed or dropped (``{religion: drop}``) in every
             language's documents; a category a model does not know fails its evaluation.
         choices: candidates per headline question (the right one + distractors).
+        variants: named overrides of the keys above (``{name: strong-teacher, train_sizes:
+            [all], training: {train_layers: null}}``), each expanded as a study of its own
+            and deep-merged into the rest of the config; runs they share are done once. For
+            crossing settings that the grid keys cannot (teacher strength x student capacity,
+            seeds or teachers per setting). ``name``, ``output_dir``, ``data_dir`` and
+            ``executor`` are the study's own.
     """
 
     name: SimpleName
@@ -298,6 +304,7 @@ class Study(Section):
     distillation: DistillationSection = DistillationSection()
     evaluation: EvaluationOptions = EvaluationOptions()
     executor: ExecutorOptions = ExecutorOptions()
+    variants: list[dict[str, Any]] = []
     tasks: Annotated[list[TaskName], BeforeValidator(_as_list), Field(min_length=1)] = [DEFAULT_TASK]
     transfer: dict[LanguageCode, Annotated[list[LanguageCode], BeforeValidator(_as_list)]] = {}
     category_map: dict[str, str] = {}
@@ -334,9 +341,36 @@ class Study(Section):
 
     @model_validator(mode="after")
     def _something_to_run(self) -> "Study":
-        if not (self.pairs or self.matrix or self.languages or self.families or self.teachers or self.transfer):
-            raise fail("nothing to study: give pairs, matrix, languages, families, teachers or transfer")
+        if not (self.pairs or self.matrix or self.languages or self.families or self.teachers or self.transfer
+                or self.variants):
+            raise fail("nothing to study: give pairs, matrix, languages, families, teachers, transfer or variants")
+        self.variant_studies()  # each variant must be a valid study
         return self
+
+    def variant_studies(self) -> list["Study"]:
+        """Each variant as a whole study: this config's keys deep-merged with the variant's.
+
+        Raises:
+            PydanticCustomError: ``variants[i] (name): <key path>: <problem>``.
+        """
+        base = self.model_dump(exclude_unset=True, exclude={"variants"})
+        studies, names = [], set()
+        for index, variant in enumerate(self.variants):
+            name = variant.get("name")
+            where = f"variants[{index}]" + (f" ({name})" if name else "")
+            if not isinstance(name, str) or not name or name in names:
+                raise fail(f"{where}: every variant needs a name of its own")
+            names.add(name)
+            fixed = sorted(_VARIANT_FIXED & set(variant))
+            if fixed:
+                raise fail(f"{where}: {', '.join(fixed)} cannot vary between variants")
+            merged = _deep_merge(base, {k: v for k, v in variant.items() if k != "name"})
+            try:
+                studies.append(Study.model_validate(merged))
+            except ValidationError as err:
+                problem = validation_message(err.errors()[0], root="study").removeprefix("study: ").removeprefix("study.")
+                raise fail(f"{where}: {problem}") from None
+        return studies
 
     @property
     def out_dir(self) -> Path:
@@ -352,6 +386,9 @@ class Study(Section):
         Returns:
             Run specs; a run's dependencies come before it.
         """
+        if self.variants:
+            specs = (spec for study in self.variant_studies() for spec in study.expand(registry))
+            return list({spec.id: spec for spec in specs}.values())
         plan = _Expansion(self, registry)
         for model in self.model:
             for seed in self.seeds:
@@ -359,6 +396,27 @@ class Study(Section):
                     for task in self.tasks:
                         plan.cell(model, seed, train_size, task)
         return list(plan.specs.values())
+
+
+_VARIANT_FIXED = frozenset({"output_dir", "data_dir", "executor", "variants"})
+"""Keys that are the whole study's: one store, one data root, one executor."""
+
+
+_OPTION_SECTIONS = frozenset({"training", "distillation", "student", "evaluation"})
+"""Option sections a variant changes key by key; any other key a variant gives replaces the
+study's (``teachers: {pl: [en]}`` is the variant's whole teachers map)."""
+
+
+def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` over ``base``, option sections merged key by key (``training: {epochs: 2}``
+    changes only the epochs)."""
+    merged = dict(base)
+    for key, value in override.items():
+        if key in _OPTION_SECTIONS and isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 class _Expansion:

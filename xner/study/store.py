@@ -31,7 +31,7 @@ import os
 import shutil
 import sqlite3
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +58,8 @@ COLUMNS = (
 
 _FROM_PARAMS = ("model", "source", "target", "dataset", "train_size", "volume", "seed")
 _TEACHER_KEY = ["model", "source", "target", "dataset", "train_size", "seed", "perturbation"]
+"""What identifies a student's teachers when their runs are not in the store (the run ids,
+``teacher_runs``, do when they are: they also tell teachers trained differently apart)."""
 _RELATIONS = {(pair.hrl, pair.lrl): pair.relation for pair in STUDY_PAIRS}
 _TEMP_PREFIX = ".tmp-"
 
@@ -340,7 +342,9 @@ class ResultStore:
         """
         import pandas as pd
 
-        rows = [row for record in self.records("done") for row in _result_rows(record)]
+        done = self.records("done")
+        by_id = {record.id: record for record in done}
+        rows = [row for record in done for row in _result_rows(record, by_id)]
         table = pd.DataFrame(rows)
         for column in COLUMNS:
             if column not in table:
@@ -420,7 +424,7 @@ def _relation(source: str | None, target: str | None) -> str:
     return _RELATIONS.get(key, "")
 
 
-def _result_rows(record: RunRecord) -> list[dict[str, Any]]:
+def _result_rows(record: RunRecord, by_id: Mapping[str, RunRecord]) -> list[dict[str, Any]]:
     """The tidy rows of one finished run (none unless it is an evaluation)."""
     rows = (record.metrics or {}).get("rows")
     if not rows:
@@ -433,16 +437,50 @@ def _result_rows(record: RunRecord) -> list[dict[str, Any]]:
         **_lineage(params.get("target")),
         "relation": _relation(params.get("source"), params.get("target")),
         "seconds": (record.timings or {}).get("seconds"),
+        **_model_settings(by_id.get(params.get("model_run")), by_id),
     }
     return [{**base, **row} for row in rows]
 
 
+def _layers(train_layers: int | None) -> int | str:
+    return "all" if train_layers is None else train_layers
+
+
+def _model_settings(model: RunRecord | None, by_id: Mapping[str, RunRecord]) -> dict[str, Any]:
+    """How an evaluated model was made, read off the run graph: the labelled sentences,
+    trained layers and checkpoint policy of its teacher (a trained model -- native or
+    transferred -- is its own), a student's trained layers, and the teacher run ids (what a
+    student's gain is measured against). Empty when the model's run is not in the store."""
+    if model is None:
+        return {}
+    if model.spec.kind == "train":
+        teacher, settings = model, {"teacher_runs": model.id}
+    else:
+        teacher_runs = model.spec.params.get("teacher_runs") or []
+        teacher = by_id.get(teacher_runs[0]) if teacher_runs else None
+        student = (model.spec.params.get("distillation") or {}).get("student")
+        settings = {"teacher_runs": "+".join(teacher_runs),
+                    "student_train_layers": _layers(student.get("train_layers")) if student else None}
+    if teacher is not None:
+        training = teacher.spec.params.get("training") or {}
+        settings |= {"teacher_train_size": (teacher.metrics or {}).get("train_sentences"),
+                     "teacher_train_layers": _layers(training.get("train_layers")),
+                     "teacher_checkpoint": training.get("checkpoint", "best")}
+    return settings
+
+
 def _with_gain(table: "pd.DataFrame") -> "pd.DataFrame":
-    """Fill ``teacher_f1`` and ``gain`` of student rows from their volume-0 baseline."""
+    """Fill ``teacher_f1`` and ``gain`` of student rows from their volume-0 baseline: the
+    evaluation of the same teachers on the same target and test set."""
+    if table.empty:
+        return table.assign(teacher_f1=float("nan"), gain=float("nan"))
+    described = table[_TEACHER_KEY].map(str).agg("|".join, axis=1)
+    teachers = table["teacher_runs"].where(table["teacher_runs"].notna(), described) if "teacher_runs" in table else described
+    keyed = table.assign(_teachers=teachers + "|" + table["perturbation"].map(str))
     students = (table["kind"] == "student").to_numpy()
-    baseline = table.loc[students & (table["volume"] == 0).to_numpy(dtype=bool, na_value=False)]
-    baseline = baseline[[*_TEACHER_KEY, "f1"]].drop_duplicates(_TEACHER_KEY).rename(columns={"f1": "_teacher"})
-    teacher = table[_TEACHER_KEY].merge(baseline, on=_TEACHER_KEY, how="left")["_teacher"]
+    baseline = keyed.loc[students & (table["volume"] == 0).to_numpy(dtype=bool, na_value=False)]
+    baseline = baseline[["_teachers", "f1"]].drop_duplicates("_teachers").rename(columns={"f1": "_teacher"})
+    teacher = keyed[["_teachers"]].merge(baseline, on="_teachers", how="left")["_teacher"]
     table["teacher_f1"] = teacher.where(students).to_numpy(dtype=float)
     table["gain"] = table["f1"].astype(float) - table["teacher_f1"]
     return table

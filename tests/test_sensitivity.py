@@ -1,0 +1,86 @@
+"""The sensitivity analysis: gains and slopes per teacher/student setting, the setting effects
+on the slope, the checkpoint policies' seed spread and the gains under each decoding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xner.errors import XnerError
+from xner.sensitivity import checkpoint_spread, decoding_gains, setting_effects, setting_gains, with_settings
+
+SLOPES = {("weak", 4): 0.5, ("weak", "all"): 1.0, ("strong", 4): 1.5, ("strong", "all"): 2.0}
+VOLUMES = [500, 1000, 2000, 4000]
+
+
+def sensitivity_frame(noise: float = 0.05) -> pd.DataFrame:
+    """Student curves whose gain per doubling is SLOPES[setting]; each seed's teacher has its
+    own level, and strict decoding adds 1 F1 to every student of the strong teachers."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for target, source in (("de", "nl"), ("kin", "swa"), ("yor", "ibo")):
+        for seed in (1, 2, 3):
+            for teacher_layers in (4, "all"):
+                level = 40 + 10 * seed + (15 if teacher_layers == "all" else 0)
+                teacher = {"kind": "student", "model": "m", "source": source, "target": target, "seed": seed,
+                           "perturbation": "clean", "teacher_train_layers": teacher_layers,
+                           "teacher_train_size": 2000 if teacher_layers == 4 else 20000,
+                           "teacher_runs": f"{source}-{teacher_layers}-{seed}", "family": "f"}
+                rows.append({**teacher, "volume": 0, "f1": level, "f1_strict": level, "student_train_layers": None})
+                for student_layers in (4, "all"):
+                    slope = SLOPES[(("strong" if teacher_layers == "all" else "weak"), student_layers)]
+                    for volume in VOLUMES:
+                        f1 = level + slope * np.log2(volume / 250) + rng.normal(0, noise)
+                        rows.append({**teacher, "volume": volume, "f1": f1, "student_train_layers": student_layers,
+                                     "f1_strict": f1 + (1 if teacher_layers == "all" else 0)})
+    frame = pd.DataFrame(rows)
+    frame["gain"] = np.nan
+    return frame
+
+
+def test_each_setting_recovers_its_slope_and_whole_pool_gain():
+    table = setting_gains(sensitivity_frame(), n_resamples=200).set_index(["teacher_regime", "student_regime", "target"])
+    for (teacher, student), slope in SLOPES.items():
+        row = table.loc[(teacher, "all" if student == "all" else "top-4", "kin")]
+        assert row["slope"] == pytest.approx(slope, abs=0.05) and row["slope_lo"] < slope < row["slope_hi"]
+        assert row["gain"] == pytest.approx(slope * np.log2(4000 / 250), abs=0.1)
+        assert row["n_seeds"] == 3 and row["pool"] == 4000
+
+
+def test_the_mixed_model_puts_the_settings_in_the_slope_interactions():
+    effects = setting_effects(sensitivity_frame()).set_index("term")
+    assert effects.loc["log2_volume", "coef"] == pytest.approx(0.5, abs=0.05)
+    assert effects.loc["log2_volume:strong_teacher", "coef"] == pytest.approx(1.0, abs=0.05)
+    assert effects.loc["log2_volume:all_layer_student", "coef"] == pytest.approx(0.5, abs=0.05)
+    assert effects.loc["log2_volume:strong_teacher:all_layer_student", "coef"] == pytest.approx(0.0, abs=0.1)
+    assert (effects["lo"] <= effects["coef"]).all() and (effects["coef"] <= effects["hi"]).all()
+
+
+def test_volume_zero_is_every_student_settings_baseline():
+    rows = with_settings(sensitivity_frame())
+    baselines = rows[rows["volume"] == 0]
+    assert set(baselines["student_regime"]) == {"top-4", "all"} and len(baselines) == 2 * 18
+
+
+def test_decoding_gains_follow_each_decoding():
+    table = decoding_gains(sensitivity_frame()).set_index(["teacher_regime", "student_regime", "target"])
+    weak, strong = table.loc[("weak", "top-4", "de")], table.loc[("strong", "top-4", "de")]
+    assert weak["gain_strict"] == pytest.approx(0.5 * 4, abs=0.1)
+    assert strong["gain_strict"] == pytest.approx(1.5 * 4 + 1, abs=0.1)
+
+
+def test_checkpoint_spread_measures_the_seed_to_seed_standard_deviation():
+    rows = [{"kind": "transfer", "perturbation": "clean", "model": "m", "source": "en", "target": "kin",
+             "teacher_train_size": 2000, "teacher_train_layers": 4, "teacher_checkpoint": policy, "f1": f1}
+            for policy, values in (("best", [20, 40, 25, 35, 30]), ("average", [29, 31, 30, 30, 30]))
+            for f1 in values]
+    table = checkpoint_spread(pd.DataFrame(rows), n_resamples=300).set_index("teacher_checkpoint")
+    assert table.loc["best", "sd"] == pytest.approx(np.std([20, 40, 25, 35, 30], ddof=1))
+    assert table.loc["average", "sd"] < table.loc["best", "sd"] and table.loc["best", "sd_lo"] < table.loc["best", "sd"]
+    assert table.loc["best", ["min_f1", "max_f1", "n_seeds"]].tolist() == [20, 40, 5]
+
+
+def test_a_table_without_settings_is_named():
+    with pytest.raises(XnerError, match="needs the columns"):
+        with_settings(pd.DataFrame({"kind": ["student"], "perturbation": ["clean"]}))

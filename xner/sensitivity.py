@@ -1,0 +1,157 @@
+"""Does the volume effect hold under stronger teachers, stronger students and more seeds?
+
+The analysis of a study whose runs differ in how teachers and students were trained
+(``configs/sensitivity.yaml``): every evaluated model carries its regime in the results table
+(``teacher_train_layers``, ``teacher_train_size``, ``student_train_layers``,
+``teacher_checkpoint``; :meth:`xner.study.ResultStore.frame`), so each table here is grouped
+by *setting* -- weak or strong teacher x top-K or all-layer student:
+
+- :func:`setting_gains`: per setting and curve, the whole-pool student's gain over its own
+  teacher (mean over seeds, bootstrap CI) and F1 per doubling of unlabeled volume (OLS on the
+  gains, so each seed's teacher level cancels out);
+- :func:`setting_effects`: one mixed model ``gain ~ log2(volume) * teacher * student`` with a
+  random intercept per target: do teacher strength or student capacity change the slope?
+- :func:`checkpoint_spread`: the seed-to-seed spread of zero-shot F1 per teacher checkpoint
+  policy, with a bootstrap CI of the standard deviation;
+- :func:`decoding_gains`: the whole-pool gains under each decoding of the same predictions.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from xner.analysis import _bootstrap_ci, _mean_ci, _ols_slope, _student_sweep
+from xner.errors import XnerError
+
+__all__ = ["SETTING", "checkpoint_spread", "decoding_gains", "setting_effects", "setting_gains", "with_settings"]
+
+SETTING = ["teacher_regime", "student_regime"]
+"""The columns :func:`with_settings` adds: ``weak``/``strong`` teacher, ``top-K``/``all`` student."""
+
+_CURVE = ["model", "source", "target"]
+
+
+def _regime(layers: object) -> str:
+    """``strong`` for a teacher whose every layer trained, else ``weak`` (top K layers)."""
+    return "strong" if str(layers) == "all" else "weak"
+
+
+def with_settings(frame: pd.DataFrame) -> pd.DataFrame:
+    """Clean student rows (volume 0 = the teacher) with their setting columns (:data:`SETTING`).
+
+    Raises:
+        XnerError: the table does not say how its models were trained.
+    """
+    needed = ["teacher_train_layers", "student_train_layers", "teacher_runs"]
+    missing = [c for c in needed if c not in frame]
+    if missing:
+        raise XnerError(f"the sensitivity analysis needs the columns {missing} (a store's results table)")
+    rows = frame[(frame["kind"] == "student") & (frame["perturbation"] == "clean")].copy()
+    rows["teacher_regime"] = rows["teacher_train_layers"].map(_regime)
+    student = rows["student_train_layers"].astype(object)
+    rows["student_regime"] = np.where(student.astype(str) == "all", "all", "top-" + student.astype(str))
+    # every student's gain is over the volume-0 evaluation of its own teacher runs
+    teacher_f1 = rows[rows["volume"] == 0].groupby("teacher_runs")["f1"].mean()
+    rows["teacher_f1"] = rows["teacher_runs"].map(teacher_f1)
+    rows["gain"] = pd.to_numeric(rows["f1"]) - rows["teacher_f1"]
+    # volume 0 is the teachers' ensemble: it belongs to every student setting of its teacher
+    baselines = rows[rows["volume"] == 0]
+    students = rows[rows["volume"] > 0]
+    copies = [baselines.assign(student_regime=regime) for regime in students["student_regime"].unique()]
+    return pd.concat([students, *copies], ignore_index=True)
+
+
+def setting_gains(frame: pd.DataFrame, *, n_resamples: int = 2000, seed: int = 0,
+                  confidence: float = 0.95) -> pd.DataFrame:
+    """Per setting and curve: teacher F1, whole-pool student F1 and gain (mean over seeds,
+    bootstrap CI over seeds), and F1 per doubling of volume with its CI.
+
+    Returns:
+        ``teacher_regime, student_regime, model, source, target, n_seeds, pool, teacher_f1,
+        student_f1, gain, gain_lo, gain_hi, slope, slope_lo, slope_hi, slope_p``.
+    """
+    rows = with_settings(frame)
+    sweep = _student_sweep(rows)
+    records = []
+    for key, curve in sweep.groupby([*SETTING, *_CURVE], sort=True):
+        pool = int(curve["volume"].max())
+        whole = curve[curve["volume"] == pool]
+        gain = _mean_ci(whole["gain"], whole["gain"], whole["gain"], n_resamples=n_resamples, seed=seed,
+                        confidence=confidence)
+        slope = _ols_slope(curve, "gain ~ log2_volume", "log2_volume", confidence)
+        records.append({
+            **dict(zip([*SETTING, *_CURVE], key)), "n_seeds": whole["seed"].nunique(), "pool": pool,
+            "teacher_f1": float(whole["teacher_f1"].mean()), "student_f1": float(whole["f1"].mean()),
+            "gain": gain["mean"], "gain_lo": gain["lo"], "gain_hi": gain["hi"],
+            **{k: slope[k] for k in ("slope", "slope_lo", "slope_hi", "slope_p")},
+        })
+    return pd.DataFrame(records)
+
+
+def setting_effects(frame: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
+    """Fixed effects of ``gain ~ log2_volume * strong_teacher * all_layer_student`` (0/1
+    indicators; the reference is the volume study's regime, a weak teacher and a top-K
+    student) with a random intercept per target (statsmodels MixedLM, REML): the
+    ``log2_volume:...`` interaction terms say by how much each setting changes F1 per doubling.
+
+    Returns:
+        ``term, coef, se, p, lo, hi``; empty when the design has a single setting.
+    """
+    import statsmodels.formula.api as smf
+
+    sweep = _student_sweep(with_settings(frame))
+    sweep = sweep.assign(strong_teacher=(sweep["teacher_regime"] == "strong").astype(float),
+                         all_layer_student=(sweep["student_regime"] == "all").astype(float))
+    factors = [name for name in ("strong_teacher", "all_layer_student") if sweep[name].nunique() > 1]
+    if not factors or sweep["target"].nunique() < 2:
+        return pd.DataFrame(columns=["term", "coef", "se", "p", "lo", "hi"])
+    formula = "gain ~ log2_volume * " + " * ".join(factors)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        fit = smf.mixedlm(formula, sweep, groups=sweep["target"]).fit(reml=True)
+    bounds = fit.conf_int(1 - confidence)
+    terms = fit.fe_params.index
+    return pd.DataFrame({"term": terms, "coef": fit.fe_params.to_numpy(), "se": fit.bse_fe.to_numpy(),
+                         "p": fit.pvalues[terms].to_numpy(), "lo": bounds.loc[terms, 0].to_numpy(),
+                         "hi": bounds.loc[terms, 1].to_numpy()})
+
+
+def checkpoint_spread(frame: pd.DataFrame, *, n_resamples: int = 2000, seed: int = 0,
+                      confidence: float = 0.95) -> pd.DataFrame:
+    """Seed-to-seed spread of zero-shot (transfer) F1 per target, source, teacher setting and
+    checkpoint policy: mean, standard deviation (bootstrap CI over seeds), range."""
+    keys = ["model", "source", "target", "teacher_train_size", "teacher_train_layers", "teacher_checkpoint"]
+    columns = [*keys, "n_seeds", "mean_f1", "sd", "sd_lo", "sd_hi", "min_f1", "max_f1"]
+    if any(key not in frame for key in keys):
+        return pd.DataFrame(columns=columns)  # a table that does not say how its teachers were trained
+    rows = frame[(frame["kind"] == "transfer") & (frame["perturbation"] == "clean")]
+    records = []
+    for key, group in rows.groupby(keys, sort=True):
+        f1 = pd.to_numeric(group["f1"]).to_numpy(dtype=float)
+        sd = float(np.std(f1, ddof=1)) if len(f1) > 1 else np.nan
+        lo, hi = (_bootstrap_ci((f1,), lambda x, axis: np.std(x, ddof=1, axis=axis), paired=False,
+                                n_resamples=n_resamples, seed=seed, confidence=confidence)
+                  if len(f1) > 2 and np.ptp(f1) > 0 else (np.nan, np.nan))
+        records.append({**dict(zip(keys, key)), "n_seeds": len(f1), "mean_f1": float(f1.mean()), "sd": sd,
+                        "sd_lo": lo, "sd_hi": hi, "min_f1": float(f1.min()), "max_f1": float(f1.max())})
+    return pd.DataFrame(records, columns=columns)
+
+
+def decoding_gains(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean whole-pool gain per setting and curve under each decoding recorded in the table
+    (``f1_<decoding>`` columns): does the choice of decoding change the volume answer?"""
+    decodings = [c for c in frame.columns if c.startswith("f1_") and not c.endswith(("_lo", "_hi"))]
+    rows = with_settings(frame)
+    records = []
+    for key, curve in rows.groupby([*SETTING, *_CURVE], sort=True):
+        pool = curve["volume"].max()
+        record = dict(zip([*SETTING, *_CURVE], key))
+        for column in decodings:
+            by_seed = curve.assign(value=pd.to_numeric(curve[column], errors="coerce")).pivot_table(
+                index="seed", columns="volume", values="value", aggfunc="mean")
+            record[f"gain_{column.removeprefix('f1_')}"] = float((by_seed[pool] - by_seed[0]).mean())
+        records.append(record)
+    return pd.DataFrame(records)
