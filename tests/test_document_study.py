@@ -148,3 +148,29 @@ def test_news_config_expands_with_both_tasks_and_ner_configs_keep_their_ids():
     explicit = quick.model_copy(update={"tasks": ["ner.v1"]})
     assert [s.id for s in quick.expand(default_registry())] == [s.id for s in explicit.expand(default_registry())]
     assert all("task" not in s.params for s in quick.expand(default_registry()))
+
+
+def test_the_report_gives_document_rows_their_own_sections(tmp_path):
+    import pandas as pd
+
+    from xner.report import write_report
+
+    rows = []
+    for number, (source, target) in enumerate([("sna", "xho"), ("run", "lug"), ("som", "orm")]):
+        for seed in (1, 2):
+            clean = {"task": "topic.v1", "model": "m", "kind": "transfer", "source": source, "target": target,
+                     "dataset": "masakhanews", "seed": seed, "perturbation": "clean", "accuracy": 60.0 + seed,
+                     "accuracy_lo": 50.0, "accuracy_hi": 70.0, "examples": 100, "max_length": 128,
+                     "overlap": 10.0 * (number + 1), "overlap_clean": 10.0 * (number + 1), "f1": None}
+            perturbed = {**clean, "perturbation": "nearest-unseen-word.v1", "accuracy": clean["accuracy"] - 2 * number,
+                         "drop": 2.0 * number, "overlap": 0.0}
+            rows += [clean, perturbed]
+    write_report(pd.DataFrame(rows), tmp_path / "report", n_resamples=50)
+    tables = tmp_path / "report" / "tables"
+    accuracy = pd.read_csv(tables / "document_accuracy.csv")
+    assert len(accuracy) == 6 and set(accuracy["seeds"]) == {2}
+    assert accuracy.query("target == 'lug' and perturbation == 'clean'")["accuracy"].item() == 61.5
+    (robustness,) = pd.read_csv(tables / "document_robustness.csv").to_dict("records")
+    assert robustness["pairs"] == 3 and robustness["drop"] == pytest.approx(2.0)
+    assert robustness["removed_overlap"] == pytest.approx(20.0) and robustness["spearman_drop_overlap"] == 1.0
+    assert "Document tasks: accuracy drop vs the word overlap" in (tmp_path / "report" / "report.md").read_text()

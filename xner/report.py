@@ -693,7 +693,7 @@ def _document_sections(frame: pd.DataFrame) -> list[Section]:
     """Accuracy of the document tasks and its drop under P4/P5 (:mod:`xner.tasks.report`)."""
     titles = {"document_accuracy": "Document tasks: accuracy (mean over seeds), clean and perturbed",
               "document_robustness": "Document tasks: accuracy drop vs the word overlap P4/P5 remove"}
-    return [Section(name, titles[name], table=table, display=table)
+    return [Section(name, titles[name], table=table, display=table.astype(object))
             for name, table in document_tables(frame).items()]
 
 
