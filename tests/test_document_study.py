@@ -174,3 +174,19 @@ def test_the_report_gives_document_rows_their_own_sections(tmp_path):
     assert robustness["pairs"] == 3 and robustness["drop"] == pytest.approx(2.0)
     assert robustness["removed_overlap"] == pytest.approx(20.0) and robustness["spearman_drop_overlap"] == 1.0
     assert "Document tasks: accuracy drop vs the word overlap" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_a_model_without_training_provenance_is_scored_clean_but_not_perturbed(news_root):
+    from xner.data.news import load_documents
+    from xner.errors import XnerError
+    from xner.models.document_model import DocumentModel
+    from xner.models.tagger import TrainConfig
+    from xner.tasks.pipeline import DocumentData, evaluate_document_model
+
+    model = DocumentModel.create("tiny", task="topic", labels=("health", "sports"))
+    model.fit(load_documents("ibo", "train", data_dir=news_root), config=TrainConfig(epochs=1, max_length=16))
+    data = DocumentData(data_dir=news_root)
+    rows, predictions = evaluate_document_model(model, "ibo", data=data, n_resamples=20)
+    assert rows[0]["overlap"] is None and rows[0]["max_length"] == 16 and len(predictions) == 9
+    with pytest.raises(XnerError, match="P4/P5 need the text the model was trained on"):
+        evaluate_document_model(model, "ibo", data=data, perturbations=["nearest-unseen-word"])

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from xner.data.news import Document, has_split, load_documents, news_categories
 from xner.data.sampling import nested_subset
+from xner.errors import XnerError
 from xner.models.tagger import TrainConfig
 from xner.tasks import get_task
 from xner.tasks.headline import DEFAULT_CHOICES, choice_items
@@ -98,8 +99,6 @@ def model_task(directory: str | Path):  # -> Task
     """
     import json
 
-    from xner.errors import XnerError
-
     meta = Path(directory) / "xner.json"
     if not meta.is_file():
         raise XnerError(f"{directory}: not an xner model directory (no xner.json); train one with `xner train`")
@@ -140,8 +139,11 @@ def evaluate_document_model(document_model: DocumentModel, lang: str, *, data: D
     if document_model.labels:
         check_categories(test, document_model.labels, f"{lang} {split}")
     max_length = max_length or document_model.metadata["trainings"][-1]["config"]["max_length"]
-    source = training_documents(document_model, data.data_dir)
+    source = training_documents(document_model, data.data_dir) if "train_data" in document_model.metadata else None
     conditions: list[tuple[str, list[Example], dict]] = [("clean", test, {})]
+    if perturbations and source is None:
+        raise XnerError("P4/P5 need the text the model was trained on, which it does not record; "
+                        "train it with `xner train --task` (train_document_model)")
     if perturbations:
         from xner.perturb.resources import _vectors
 
@@ -159,7 +161,7 @@ def evaluate_document_model(document_model: DocumentModel, lang: str, *, data: D
         for index, record in enumerate(scores.pop("predictions")):
             predictions.append({"perturbation": name, "index": index, **record})
         rows.append({"target": lang, "split": split, "task": document_model.task, "perturbation": name, **scores,
-                     "overlap": word_overlap(examples, source), **summary})
+                     "overlap": word_overlap(examples, source) if source else None, **summary})
     clean = rows[0]["accuracy"]
     for row in rows[1:]:
         row["drop"] = clean - row["accuracy"]
