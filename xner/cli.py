@@ -235,8 +235,9 @@ def _label_map(pairs: list[str], option: str = "--label-map") -> dict[str, str]:
     for pair in pairs:
         source, sep, target = pair.partition("=")
         if not sep or not source or not target:
-            example = "religion=drop" if option == "--category-map" else "DATE=O"
-            raise XnerError(f"{option} {pair!r}: expected NAME=NEWNAME, e.g. {example}")
+            expected = ("CATEGORY=NEWCATEGORY or CATEGORY=drop, e.g. religion=drop" if option == "--category-map"
+                        else "TYPE=NEWTYPE or TYPE=O, e.g. DATE=O")
+            raise XnerError(f"{option} {pair!r}: expected {expected}")
         mapping[source] = target
     return mapping
 
