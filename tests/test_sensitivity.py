@@ -26,7 +26,7 @@ def sensitivity_frame(noise: float = 0.05) -> pd.DataFrame:
                 teacher = {"kind": "student", "model": "m", "source": source, "target": target, "seed": seed,
                            "perturbation": "clean", "teacher_train_layers": teacher_layers,
                            "teacher_train_size": 2000 if teacher_layers == 4 else 20000,
-                           "teacher_runs": f"{source}-{teacher_layers}-{seed}", "family": "f"}
+                           "teacher_runs": f"{source}-{teacher_layers}-{seed}", "genus": "f"}
                 rows.append({**teacher, "volume": 0, "f1": level, "f1_strict": level, "student_train_layers": None})
                 for student_layers in (4, "all"):
                     slope = SLOPES[(("strong" if teacher_layers == "all" else "weak"), student_layers)]
