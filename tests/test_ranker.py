@@ -168,3 +168,33 @@ def test_recommend_ranks_the_candidates_of_a_toy_root(data_root):
     assert ranked.set_index("source").loc["swa", "source_entity_density"] > 0
     with pytest.raises(XnerError, match=r"no dataset known for candidate\(s\) \['fr'\]"):
         recommend("nl", dataset="wikiann", ranker=ranker, data_dir=data_root, candidates=["fr"])
+    # unlabeled text from a file instead of a split: the overlap features follow the text
+    text = data_root / "nl.txt"
+    text.write_text("Hopper quux\nzork was\n", encoding="utf-8")  # half of its words unseen anywhere
+    from_file = recommend("nl", unlabeled=text, ranker=ranker, data_dir=data_root).set_index("source")
+    assert from_file.loc["de", "word_overlap"] == pytest.approx(50.0) and ranked["word_overlap"].eq(100.0).all()
+    with pytest.raises(XnerError, match="give --unlabeled FILE or --dataset"):
+        recommend("nl", ranker=ranker, data_dir=data_root)
+
+
+@pytest.mark.slow
+def test_the_shipped_ranker_recommends_teachers_for_kin_on_the_real_data(real_data):
+    import json
+
+    from typer.testing import CliRunner
+
+    from xner.cli import app
+    from xner.ranker import SHIPPED_RANKER
+
+    shipped = Ranker.load(SHIPPED_RANKER)
+    assert shipped.features == DATA_FEATURES and shipped.trained_on["label_map"] == {"DATE": "O"}
+    result = CliRunner().invoke(app, ["recommend", "--target", "kin", "--dataset", "masakhaner2",
+                                      "--data-dir", str(real_data), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert sorted(row["source"] for row in rows) == sorted(shipped.trained_on["datasets"])
+    assert [row["rank"] for row in rows] == list(range(1, len(rows) + 1))
+    # Kinyarwanda's Bantu neighbour shares more of its subwords and ranks above English
+    by_source = {row["source"]: row for row in rows}
+    assert by_source["swa"]["subword_overlap"] > by_source["en"]["subword_overlap"]
+    assert by_source["swa"]["rank"] < by_source["en"]["rank"]

@@ -461,26 +461,34 @@ def recommend_command(
     if fmt is OutputFormat.table:
         ranked = ranked.round(2).assign(predicted=[f"{f:.1f} [{lo:.1f}, {hi:.1f}]" for f, lo, hi in zip(
             ranked["predicted_f1"], ranked["predicted_lo"], ranked["predicted_hi"])])
-        ranked = ranked[["rank", "source", "predicted", "uriel_genetic", "uriel_featural", "word_overlap",
-                         "subword_overlap", "source_entity_density"]]
+        ranked = ranked.rename(columns={"uriel_genetic": "genetic", "uriel_featural": "featural",
+                                        "subword_overlap": "subwords"})
+        ranked = ranked[["rank", "source", "predicted", "genetic", "featural", "subwords"]]
     print_rows(ranked.to_dict("records"), fmt, title=f"teachers for {target} (predicted zero-shot F1, 90% interval)")
 
 
 @app.command("train-ranker")
 @user_errors
 def train_ranker_command(
-    store: str = typer.Argument(..., metavar="STORE", help="Store of a study with matrix blocks (configs/matrix.yaml)."),
+    results: str = typer.Argument(..., metavar="RESULTS",
+                                  help="A study's store (configs/matrix.yaml) or an exported results table (.csv)."),
     out: str = typer.Option(..., "--out", help="Ranker file to write (JSON)."),
     tables: str | None = typer.Option(
         None, "--tables", help="Also write the evidence here: pairs, feature correlations, leave-one-target-out."),
+    label_map: list[str] = typer.Option([], "--label-map", help="For a results table: the label map its models used."),
+    model: str = typer.Option("embedded", "--model", help="For a results table: the model it measured."),
     data_dir: str | None = typer.Option(None, "--data-dir", help="The study's data root."),
 ) -> None:
-    """Learn the teacher ranker of `xner recommend` from a measured transfer matrix."""
-    from xner.recommend import train_ranker_from_store, write_ranker_tables
+    """Learn the teacher ranker of `xner recommend` from measured zero-shot transfer."""
+    from xner.recommend import MeasuredMatrix, train_ranker_from, write_ranker_tables
     from xner.study import ResultStore
 
-    with ResultStore(store, create=False) as results:
-        ranker, pairs = train_ranker_from_store(results, out, data_dir=data_dir)
+    if results.endswith(".csv"):
+        measured = MeasuredMatrix.from_table(results, _label_map(label_map), model)
+    else:
+        with ResultStore(results, create=False) as store:
+            measured = MeasuredMatrix.from_store(store)
+    ranker, pairs = train_ranker_from(measured, out, data_dir=data_dir)
     typer.echo(f"wrote {out}: {len(pairs)} pairs, {len(set(pairs['target']))} targets, "
                f"interval +-{ranker.half_width:.1f} F1")
     if tables:

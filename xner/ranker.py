@@ -275,6 +275,9 @@ def ranking_metrics(f1: Sequence[float], scores: Sequence[float], k: int = 3) ->
 def leave_one_target_out(pairs: pd.DataFrame, methods: Mapping[str, Scorer] = METHODS) -> pd.DataFrame:
     """Each method's ranking quality on each target, trained without any of that target's rows.
 
+    Targets with a single measured source have nothing to rank: they train the others'
+    rankers but are not scored.
+
     Args:
         pairs: one row per (source, target) off the diagonal: ``f1`` and the features.
         methods: name -> scorer (:data:`METHODS`).
@@ -288,12 +291,15 @@ def leave_one_target_out(pairs: pd.DataFrame, methods: Mapping[str, Scorer] = ME
                         f"got {pairs['target'].nunique()}")
     rows = []
     for target, candidates in pairs.groupby("target", sort=True):
+        if len(candidates) < 2:
+            continue
         train = pairs[pairs["target"] != target]
         for name, scorer in methods.items():
             scores = np.asarray(scorer(train, candidates), dtype=float)
             metrics = ranking_metrics(candidates["f1"], scores)
             recommended = candidates["source"].iloc[int(np.argmax(scores))]
-            rows.append({"method": name, "target": target, "recommended": recommended, **metrics,
+            rows.append({"method": name, "target": target, "n_candidates": len(candidates),
+                         "recommended": recommended, **metrics,
                          "predicted_f1": float(scores.max()) if name.startswith("ridge") else math.nan})
     return pd.DataFrame(rows)
 

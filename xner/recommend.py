@@ -7,6 +7,7 @@ and build the ranker's training table from a measured transfer matrix.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +19,7 @@ from xner.pipeline import DataSpec
 from xner.ranker import DATA_FEATURES, SHIPPED_RANKER, Ranker, signals_table, train_ranker, transfer_matrix
 from xner.transfer_features import pair_features
 
-__all__ = ["TARGET_SAMPLE", "ranking_pairs", "recommend", "train_ranker_from_store", "write_ranker_tables"]
+__all__ = ["TARGET_SAMPLE", "MeasuredMatrix", "ranking_pairs", "recommend", "train_ranker_from", "write_ranker_tables"]
 
 TARGET_SAMPLE = 1000
 """Unlabeled target sentences the overlap features are measured on (a seeded sample)."""
@@ -67,48 +68,85 @@ def _features(target: str, target_text: list[Sentence], datasets: Mapping[str, s
     return pair_features(sources, target, target_text, tokenizer=tokenizer, normalize=normalize)
 
 
-def _matrix_settings(store) -> tuple[dict[str, str], dict[str, str], str | None]:
-    """Each trained language's dataset, the study's label map and model, from its train runs."""
-    trained = [r.spec.params for r in store.records("done") if r.spec.kind == "train"]
-    if not trained:
-        return {}, {}, None
-    return {p["lang"]: p["dataset"] for p in trained}, dict(trained[0].get("label_map") or {}), trained[0]["model"]
+@dataclass
+class MeasuredMatrix:
+    """Measured zero-shot transfer results and how their models were made: what a ranker
+    learns from. Built from a study's store (:meth:`from_store`) or an exported results table
+    (:meth:`from_table`)."""
+
+    name: str
+    frame: pd.DataFrame
+    datasets: dict[str, str]
+    label_map: dict[str, str]
+    model: str | None
+    signals: pd.DataFrame
+
+    @classmethod
+    def from_store(cls, store) -> "MeasuredMatrix":
+        """Datasets, label map and model from the store's train runs; teacher signals from
+        its ``signals`` runs."""
+        done = store.records("done")
+        trained = [r.spec.params for r in done if r.spec.kind == "train"]
+        if not trained:
+            raise XnerError(f"{store.path}: no trained model in the store to learn a ranker from")
+        return cls(Path(store.path).name, store.frame(), {p["lang"]: p["dataset"] for p in trained},
+                   dict(trained[0].get("label_map") or {}), trained[0]["model"],
+                   signals_table([r for r in done if r.spec.kind == "signals"]))
+
+    @classmethod
+    def from_table(cls, path: str | Path, label_map: Mapping[str, str], model: str | None) -> "MeasuredMatrix":
+        """An exported results table (``xner results``, a report's ``results.csv``); each
+        source's dataset is the one the language registry has it in (MasakhaNER 2.0 first,
+        else WikiANN). The table records neither the label map nor the model: give them."""
+        from xner.languages import get_language
+
+        path = Path(path)
+        try:
+            frame = pd.read_csv(path)
+        except (OSError, ValueError) as err:
+            raise XnerError(f"{path}: cannot read the results table ({getattr(err, 'strerror', None) or err})") from None
+        if "source" not in frame:
+            raise XnerError(f"{path}: not a results table (no 'source' column)")
+        datasets = {}
+        for code in sorted(set(frame["source"].dropna())):
+            lang = get_language(code)
+            datasets[code] = "masakhaner2" if lang.masakhaner_train else "wikiann"
+        return cls(str(path), frame, datasets, dict(label_map), model, signals_table([]))
 
 
-def ranking_pairs(store, *, data_dir=None) -> pd.DataFrame:
-    """The ranker's table from a study with ``matrix`` blocks: one row per off-diagonal
-    (source, target) with its measured zero-shot ``f1`` (mean over seeds), the data features
-    (subword overlap under the study's model's tokenizer) and the teacher signals of its
-    ``signals`` runs (NaN without them)."""
-    frame = store.frame()
-    matrix = transfer_matrix(frame)
+def ranking_pairs(measured: MeasuredMatrix, *, data_dir=None) -> pd.DataFrame:
+    """The ranker's table: one row per measured off-diagonal (source, target) with its
+    zero-shot ``f1`` (mean over seeds), the data features (subword overlap under the study's
+    model's tokenizer) and the teacher signals (NaN without ``signals`` runs)."""
+    matrix = transfer_matrix(measured.frame)
     matrix = matrix[matrix["kind"] == "transfer"]
     if matrix.empty:
-        raise XnerError(f"{store.path}: no zero-shot transfer results to learn a ranker from")
-    datasets, label_map, model = _matrix_settings(store)
-    targets = {t: d for t, d in frame[["target", "dataset"]].drop_duplicates().itertuples(index=False)}
+        raise XnerError(f"{measured.name}: no zero-shot transfer results to learn a ranker from")
+    targets = dict(measured.frame[["target", "dataset"]].drop_duplicates().itertuples(index=False))
     tables = []
     for target, dataset in sorted(targets.items()):
         candidates = sorted(matrix.loc[matrix["target"] == target, "source"])
         if candidates:
             text = _target_text(target, dataset, None, data_dir)
-            tables.append(_features(target, text, {s: datasets[s] for s in candidates}, label_map, data_dir, model))
+            datasets = {s: measured.datasets[s] for s in candidates}
+            tables.append(_features(target, text, datasets, measured.label_map, data_dir, measured.model))
     features = pd.concat(tables, ignore_index=True)
-    signals = signals_table([r for r in store.records("done") if r.spec.kind == "signals"])
-    return matrix.merge(features, on=["source", "target"], how="left").merge(signals, on=["source", "target"], how="left")
+    return matrix.merge(features, on=["source", "target"], how="left").merge(
+        measured.signals, on=["source", "target"], how="left")
 
 
-def train_ranker_from_store(store, out: str | Path = SHIPPED_RANKER, *, data_dir=None) -> tuple[Ranker, pd.DataFrame]:
-    """Learn the data-features ranker from a store's matrix and save it to ``out``.
+def train_ranker_from(measured: MeasuredMatrix, out: str | Path = SHIPPED_RANKER, *,
+                      data_dir=None) -> tuple[Ranker, pd.DataFrame]:
+    """Learn the data-features ranker from measured transfer results and save it to ``out``.
 
     Returns:
         The ranker and the pairs table it learned from.
     """
-    pairs = ranking_pairs(store, data_dir=data_dir)
-    datasets, label_map, model = _matrix_settings(store)
+    pairs = ranking_pairs(measured, data_dir=data_dir)
     sources = sorted(set(pairs["source"]))
-    trained_on = {"store": Path(store.path).name, "pairs": len(pairs), "targets": sorted(set(pairs["target"])),
-                  "datasets": {s: datasets[s] for s in sources}, "label_map": label_map, "model": model}
+    trained_on = {"results": measured.name, "pairs": len(pairs), "targets": sorted(set(pairs["target"])),
+                  "datasets": {s: measured.datasets[s] for s in sources}, "label_map": measured.label_map,
+                  "model": measured.model}
     ranker = train_ranker(pairs, DATA_FEATURES, trained_on=trained_on)
     ranker.save(out)
     return ranker, pairs
