@@ -66,7 +66,7 @@ def test_validate_reports_ok_or_the_first_error(write_lines, write_corpus, make_
     assert result.exit_code == 2
     assert result.stdout.startswith(f"OK {good}: 4 sentences,")
     assert result.stderr.strip() == f"error: {bad}:2: I-ORG follows O: an entity must start with " \
-        "B-ORG (IOB2); repair=True / --repair reads it as IOB1 and fixes it"
+        "B-ORG (IOB2); repair=True (--repair in xner train, evaluate and data) reads it as IOB1 and fixes it"
     repaired = run("validate", bad, "--repair")
     assert repaired.exit_code == 0
     assert repaired.stdout.strip() == (

@@ -199,7 +199,7 @@ def test_train_compact_saves_only_the_trained_weights(data_root, tmp_path):
     for out, extra in ((full, ()), (compact, ("--compact",))):
         result = cli("train", "--lang", "de", "--data-dir", data_root, "--train-layers", 1, "--out", out, *TRAIN, *extra)
         assert result.exit_code == 0, result.output
-    assert sorted(path.name for path in compact.iterdir()) == ["xner-delta.safetensors", "xner.json"]
+    assert sorted(path.name for path in compact.iterdir()) == ["xner-checksums.json", "xner-delta.safetensors", "xner.json"]
     assert (compact / "xner-delta.safetensors").stat().st_size < (full / "model.safetensors").stat().st_size / 2
     assert Tagger.load(compact).fingerprint == Tagger.load(full).fingerprint
 
@@ -316,6 +316,16 @@ def test_distill_multi_source_and_perturbed(nl_model, data_root, tmp_path):
     assert {r["source"] for r in rows} == {"nl+de"} and {r["weighting"] for r in rows} == {"uniform.v1"}
 
 
+def test_distill_pool_appends_a_raw_text_file(nl_model, data_root, tmp_path):
+    pool = tmp_path / "pool.txt"
+    pool.write_text("Ada sprach in Oslo\nder Rat tagte in Lima\n")
+    result = cli("distill", "--teacher", nl_model, "--lang", "de", "--data-dir", data_root, "--volumes", "42,43",
+                 "--pool", f"train,{pool}", "--format", "json", *DISTILL)
+    assert result.exit_code == 0, result.output
+    done, skipped = json.loads(result.stdout)
+    assert done["status"] == "done" and skipped["status"] == "skipped: volume 43 > 42 unlabeled sentences available"
+
+
 def test_distill_json_is_strict_json(nl_model, data_root):
     result = cli("distill", "--teacher", nl_model, "--lang", "de", "--data-dir", data_root, "--volumes", "0,10000",
                  "--format", "json", *DISTILL)
@@ -334,6 +344,8 @@ def test_distill_json_is_strict_json(nl_model, data_root):
     (("--teacher", "nowhere"), "not an xner model directory"),
     (("--weighting", "vote"), "given, langid, uniform, uriel"),
     (("--loss", "hinge", "--volumes", "5"), "ce, kl, mse"),
+    (("--pool", "train,missing.txt"), "missing.txt: no such file"),
+    (("--pool", "train,train"), "pool source(s) listed twice: train"),
 ])
 def test_distill_errors(nl_model, data_root, args, message):
     result = cli("distill", "--teacher", nl_model, "--lang", "de", "--data-dir", data_root, *DISTILL, *args)

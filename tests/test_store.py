@@ -66,7 +66,8 @@ def test_session_resets_running_rows_and_removes_temp_folders(store):
     store.register(runs)
     store.mark_running(runs[0].id, "2026-01-01T00:00:00+00:00")
     store.finish(runs[1].id, outcome({"f1": 1.0}))
-    half_written = store.temp_dir(runs[0].id)
+    with ResultStore(store.path, store.runs_dir) as killed:  # a process killed mid-run
+        half_written = killed.temp_dir(runs[0].id)
     (half_written / "model.bin").write_bytes(b"\0" * 10)
     with store.session():
         assert store.statuses() == {runs[0].id: "pending", runs[1].id: "done", runs[2].id: "pending"}

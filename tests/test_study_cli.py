@@ -16,8 +16,10 @@ from xner.study import ResultStore
 
 @pytest.fixture(autouse=True)
 def test_kinds(monkeypatch):
-    """`xner study` runs the kinds of test_execute; the report records its call."""
+    """`xner study` runs the kinds of test_execute (whose data needs are not xner's: no
+    preflight); the report records its call."""
     monkeypatch.setattr("xner.study.execute.default_registry", lambda: KINDS)
+    monkeypatch.setattr("xner.study.execute.preflight", lambda study, specs: None)
     calls = []
 
     def write_report(store, out_dir, config):
@@ -134,7 +136,7 @@ def test_results_export_formats(finished, tmp_path):
     ("args", "message"),
     [
         (["status", "missing.sqlite"], "no result store here"),
-        (["status", "{config}"], "not an xner result store (file is not a database)"),
+        (["status", "{config}"], "corrupt or not an xner result store (file is not a database)"),
         (["results", "{store}", "--format", "xlsx"], "unknown export format 'xlsx'"),
         (["results", "{store}", "--format", "parquet"], "parquet is a binary format"),
         (["study", "{config}", "--executor", "dask"], "unknown executor 'dask'; valid: process, ray, sequential"),

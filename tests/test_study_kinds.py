@@ -48,7 +48,7 @@ def test_every_model_is_stored_compactly_and_reloads_to_its_scores(study, data_r
     assert {r.spec.kind for r in models} == {"train", "distill"}
     for record in models:
         directory = study.run_dir(record.spec.id)
-        assert {path.name for path in directory.iterdir()} == {"xner.json", "xner-delta.safetensors"}
+        assert {path.name for path in directory.iterdir()} == {"xner.json", "xner-delta.safetensors", "xner-checksums.json"}
     test = DataSpec("wikiann", data_root).split("de", "test")
     student_run = next(r.spec.id for r in models if r.spec.kind == "distill")
     student_f1 = frame.query("kind == 'student' and volume == 20 and perturbation == 'clean'")["f1"].item()

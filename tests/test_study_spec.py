@@ -167,7 +167,7 @@ def test_defaults_are_filled_before_hashing():
         {"seeds": [7]},
         {"train_sizes": [500]},
         {"model": "tiny"},
-        {"label_map": {"DATE": "O"}},
+        {"label_map": {"ORG": "O"}},
         {"dataset": "masakhaner2"},
         {"training": {"batching": "random"}},
         {"training": {"checkpoint": "average"}},

@@ -84,6 +84,18 @@ def test_its_runs_are_kept_and_a_rerun_redoes_none(teacher, data, tmp_path):
     assert [{k: r[k] for k in SCORES} for r in first] == [{k: r[k] for k in SCORES} for r in fresh]
 
 
+def test_a_raw_pool_file_extends_the_train_split(teacher, data, tmp_path, make_corpus):
+    path = tmp_path / "pool.txt"
+    path.write_text("".join(" ".join(s.tokens) + "\n" for s in make_corpus(15, "de", seed=3)))
+    rows = run([teacher], data, [0, 50, 56], pool=["train", str(path)], models_dir=tmp_path / "sweep")
+    assert [r["status"] for r in rows] == ["done", "done", "skipped: volume 56 > 55 unlabeled sentences available"]
+    assert len({r["pool"] for r in rows}) == 1 and rows[0]["pool"] != run([teacher], data, [0])[0]["pool"]
+    with ResultStore(tmp_path / "sweep" / "study.sqlite") as store:
+        [student] = [r for r in store.records("done") if r.kind == "distill" and r.spec.params["volume"] == 50]
+    assert student.metrics["pool_sentences"] == 55 and student.metrics["pool"] == rows[0]["pool"]
+    assert student.spec.params["pool"][0] == "train" and list(student.spec.files.values()) == [str(path)]
+
+
 def test_perturbed_test_sets_add_rows(teacher, data):
     test = data.split("de", "test")
     rows = run([teacher], data, [0, 20, 1000], perturbations=["mask-entity"])
@@ -120,7 +132,7 @@ def test_multi_source_sweep(teacher, data, tmp_path):
 
 def test_sweep_table_has_a_stable_column_order(teacher, data):
     table = sweep_table(run([teacher], data, [0, 1000]))
-    assert list(table.columns) == ["kind", "model", "target", "genus", "family", "source", "dataset", "weighting", "loss", "volume", "seed",
+    assert list(table.columns) == ["kind", "model", "target", "genus", "family", "source", "dataset", "pool", "weighting", "loss", "volume", "seed",
                                    "perturbation", "precision", "recall", "f1", "f1_lo", "f1_hi",
                                    "teacher_f1", "gain", "seconds", "status"]
     assert table["status"].tolist() == ["done", "skipped: volume 1000 > 40 unlabeled sentences available"]

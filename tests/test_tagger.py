@@ -19,6 +19,8 @@ from xner.data.corpus import Sentence
 from xner.data.labels import iob2_tags
 from xner.errors import XnerError
 from xner.decoding import repair_iob2
+from xner.metrics import entity_scores
+from xner.models.checksums import write_checksums
 from xner.models.tagger import Tagger, TrainConfig
 
 LABELS = iob2_tags(["PER", "ORG", "LOC"])
@@ -228,15 +230,40 @@ def test_probabilities_are_distributions_per_word(trained, data):
         assert (q.argmax(axis=1) == p.argmax(axis=1)).all()  # ...same ranking
 
 
-def test_words_beyond_max_length_are_outside(trained):
+def long_sentence(sentences, n_tokens: int = 600) -> Sentence:
+    """One sentence of the first ``n_tokens`` words of ``sentences`` joined (a run-on document)."""
+    tokens = [t for s in sentences for t in s.tokens][:n_tokens]
+    tags = [t for s in sentences for t in s.tags][:n_tokens]
+    return Sentence(tuple(tokens), tuple(tags), "de")
+
+
+def test_a_600_word_sentence_is_predicted_whole(trained):
+    sentence = long_sentence(easy_corpus(200, seed=7))
+    encoded = trained.encode([sentence])
+    assert len(encoded) > 1 and encoded.windowed == 1 and encoded.lengths.max() <= 256
+    assert encoded.n_words.sum() == 600 and len(encoded.first_subword) == 600
+    predicted = trained.predict([sentence])[0]
+    assert len(predicted) == 600
+    tail = range(300, 600)  # far beyond the first 256 subwords (~1,700 characters in all)
+    gold_tail = [sentence.tags[i] for i in tail]
+    assert sum(t != "O" for t in gold_tail) > 50
+    assert entity_scores([gold_tail], [[predicted[i] for i in tail]])["f1"] > 90  # truncated, it was 0
+    assert trained.evaluate([sentence])["f1"] > 90
+
+
+def test_windows_see_context_and_small_windows_still_predict_every_word(trained):
     sentence = Sentence(("Pablo", "said", "Lima", "and", "Oxfam"))  # 5+4+4+3+5 characters
-    full = trained.predict([sentence])[0]
-    assert full == ["B-PER", "O", "B-LOC", "O", "B-ORG"]
-    probs = trained.predict_proba([sentence], max_length=10)  # [CLS] + 8 + [SEP]: 2 words start
-    assert probs[0].shape == (5, len(LABELS))
-    np.testing.assert_array_equal(probs[0][2:], np.eye(len(LABELS), dtype=np.float32)[[0, 0, 0]])
-    assert trained.predict([sentence], max_length=10)[0] == ["B-PER", "O", "O", "O", "O"]
-    assert trained.encode([sentence], max_length=10).truncated_words == 3
+    assert trained.predict([sentence])[0] == ["B-PER", "O", "B-LOC", "O", "B-ORG"]
+    assert trained.predict([sentence], max_length=10)[0] == ["B-PER", "O", "B-LOC", "O", "B-ORG"]
+    assert [len(p) for p in trained.predict_proba([sentence, sentence], max_length=7)] == [5, 5]
+
+
+def test_training_on_windowed_sentences_uses_every_word(data):
+    sentences = [long_sentence(easy_corpus(60, seed=s), 150) for s in range(8)]
+    tagger = Tagger.create("tiny", LABELS, seed=0)
+    assert tagger.encode(sentences, max_length=64).windowed == 8
+    tagger.fit(sentences, config=TrainConfig(epochs=4, max_length=64, **FAST))
+    assert tagger.evaluate(data["test"])["f1"] > 90
 
 
 @pytest.mark.parametrize(("tags", "repaired"), [
@@ -301,6 +328,7 @@ def test_compact_model_refuses_a_changed_base(data, tmp_path):
     directory = train_tagger(data["train"][:16], epochs=1).save(tmp_path / "m", compact=True)
     metadata = json.loads((directory / "xner.json").read_text())
     (directory / "xner.json").write_text(json.dumps({**metadata, "backbone_fingerprint": "0" * 64}))
+    write_checksums(directory)  # as saved against another base
     with pytest.raises(XnerError, match=r"m: saved as a delta against model 'tiny' with fingerprint 000000000000"):
         Tagger.load(directory)
 
@@ -308,6 +336,7 @@ def test_compact_model_refuses_a_changed_base(data, tmp_path):
 def test_compact_model_with_unreadable_weights(data, tmp_path):
     directory = train_tagger(data["train"][:16], epochs=1).save(tmp_path / "m", compact=True)
     (directory / "xner-delta.safetensors").write_bytes(b"truncated")
+    write_checksums(directory)  # checksums pass: the reader itself must fail clearly
     with pytest.raises(XnerError, match=r"xner-delta.safetensors: cannot read the model's weights") as err:
         Tagger.load(directory)
     assert "\n" not in str(err.value)

@@ -7,11 +7,14 @@ import importlib
 
 from xner.data.corpus import Sentence, entity_spans
 from xner.data import (
+    build_pool,
     dataset_labels,
     load_split,
     nested_subset,
     read_conll,
+    read_pool,
     read_text,
+    sentences_from_text,
     unlabeled_pool,
     write_conll,
 )
@@ -107,6 +110,9 @@ __all__ = [
     "read_conll",
     "write_conll",
     "read_text",
+    "sentences_from_text",
+    "build_pool",
+    "read_pool",
     "nested_subset",
     "unlabeled_pool",
     "perturb",

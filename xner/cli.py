@@ -12,6 +12,7 @@ import dataclasses
 import enum
 import functools
 import json
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -21,10 +22,12 @@ from rich.console import Console
 from rich.table import Table
 
 from xner.decoding import DEFAULT_DECODING
-from xner.errors import XnerError
+from xner.errors import XnerError, one_line
+from xner.io import atomic_write
 from xner.languages import list_languages, study_pairs
 from xner.options import DEFAULT_STUDENT, DistillationOptions, TrainingOptions
-from xner.data.datasets import SPLITS, dataset_labels
+from xner.data.datasets import SPLITS, dataset_labels, load_split
+from xner.data.rawfiles import TEXT_FIELDS
 from xner.data.stats import data_stats, file_stats, summary_line, table_row
 
 app = typer.Typer(
@@ -41,15 +44,25 @@ F = TypeVar("F", bound=Callable[..., object])
 
 
 def user_errors(func: F) -> F:
-    """Turn an XnerError raised by a command into one line on stderr and exit 2."""
+    """Turn an XnerError raised by a command into one line on stderr and exit 2.
+
+    So do the system's refusals no check foresaw (a full disk or a permission: ``OSError``;
+    a result store the disk could not grow: ``sqlite3.Error``): a line, not a traceback.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: object, **kwargs: object) -> object:
         try:
             return func(*args, **kwargs)
         except XnerError as err:
-            typer.echo(f"error: {err}", err=True)
-            raise typer.Exit(2) from None
+            message = str(err)
+        except OSError as err:
+            message = f"{err.filename}: {err.strerror}" if err.filename and err.strerror else one_line(err)
+        except sqlite3.Error as err:
+            message = (f"result store: {err}; every finished run is kept, fix the cause and run the same "
+                       "command again")
+        typer.echo(f"error: {message}", err=True)
+        raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -94,6 +107,11 @@ def print_rows(rows: Sequence[dict[str, Any]], fmt: OutputFormat, title: str = "
     Console().print(table)
 
 
+def _repair_option() -> Any:
+    """``--repair/--strict`` of the commands that read labelled data."""
+    return typer.Option(None, "--repair/--strict", help="Repair IOB1 starts (default: as the dataset declares).")
+
+
 @app.command("languages")
 @user_errors
 def languages_command(
@@ -119,9 +137,7 @@ def data_stats_command(
         None, "--data-dir", help="Local data root (default $XNER_DATA_DIR; unset: the HF hub)."
     ),
     splits: list[str] = typer.Option(list(SPLITS), "--split", help="Split(s) to count."),
-    repair: bool | None = typer.Option(
-        None, "--repair/--strict", help="Repair IOB1 starts (default: as the dataset declares)."
-    ),
+    repair: bool | None = _repair_option(),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="Output format."),
 ) -> None:
     """Sentences, tokens, entities per type and mean length, per language and split (or file)."""
@@ -151,6 +167,44 @@ def data_validate_command(
             failed = True
     if failed:
         raise typer.Exit(2)
+
+
+@data_app.command("sentences")
+@user_errors
+def data_sentences_command(
+    inputs: list[str] = typer.Argument(..., help="Text files (a document or paragraph a line), folders, .gz, JSONL, TSV/CSV."),
+    lang: str = typer.Option(..., "--lang", help="Language of the text (the target whose test sets are kept out)."),
+    out: str = typer.Option(..., "--out", help="Pool file to write: one tokenized sentence a line."),
+    dataset: str = typer.Option("wikiann", "--dataset", help="Labelled dataset whose --exclude splits are kept out."),
+    data_dir: str | None = typer.Option(None, "--data-dir", help="Local data root (default $XNER_DATA_DIR)."),
+    exclude: str = typer.Option("dev,test", "--exclude", help="Splits of --lang in --dataset the pool must not contain ('' = none)."),
+    overlap: str = typer.Option("", "--overlap", help="Splits the pool is used with (train): their sentences are dropped as duplicates."),
+    text_field: str = typer.Option(",".join(TEXT_FIELDS), "--text-field", help="JSONL/TSV fields read as text, comma-separated."),
+    min_tokens: int = typer.Option(3, "--min-tokens"),
+    max_tokens: int = typer.Option(100, "--max-tokens"),
+    near_leak: float = typer.Option(0.5, "--near-leak", help="5-gram Jaccard from which a sentence counts as an excluded one."),
+    near_dup: float = typer.Option(0.8, "--near-dup", help="5-gram Jaccard from which pool sentences are duplicates."),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format"),
+) -> None:
+    """Raw text to an unlabeled pool: split, tokenize, filter, deduplicate, keep test sets out; count every step."""
+    from xner.data.rawpool import build_pool, write_pool
+
+    splits, also = _names(exclude), _names(overlap)
+
+    def labelled(names: list[str]) -> list:
+        return [s for split in names for s in load_split(lang, split, dataset=dataset, data_dir=data_dir)]
+
+    sentences, counts = build_pool(inputs, lang, exclude=labelled(splits), overlap=labelled(also), min_tokens=min_tokens,
+                                   max_tokens=max_tokens, near_leak=near_leak, near_dup=near_dup, text_fields=_names(text_field))
+    write_pool(out, sentences)
+    kept_out = f"{counts.leaked_exact + counts.leaked_near} leaked from {dataset} {lang} {'+'.join(splits)}" if splits else "no splits excluded"
+    print_rows(counts.rows(), fmt, title="raw text -> pool")
+    typer.echo(f"wrote {out}: {counts.kept} sentences ({kept_out})", err=True)
+
+
+def _names(text: str) -> list[str]:
+    """A comma-separated option as a list of its non-empty, stripped items."""
+    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 def _measure_rows(row: dict[str, Any]) -> list[dict[str, str]]:
@@ -267,6 +321,8 @@ def train_command(
     checkpoint: str = option(TrainingOptions, "checkpoint"),
     compact: bool = typer.Option(
         False, "--compact", help="Save only the weights that differ from the pretrained model (tens of MB)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model already saved at --out."),
+    repair: bool | None = _repair_option(),
 ) -> None:
     """Train a model on one language; prints a line per epoch with its dev score."""
     import logging
@@ -283,7 +339,7 @@ def train_command(
 
         data = DocumentData(dataset, data_dir, _label_map(category_map, "--category-map"), choices)
         trained = train_document_model(task, lang, data=data, model=model, train_size=train_size, config=config,
-                                       out=out, compact=compact, progress=True)
+                                       out=out, compact=compact, overwrite=overwrite, progress=True)
         record = trained.metadata["trainings"][-1]
         typer.echo(f"saved {out}: {trained.task}, {record['train_examples']} examples "
                    f"({record['truncated_sequences']} sequences cut at {max_length} subwords), "
@@ -291,9 +347,9 @@ def train_command(
         return
     from xner.pipeline import DataSpec, train_model
 
-    data = DataSpec(dataset, data_dir, _label_map(label_map))
+    data = DataSpec(dataset, data_dir, _label_map(label_map), repair)
     tagger = train_model(lang, data=data, model=model, train_size=train_size, config=config, out=out,
-                         compact=compact, progress=True)
+                         compact=compact, overwrite=overwrite, progress=True)
     record = tagger.metadata["trainings"][-1]
     typer.echo(f"saved {out}: {record['train_sentences']} sentences, best epoch {record['best_epoch']}, "
                f"{record['seconds']:.0f} s")
@@ -317,6 +373,7 @@ def evaluate_command(
         None, "--predictions", help="Document tasks: write per-example predictions (CSV) here."),
     limit: int | None = typer.Option(None, "--limit", help="Only the first N test sentences/documents."),
     seed: int = typer.Option(0, "--seed"),
+    repair: bool | None = _repair_option(),
     decoding: str = typer.Option(DEFAULT_DECODING, "--decoding",
                                  help="How word distributions become tags for f1: repair, strict or viterbi; "
                                       "every decoding is also scored as f1_<name>."),
@@ -334,9 +391,9 @@ def evaluate_command(
                                    _label_map(category_map, "--category-map"), predictions, limit, seed)
     else:
         tagger = Tagger.load(model_dir)
-        rows = evaluate_model(tagger, lang, data=DataSpec(dataset, data_dir, _label_map(label_map)), split=split,
-                              perturbations=kinds, train_lang=train_lang, rate=rate, seed=seed, limit=limit,
-                              decoding=decoding)
+        rows = evaluate_model(tagger, lang, data=DataSpec(dataset, data_dir, _label_map(label_map), repair),
+                              split=split, perturbations=kinds, train_lang=train_lang, rate=rate, seed=seed,
+                              limit=limit, decoding=decoding)
     if fmt is OutputFormat.table:  # per-type scores make a row far wider than a terminal
         rows = _measure_columns(rows, [row["perturbation"] for row in rows])
     elif fmt is OutputFormat.csv:
@@ -516,6 +573,7 @@ def distill_command(
     seeds: str = typer.Option("0", "--seeds", help="Seeds, comma-separated."),
     dataset: str = typer.Option("wikiann", "--dataset"),
     data_dir: str | None = typer.Option(None, "--data-dir"),
+    pool: str = typer.Option("train", "--pool", help="Unlabeled pool, sources in order: train and/or pool files of 'xner data sentences'."),
     label_map: list[str] = typer.Option([], "--label-map", help="Entity-type map of the target data, e.g. DATE=O."),
     loss: str = option(DistillationOptions, "loss"),
     temperature: float = option(DistillationOptions, "temperature"),
@@ -549,14 +607,13 @@ def distill_command(
                            train=TrainConfig(**student))
     teachers = [path.strip() for path in teacher.split(",") if path.strip()]
     rows = volume_sweep(teachers, lang, _int_list(volumes, "--volumes"), _int_list(seeds, "--seeds"), data=data,
-                        config=config, perturbations=[k.strip() for k in perturb.split(",") if k.strip()],
-                        test_limit=test_limit, models_dir=models_dir,
+                        config=config, perturbations=_names(perturb), test_limit=test_limit, models_dir=models_dir,
+                        pool=_names(pool),
                         on_row=lambda r: typer.echo(_sweep_line(r), err=True))
     table = sweep_table(rows)
     if out:
-        table.to_csv(out, index=False)
-        with open(out.rsplit(".", 1)[0] + ".md", "w") as handle:
-            handle.write(table.to_markdown(index=False, floatfmt=".2f") + "\n")
+        atomic_write(out, table.to_csv(index=False))
+        atomic_write(out.rsplit(".", 1)[0] + ".md", table.to_markdown(index=False, floatfmt=".2f") + "\n")
     shown = table.round(2).astype(object).where(table.notna(), None)  # skipped volumes: null, not NaN
     print_rows(shown.to_dict("records"), fmt, title=f"{teacher} -> {lang}")
 
@@ -604,9 +661,8 @@ def robustness_command(
         typer.echo(_robustness_line(row), err=True)
         done.append(row)
         table = pd.DataFrame(done)
-        table.to_csv(out, index=False)
-        with open(out.rsplit(".", 1)[0] + ".md", "w") as handle:
-            handle.write(table[columns].to_markdown(index=False, floatfmt=".1f") + "\n")
+        atomic_write(out, table.to_csv(index=False))
+        atomic_write(out.rsplit(".", 1)[0] + ".md", table[columns].to_markdown(index=False, floatfmt=".1f") + "\n")
 
     rows, missing = robustness(parse_pairs(pairs), data_dir=data_dir, model=model, train_size=train_size,
                                config=config, perturbations=kinds, rate=rate, test_limit=test_limit,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["XnerError", "one_of"]
+__all__ = ["XnerError", "one_line", "one_of"]
 
 
 class XnerError(ValueError):
@@ -25,3 +25,13 @@ def one_of(kind: str, value: object, valid: Iterable[object]) -> XnerError:
     """
     options = ", ".join(sorted(str(v) for v in valid))
     return XnerError(f"unknown {kind} {value!r}; valid: {options}")
+
+
+def one_line(error: BaseException) -> str:
+    """``Type: first line of the message`` -- what status tables and wrapped errors show.
+
+    >>> one_line(OSError("disk full\\nsee the log"))
+    'OSError: disk full'
+    """
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__

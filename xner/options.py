@@ -106,7 +106,8 @@ class TrainingOptions(Section):
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Share of the steps the learning rate warms up over.")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient norm clipping.")
-    max_length: int = Field(256, ge=8, description="Subword tokens per sentence; longer ones are cut.")
+    max_length: int = Field(256, ge=8, description="Subword tokens per window; longer sentences are split into "
+                            "overlapping windows, every word predicted.")
     train_layers: int | None = Field(None, ge=0, description="Train only the top K encoder layers, on cached "
                                      "frozen features (0: only the classifier; default: every layer).")
     freeze_embeddings: bool = Field(True, description="Keep the word embeddings frozen (much faster on CPU).")

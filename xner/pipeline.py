@@ -16,18 +16,20 @@ from xner.decoding import DEFAULT_DECODING
 from xner.errors import XnerError
 from xner.data.labels import apply_label_map
 from xner.evaluation import evaluate_perturbed
-from xner.models.tagger import Tagger, TrainConfig
+from xner.models.tagger import Tagger, TrainConfig, check_model_destination
 
 __all__ = ["DataSpec", "evaluate_model", "teacher_weighting", "train_model", "training_sentences"]
 
 
 @dataclass(frozen=True)
 class DataSpec:
-    """Where a language's data comes from and how its labels are mapped."""
+    """Where a language's data comes from, how its labels are mapped, and whether IOB1 chunk
+    starts are repaired (``None``: as the dataset declares)."""
 
     dataset: str = "wikiann"
     data_dir: str | Path | None = None
     label_map: Mapping[str, str] = field(default_factory=dict)
+    repair: bool | None = None
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -36,7 +38,7 @@ class DataSpec:
 
     def split(self, lang: str, split: str) -> list:
         return load_split(lang, split, dataset=self.dataset, data_dir=self.data_dir,
-                          label_map=dict(self.label_map) or None)
+                          label_map=dict(self.label_map) or None, repair=self.repair)
 
 
 def train_model(
@@ -48,15 +50,19 @@ def train_model(
     config: TrainConfig | None = None,
     out: str | Path | None = None,
     compact: bool = False,
+    overwrite: bool = False,
     progress: bool = False,
 ) -> Tagger:
     """Train a tagger on ``train_size`` sentences (a seeded nested subset) of ``lang``'s train split.
 
     Early stopping uses the language's dev split. With ``out``, the model is saved
     there with its data provenance (``compact``: only the trained weights, see
-    :meth:`Tagger.save`).
+    :meth:`Tagger.save`); ``out`` is checked before training, and a model already there
+    is replaced only with ``overwrite``.
     """
     config = config or TrainConfig()
+    if out is not None:
+        check_model_destination(out, overwrite)
     train = nested_subset(data.split(lang, "train"), train_size, config.seed)
     dev = data.split(lang, "dev")
     tagger = Tagger.create(model, labels=data.labels, seed=config.seed)
@@ -66,10 +72,11 @@ def train_model(
         label_map=dict(data.label_map),
         train_data={"lang": lang, "dataset": data.dataset, "label_map": dict(data.label_map),
                     "data_dir": None if data.data_dir is None else str(data.data_dir),
-                    "size": len(train), "seed": config.seed},
+                    "size": len(train), "seed": config.seed,
+                    **({} if data.repair is None else {"repair": data.repair})},
     )
     if out is not None:
-        tagger.save(out, compact=compact)
+        tagger.save(out, compact=compact, overwrite=overwrite)
     return tagger
 
 
@@ -120,7 +127,8 @@ def training_sentences(tagger: Tagger, data_dir=None) -> list | None:
     record = tagger.metadata.get("train_data")
     if not record:
         return None
-    data = DataSpec(record["dataset"], data_dir or record.get("data_dir"), record.get("label_map") or {})
+    data = DataSpec(record["dataset"], data_dir or record.get("data_dir"), record.get("label_map") or {},
+                    record.get("repair"))
     return nested_subset(data.split(record["lang"], "train"), record["size"], record["seed"])
 
 

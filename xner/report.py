@@ -46,6 +46,7 @@ from xner.analysis import (
     volume_curves,
 )
 from xner.errors import XnerError
+from xner.io import atomic_directory
 from xner.tasks.report import document_tables, split_tasks
 from xner.languages import get_language
 from xner.ranker import transfer_matrix
@@ -856,9 +857,6 @@ def write_report(
         raise XnerError("no finished evaluation in the results: nothing to report yet")
     frame = _with_genus(frame)
     runs = stored_runs if runs is None else runs
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out / "results.csv", index=False)
     options = {"n_resamples": n_resamples, "seed": seed}
     ner, documents = split_tasks(frame)
     sections = [
@@ -867,9 +865,11 @@ def write_report(
         *(_document_sections(documents) if not documents.empty else []),
     ]
     facts = _facts(frame, runs, config)
-    for section in sections:
-        _write_section(section, out)
-    (out / "report.md").write_text(_markdown(sections, facts), encoding="utf-8")
-    page = out / "report.html"
-    page.write_text(_html(sections, facts, _summary(frame), out), encoding="utf-8")
-    return page
+    # Written whole into a temporary folder, then moved in: a full disk leaves no half report.
+    with atomic_directory(out_dir, merge=True) as out:
+        frame.to_csv(out / "results.csv", index=False)
+        for section in sections:
+            _write_section(section, out)
+        (out / "report.md").write_text(_markdown(sections, facts), encoding="utf-8")
+        (out / "report.html").write_text(_html(sections, facts, _summary(frame), out), encoding="utf-8")
+    return Path(out_dir) / "report.html"

@@ -1,7 +1,8 @@
 """The unlabeled-volume sweep: student F1 as a function of unlabeled target text.
 
-For each seed, the target's train split (labels dropped) is permuted once; the
-student of volume V learns from its first V sentences, so volumes are nested.
+For each seed, the target's pool (default: its train split, labels dropped; see
+:mod:`xner.data.pools`) is permuted once; the student of volume V learns from its first V
+sentences, so volumes are nested.
 Teacher soft labels and frozen-layer features are cached per sentence and shared by
 every (volume, seed). Volume 0 is the teacher itself, applied zero-shot (for several
 teachers: their weighted ensemble), the baseline every student's gain is measured
@@ -23,6 +24,7 @@ from typing import Any
 from xner.distillation.losses import distill_loss_name
 from xner.distillation.student import DistillConfig
 from xner.distillation.weighting import teacher_language
+from xner.data.pools import TRAIN, name_sources, pool_digest, read_pool
 from xner.decoding import DEFAULT_DECODING
 from xner.errors import XnerError
 from xner.languages import get_language
@@ -48,6 +50,7 @@ def volume_sweep(
     data: DataSpec = DataSpec(),
     config: DistillConfig | None = None,
     perturbations: Sequence[str] = (),
+    pool: Sequence[str | Path] = (TRAIN,),
     test_limit: int | None = None,
     n_resamples: int = 1000,
     models_dir: str | Path | None = None,
@@ -60,6 +63,8 @@ def volume_sweep(
         teachers: model folders (``xner train``); several: a multi-source ensemble.
         perturbations: also score every model on these perturbed test sets (relative to the
             first teacher's language, see :mod:`xner.perturb`).
+        pool: the unlabeled pool's sources in order (see :func:`xner.data.pools.read_pool`):
+            ``train`` (the target's train split) and/or pool files.
         models_dir: the sweep's result store and models (default ``$XNER_CACHE/sweeps``).
 
     Returns:
@@ -67,7 +72,7 @@ def volume_sweep(
         languages joined by ``+``), ``volume``, ``seed``, ``precision``,
         ``recall``, ``f1``, ``f1_lo``, ``f1_hi``, ``teacher_f1``, ``gain``,
         ``seconds``, ``perturbation`` (``clean`` or its name), ``status``
-        (``done`` or why the volume was skipped).
+        (``done`` or why the volume was skipped), ``pool`` (the pool's digest).
 
     Raises:
         XnerError: a run failed (the store keeps why: ``xner status <models_dir>/study.sqlite``).
@@ -79,7 +84,9 @@ def volume_sweep(
     registry = default_registry()
     plan = _Plan(loaded, [Path(path).resolve() for path in teachers], target, data, config, perturbations,
                  test_limit, n_resamples, registry)
-    pool = len(data.split(target, "train"))
+    sentences = read_pool(pool, target, lambda: data.split(target, "train"))
+    plan.pool = name_sources(pool)
+    pool = len(sentences)
     baseline = plan.student(seeds[0] if seeds else 0, 0)  # the teachers zero-shot: every gain's reference
     cells = [(seed, volume, plan.student(seed, volume) if volume <= pool else None) for seed in seeds for volume in volumes]
     models_dir = Path(models_dir) if models_dir is not None else cache_dir() / "sweeps"
@@ -87,7 +94,7 @@ def volume_sweep(
     base = {"kind": "student", "model": loaded[0].base_name, "target": target,
             "genus": get_language(target).genus, "family": get_language(target).family,
             "source": "+".join(teacher_language(t) for t in loaded), "dataset": data.dataset,
-            "weighting": config.weighting, "loss": distill_loss_name(config)}
+            "weighting": config.weighting, "loss": distill_loss_name(config), "pool": pool_digest(sentences)}
     test_sets = ["clean", *perturbations]
     with ResultStore(models_dir / "study.sqlite", runs_dir=models_dir / "runs") as store:
         make_executor("sequential").run(plan.specs.values(), store, registry, progress)
@@ -121,6 +128,7 @@ class _Plan:
         self.registry = registry
         self.data = data
         self.specs: dict[str, RunSpec] = {}
+        self.pool: tuple[list[str], dict[str, str]] = ([TRAIN], {})  # distill params' pool, files by digest
         self.teacher_runs = [self.add("teacher", {"path": str(path), "fingerprint": tagger.fingerprint})
                              for tagger, path in zip(teachers, paths)]
         self.cell = {"target": target, "dataset": data.dataset, "model": teachers[0].base_name}
@@ -131,18 +139,20 @@ class _Plan:
                            "test_size": test_limit, "bootstrap": n_resamples, "decoding": DEFAULT_DECODING,
                            "rate": 1.0}
 
-    def add(self, kind: str, params: dict[str, Any], deps: Sequence[RunSpec] = ()) -> RunSpec:
+    def add(self, kind: str, params: dict[str, Any], deps: Sequence[RunSpec] = (), files: Mapping[str, str] | None = None) -> RunSpec:
         where = None if self.data.data_dir is None else str(self.data.data_dir)
-        spec = RunSpec(kind, self.registry.version(kind), params, tuple(dep.id for dep in deps), data_dir=where)
+        spec = RunSpec(kind, self.registry.version(kind), params, tuple(dep.id for dep in deps), data_dir=where,
+                       files=dict(files or {}))
         return self.specs.setdefault(spec.id, spec)
 
     def student(self, seed: int, volume: int) -> tuple[RunSpec, RunSpec]:
         """The distill run of one (seed, volume) and the run evaluating it."""
         distillation = self.options if volume else {"weighting": self.options["weighting"]}
+        pool, files = self.pool if volume else ([TRAIN], {})  # the teachers zero-shot draw nothing
         distill = self.add("distill", {
             "teacher_runs": [run.id for run in self.teacher_runs], "teachers": self.languages, **self.cell,
-            "seed": seed, "train_size": None, "volume": volume, "distillation": distillation,
-        }, self.teacher_runs)
+            "seed": seed, "train_size": None, "volume": volume, "distillation": distillation, "pool": pool,
+        }, self.teacher_runs, files)
         evaluate = self.add("evaluate", {
             "model_run": distill.id, "role": "student", "source": "+".join(self.languages),
             "target": self.cell["target"], "dataset": self.cell["dataset"], "label_map": dict(self.data.label_map),
@@ -164,7 +174,7 @@ def sweep_table(rows: Sequence[dict]):
     """The sweep's rows as a DataFrame in a stable column order (tidy results schema)."""
     import pandas as pd
 
-    columns = ["kind", "model", "target", "genus", "family", "source", "dataset", "weighting", "loss", "volume", "seed", "perturbation",
+    columns = ["kind", "model", "target", "genus", "family", "source", "dataset", "pool", "weighting", "loss", "volume", "seed", "perturbation",
                "precision", "recall", "f1", "f1_lo", "f1_hi", "teacher_f1", "gain", "seconds", "status"]
     frame = pd.DataFrame(list(rows))
     return frame[[c for c in columns if c in frame.columns]]

@@ -1,4 +1,4 @@
-"""The data layer: read, validate, sample and describe NER corpora.
+"""The data layer: read, validate, sample and describe NER corpora, and turn raw text into pools.
 
 Everything else in xner gets its sentences through these functions:
 
@@ -14,6 +14,9 @@ from xner.data.labels import (
     label_map_between,
     shared_labels,
 )
+from xner.data.pools import pool_digest, read_pool
+from xner.data.rawpool import build_pool, write_pool
+from xner.data.rawtext import sentences_from_text
 from xner.data.sampling import nested_subset, subset_indices, unlabeled_pool
 from xner.data.stats import data_stats, sentence_stats
 
@@ -21,6 +24,7 @@ __all__ = [
     "DATASETS",
     "FORMATS",
     "apply_label_map",
+    "build_pool",
     "data_stats",
     "dataset_labels",
     "describe_label_map",
@@ -29,11 +33,15 @@ __all__ = [
     "nested_subset",
     "subset_indices",
     "parse_hf",
+    "pool_digest",
     "read_conll",
     "read_split",
+    "read_pool",
     "read_text",
+    "sentences_from_text",
     "sentence_stats",
     "shared_labels",
     "unlabeled_pool",
     "write_conll",
+    "write_pool",
 ]

@@ -220,7 +220,10 @@ def _check_split(split: str) -> None:
 
 def _split_file(folder: Path, split: str) -> Path:
     """The one file of a language folder named ``split`` or ``split.<ext>``."""
-    found = sorted(p for p in folder.iterdir() if p.is_file() and p.name.split(".")[0] == split)
+    named = [p for p in folder.iterdir() if p.name.split(".")[0] == split]
+    found = sorted(p for p in named if p.is_file())
+    if not found and named:
+        raise XnerError(f"{sorted(named)[0]}: is a folder, not a {split!r} file; move the file it holds up into {folder}")
     if len(found) != 1:
         files = ", ".join(sorted(p.name for p in folder.iterdir())) or "(none)"
         problem = "no" if not found else "more than one"

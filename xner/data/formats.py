@@ -38,8 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xner.data.corpus import Sentence
-from xner.data.labels import OUTSIDE, check_tag
+from xner.data.labels import OUTSIDE, REPAIR_HINT, check_tag
 from xner.errors import XnerError, one_of
+from xner.io import atomic_write
 
 __all__ = [
     "FORMATS",
@@ -91,6 +92,19 @@ FORMATS: dict[str, LineFormat] = {
 """Every supported line format by name."""
 
 _SEP_NAMES = {"\t": "a tab", " ": "a space"}
+MAX_TOKEN_CHARS = 1000
+"""A longer token is no word (a lost sentence boundary, a pasted document or binary data)."""
+_QUOTE_CHARS = 80
+
+
+def quote(text: str, limit: int = _QUOTE_CHARS) -> str:
+    """``repr`` of a line or token for an error message, cut to ``limit`` characters.
+
+    >>> quote("x" * 100, 5)
+    "'xxxxx'... (100 characters)"
+    """
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text):,} characters)"
+
 _LANG_PREFIX = re.compile(r"[a-z]+(?:-[a-z]+)*:.")  # Wikipedia codes: en, sco, zh-min-nan
 
 
@@ -119,8 +133,11 @@ def _read_lines(path: Path) -> list[str]:
     except FileNotFoundError:
         raise XnerError(f"{path}: no such file") from None
     except UnicodeDecodeError as err:
-        raise XnerError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-    except (OSError, EOFError) as err:  # unreadable, a directory, or a corrupt .gz
+        line = err.object[: err.start].count(b"\n") + 1
+        raise XnerError(f"{path}:{line}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except IsADirectoryError:
+        raise XnerError(f"{path}: is a folder, not a file") from None
+    except (OSError, EOFError) as err:  # unreadable or a corrupt .gz
         raise XnerError(f"{path}: cannot read: {err}") from None
     text = text.rstrip()
     if not text:
@@ -156,7 +173,7 @@ def detect_format(lines: Sequence[str], source: str = "<lines>") -> str:
         return "conll-space"
     valid = "; ".join(f"{fmt.name} ({fmt.example!r})" for fmt in FORMATS.values())
     raise XnerError(
-        f"{source}:{start + 1}: cannot tell the line format from {first!r}; "
+        f"{source}:{start + 1}: cannot tell the line format from {quote(first)}; "
         f"expected one of: {valid}"
     )
 
@@ -188,7 +205,7 @@ def _split_line(line: str, fmt: LineFormat) -> tuple[str | None, str, str, str |
             return None, "", parts[-1], None  # only separators before the tag
         raise XnerError(
             f"expected {width} fields ({', '.join(fmt.fields)}) separated by "
-            f"{_SEP_NAMES[fmt.sep]}, got {len(parts)}: {line!r}"
+            f"{_SEP_NAMES[fmt.sep]}, got {len(parts)}: {quote(line)}"
         )
     index = parts[0] if fmt.indexed else None
     token, tag = parts[-2], parts[-1]
@@ -196,7 +213,7 @@ def _split_line(line: str, fmt: LineFormat) -> tuple[str | None, str, str, str |
     if fmt.lang_prefix:
         lang, colon, token = token.partition(":")
         if not colon or not lang:
-            raise XnerError(f"expected lang:token, got {parts[-2]!r}")
+            raise XnerError(f"expected lang:token, got {quote(parts[-2])}")
     return index, token, tag, lang
 
 
@@ -226,9 +243,14 @@ class SentenceBuilder:
             self.lang = lang
         prev = self.tags[-1] if self.tags else OUTSIDE
         fixed = check_tag(prev, tag, self.valid, self.repair)
+        if "\0" in token:
+            raise XnerError(f"token {quote(token)} contains a NUL byte (binary data?)")
+        if len(token) > MAX_TOKEN_CHARS:
+            raise XnerError(f"token {quote(token, 20)} is longer than {MAX_TOKEN_CHARS:,} characters: no word "
+                            "(a missing line break?)")
         if not token.strip():
             if not self.repair:
-                raise XnerError("empty token before the tag; repair=True / --repair drops it")
+                raise XnerError(f"empty token before the tag; {REPAIR_HINT} drops it")
             self.repairs += 1
             return
         self.repairs += fixed != tag
@@ -261,6 +283,8 @@ def _fast_parse(
     any doubt it gives up, and :class:`SentenceBuilder` reads the file line by line, naming the
     defect or repairing it; tests check that both paths agree.
     """
+    if max(map(len, lines), default=0) > MAX_TOKEN_CHARS or "\0" in "".join(lines):
+        return None  # a token too long or with a NUL byte: the line-by-line reader names it
     width = len(fmt.fields)
     rows = [line.rstrip().split(fmt.sep) for line in lines]
     blank = [i for i, row in enumerate(rows) if len(row) != width]
@@ -425,9 +449,7 @@ def write_conll(sentences: Iterable[Sentence], path: str | Path, format: str = "
             raise XnerError(f"sentence {number}: {err}") from None
         blocks.append("")
     data = ("\n".join(blocks) + "\n").encode("utf-8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(gzip.compress(data, mtime=0) if path.suffix == ".gz" else data)
-    return path
+    return atomic_write(path, gzip.compress(data, mtime=0) if path.suffix == ".gz" else data)
 
 
 def read_text(

@@ -81,6 +81,10 @@ def is_iob2_tag(tag: str) -> bool:
     return tag == OUTSIDE or (tag[:2] in PREFIXES and len(tag) > 2)
 
 
+REPAIR_HINT = "repair=True (--repair in xner train, evaluate and data)"
+"""Where a reader's repairs are switched on: the library argument and the commands that have it."""
+
+
 def check_tag(prev: str, tag: str, valid: Set[str] | None, repair: bool) -> str:
     """Check one tag against the label set and the IOB2 transition rule; return it or its repair.
 
@@ -108,7 +112,7 @@ def check_tag(prev: str, tag: str, valid: Set[str] | None, repair: bool) -> str:
         if not repair:
             raise XnerError(
                 f"{tag} follows {prev}: an entity must start with B-{tag[2:]} "
-                "(IOB2); repair=True / --repair reads it as IOB1 and fixes it"
+                f"(IOB2); {REPAIR_HINT} reads it as IOB1 and fixes it"
             )
         return "B-" + tag[2:]
     return tag

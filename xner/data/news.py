@@ -24,7 +24,7 @@ from pathlib import Path
 from xner.data.datasets import LABELS_FILE, SPLITS, _language_codes, _listing, _split_file, data_root
 from xner.errors import XnerError
 
-__all__ = ["NEWS_COLUMNS", "ChoiceItem", "Document", "has_split", "language_folder", "load_documents", "news_categories", "read_news"]
+__all__ = ["NEWS_COLUMNS", "ChoiceItem", "Document", "find_document_split", "has_split", "language_folder", "load_documents", "news_categories", "read_news"]
 
 NEWS_COLUMNS = ("category", "headline", "text", "url")
 """The header of a MasakhaNEWS TSV file, in order."""
@@ -150,9 +150,19 @@ def load_documents(lang: str, split: str, dataset: str = "masakhanews",
     Raises:
         XnerError: an unknown split, or a missing folder or file (the message lists what is there).
     """
+    return read_news(find_document_split(lang, split, dataset, data_dir), lang)
+
+
+def find_document_split(lang: str, split: str, dataset: str = "masakhanews",
+                        data_dir: str | Path | None = None) -> Path:
+    """The file of one split of a document dataset (see :func:`language_folder`).
+
+    Raises:
+        XnerError: an unknown split, or a missing folder or file (the message lists what is there).
+    """
     if split not in SPLITS:
         raise XnerError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
-    return read_news(_split_file(language_folder(lang, dataset, data_dir), split), lang)
+    return _split_file(language_folder(lang, dataset, data_dir), split)
 
 
 def news_categories(lang: str, dataset: str = "masakhanews", data_dir: str | Path | None = None) -> tuple[str, ...]:

@@ -72,7 +72,8 @@ def soft_labels(
 
 def teacher_distributions(teacher: Tagger, sentences: Sequence[Sentence], temperature: float = 1.0) -> list[np.ndarray]:
     """One teacher's per-word distributions, computed only for sentences not cached yet."""
-    name = hashlib.blake2b(f"v1|{teacher.fingerprint}|{temperature}".encode(), digest_size=12).hexdigest()
+    # v2: sentences longer than the model's max_length are predicted whole (windows), not cut
+    name = hashlib.blake2b(f"v2|{teacher.fingerprint}|{temperature}".encode(), digest_size=12).hexdigest()
     store = FeatureStore.open(cache_dir() / "soft-labels" / name)
 
     def compute(missing: list[int]) -> tuple[np.ndarray, list[int]]:

@@ -38,6 +38,7 @@ from torch import nn
 from xner.data.news import ChoiceItem, Document
 from xner.errors import XnerError
 from xner.models.backbone import Backbone, load_backbone
+from xner.models.checksums import verify_checksums
 from xner.models.batching import epoch_batches, length_batches, pad_batch
 from xner.models.device import (
     autocast, autocast_dtype, inference_precision, seed_everything, training_kernels,
@@ -310,6 +311,7 @@ class DocumentModel(FineTuned):
         meta_path = directory / _METADATA
         if not meta_path.is_file():
             raise XnerError(f"{directory}: not an xner model directory (no {_METADATA}); train one with `xner train`")
+        verify_checksums(directory)
         metadata = json.loads(meta_path.read_text())
         task = get_task(metadata.get("task", "ner"))
         if task.head is None:

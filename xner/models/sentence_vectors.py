@@ -26,4 +26,6 @@ def sentence_vectors(backbone: Backbone, sentences: Sequence[Sentence], max_leng
     encoded = encode_corpus(sentences, backbone.tokenizer, max_length, backbone.normalize)
     pad = backbone.tokenizer.pad_token_id or 0
     features = frozen_features(model, encoded, num_layers(model), backbone.fingerprint, pad_id=pad)
-    return np.stack([features.rows(i).astype(np.float32).mean(axis=0) for i in range(len(encoded))])
+    rows = encoded.sentence_rows  # a sentence longer than max_length: the mean over its windows
+    return np.stack([np.concatenate([features.rows(r) for r in range(rows[s], rows[s + 1])]).astype(np.float32).mean(axis=0)
+                     for s in range(encoded.n_sentences)])

@@ -38,9 +38,10 @@ from torch import nn
 
 from xner.data.corpus import Sentence
 from xner.decoding import DEFAULT_DECODING, decode
-from xner.errors import XnerError
+from xner.errors import XnerError, one_line
 from xner.models.backbone import Backbone, load_backbone
 from xner.models.batching import epoch_batches, length_batches, pad_batch
+from xner.models.checksums import verify_checksums
 from xner.models.device import (
     autocast, autocast_dtype, inference_precision, seed_everything, training_kernels,
 )
@@ -48,12 +49,13 @@ from xner.models.encoding import EncodedCorpus, encode_corpus
 from xner.models.features import FrozenFeatures, frozen_features
 from xner.models.finetuned import (
     _DELTA_WEIGHTS, _METADATA, FineTuned, _apply_delta, _pretrained_reference, _progress, _trainable_state,
+    check_model_destination,
 )
 from xner.models.hooks import EpochLog, TrainHook, checkpoint_keeper
 from xner.models.split import TopLayers, num_layers
 from xner.options import OneLineErrors, TrainingOptions
 
-__all__ = ["Tagger", "TrainConfig"]
+__all__ = ["Tagger", "TrainConfig", "check_model_destination"]
 
 # A study loads hundreds of models: transformers' per-load reports and progress bars
 # (missing head weights are expected for a fresh classifier) would drown its output.
@@ -167,7 +169,7 @@ class Tagger(FineTuned):
         batches = self._prepare(train, config.max_length, config.precision)
         encoded = batches.encoded
         word_targets = self._word_targets(train, targets, encoded)
-        trainable, optimizer, scheduler, epochs = self._optimization(config, len(train))
+        trainable, optimizer, scheduler, epochs = self._optimization(config, len(encoded))
         loss = loss or nn.CrossEntropyLoss()
         dev = list(dev)[: config.dev_size] if dev is not None and config.dev_size else dev
         stopper = checkpoint_keeper(config.checkpoint, config.patience, lambda: _trainable_state(self.model))
@@ -215,7 +217,7 @@ class Tagger(FineTuned):
         return training
 
     def _word_targets(self, sentences, targets, encoded: EncodedCorpus) -> list[np.ndarray]:
-        """Targets of each sentence's kept (non-truncated) words."""
+        """Targets of the words each row of ``encoded`` owns (a long sentence has several rows)."""
         if targets is None:
             index = {label: i for i, label in enumerate(self.labels)}
             targets = []
@@ -229,10 +231,9 @@ class Tagger(FineTuned):
                         f"training sentence {number}: tag {err.args[0]!r} is not among the model's labels "
                         f"{list(self.labels)}; map it explicitly (label_map)"
                     ) from None
-        if len(targets) != len(encoded):
-            raise XnerError(f"{len(targets)} target arrays for {len(encoded)} sentences")
-        kept = np.diff(encoded.word_offsets)
-        return [np.asarray(t)[: int(k)] for t, k in zip(targets, kept)]
+        if len(targets) != encoded.n_sentences:
+            raise XnerError(f"{len(targets)} target arrays for {encoded.n_sentences} sentences")
+        return encoded.to_rows(targets)
 
     # ------------------------------------------------------------------ prediction
     def predict_proba(
@@ -247,7 +248,8 @@ class Tagger(FineTuned):
                 bfloat16/fp16, accumulation and normalisation in fp32) on GPU and on CPUs
                 with native bfloat16 (AVX512-BF16/AMX); ``fp32`` forces full precision.
 
-        Words beyond ``max_length`` subwords get probability 1 for ``O``.
+        A sentence longer than ``max_length`` subwords is predicted in overlapping
+        windows, each word from the window that owns it (:mod:`xner.models.encoding`).
         """
         precision = inference_precision(self.device, precision)
         batches = self._prepare(sentences, max_length, precision)
@@ -255,7 +257,7 @@ class Tagger(FineTuned):
         model = self.model
         network = self._network(model)
         model.eval()
-        out: list[np.ndarray | None] = [None] * len(sentences)
+        out: list[np.ndarray | None] = [None] * len(encoded)
         with torch.inference_mode():
             for indices in length_batches(encoded.lengths, batch_tokens=_PREDICT_TOKENS):
                 inputs, mask = batches.inputs(indices, self.device)
@@ -264,7 +266,7 @@ class Tagger(FineTuned):
                 probs = torch.softmax(logits.float() / temperature, dim=-1).cpu().numpy()
                 for row, i in enumerate(indices):
                     out[i] = self._word_probs(probs[row], encoded, int(i))
-        return out  # type: ignore[return-value]
+        return encoded.to_sentences(out)  # type: ignore[arg-type]
 
     def _word_probs(self, probs: np.ndarray, encoded: EncodedCorpus, i: int) -> np.ndarray:
         words = np.zeros((int(encoded.n_words[i]), len(self.labels)), dtype=np.float32)
@@ -290,27 +292,45 @@ class Tagger(FineTuned):
     # ------------------------------------------------------------------ persistence
     @classmethod
     def load(cls, directory: str | Path) -> "Tagger":
-        """Load a tagger written by :meth:`save` (full or compact)."""
+        """Load a tagger written by :meth:`save` (full or compact), checking its checksums.
+
+        Raises:
+            XnerError: not a model folder, a file that fails its checksum (named), corrupt
+                ``xner.json``, or weights that cannot be read.
+        """
         directory = Path(directory)
         meta_path = directory / _METADATA
         if not meta_path.is_file():
             raise XnerError(f"{directory}: not an xner model directory (no {_METADATA}); train one with `xner train`")
-        metadata = json.loads(meta_path.read_text())
-        labels = tuple(metadata["labels"])
+        verify_checksums(directory)
+        try:
+            metadata = json.loads(meta_path.read_text())
+            labels = tuple(metadata["labels"])
+            n_frozen, base = int(metadata["n_frozen"]), (metadata["backbone"], metadata["backbone_fingerprint"])
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
+            raise XnerError(f"{meta_path}: corrupt model metadata ({one_line(err)}); restore the folder or retrain") from None
         if metadata.get("weights") == "delta":
-            backbone, network = _pretrained_reference(metadata["backbone"], metadata["backbone_fingerprint"],
-                                                      labels, saved_in=directory)
+            backbone, network = _pretrained_reference(*base, labels, saved_in=directory)
             _apply_delta(network, directory / _DELTA_WEIGHTS)
         else:
-            from transformers import AutoModelForTokenClassification
-
-            backbone = load_backbone(str(directory))  # its own tokenizer (and character map)
-            network = AutoModelForTokenClassification.from_pretrained(directory)
-        tagger = cls(backbone=backbone, labels=labels, model=network,
-                     n_frozen=int(metadata["n_frozen"]), metadata=metadata,
-                     base_name=metadata["backbone"], base_fingerprint=metadata["backbone_fingerprint"])
+            backbone, network = _full_model(directory)
+        tagger = cls(backbone=backbone, labels=labels, model=network, n_frozen=n_frozen, metadata=metadata,
+                     base_name=base[0], base_fingerprint=base[1])
         tagger.model.to(tagger.device)
         return tagger
+
+
+def _full_model(directory: Path) -> tuple[Backbone, nn.Module]:
+    """The tokenizer (and character map) and network of a full model folder."""
+    from safetensors import SafetensorError
+    from transformers import AutoModelForTokenClassification
+
+    try:
+        backbone = load_backbone(str(directory))  # its own tokenizer (and character map)
+        return backbone, AutoModelForTokenClassification.from_pretrained(directory)
+    except (OSError, ValueError, RuntimeError, SafetensorError) as err:
+        raise XnerError(f"{directory}: cannot load the model ({one_line(err)}); restore the folder or retrain") from None
+
 
 
 def _gather_words(logits, encoded, indices, word_targets, device):

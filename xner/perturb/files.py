@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from xner.errors import XnerError
+from xner.io import atomic_write
 from xner.perturb.kinds import perturb_corpus
 from xner.perturb.resources import build_resources
 
@@ -67,10 +68,13 @@ def perturb_file(
         raise XnerError(f"{source}: the file does not say its language; pass --lang")
     resources = build_resources(target, dataset=dataset, data_dir=data_dir, **options)
     sentences, edits, summary = perturb_corpus(report.sentences, kind, rate, seed, resources)
-    out = write_conll(sentences, out, format=report.format if report.format in FORMATS else "conll")
-    edits_path = out.with_name(out.name + ".edits.jsonl")
-    with edits_path.open("w", encoding="utf-8") as handle:
-        for index, sentence_edits in enumerate(edits):
-            for edit in sentence_edits:
-                handle.write(json.dumps({"sentence": index, **edit.to_json()}, ensure_ascii=False) + "\n")
+    records = [json.dumps({"sentence": index, **edit.to_json()}, ensure_ascii=False) + "\n"
+               for index, sentence_edits in enumerate(edits) for edit in sentence_edits]
+    edits_path = Path(out).with_name(Path(out).name + ".edits.jsonl")
+    atomic_write(edits_path, "".join(records))
+    try:
+        out = write_conll(sentences, out, format=report.format if report.format in FORMATS else "conll")
+    except XnerError:
+        edits_path.unlink()  # both files or neither
+        raise
     return {**summary, "input": source, "output": str(out), "edits": str(edits_path)}

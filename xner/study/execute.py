@@ -28,6 +28,8 @@ import heapq
 import multiprocessing
 import os
 import shutil
+import threading
+import time
 from abc import ABC, abstractmethod
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
@@ -55,6 +57,7 @@ from xner.study.runs import (
     execute_run,
     one_line,
 )
+from xner.study.preflight import preflight
 from xner.study.spec import Study, load_study, parse_study
 from xner.study.store import ResultStore
 
@@ -189,6 +192,8 @@ class Executor(ABC):
             kinds = {name: registry.get(name) for name in {by_id[i].kind for i in schedule.todo}}
             counts: Counter[str] = Counter()
             reporter.start(len(schedule.todo), len(by_id) - len(schedule.todo))
+            if store.redone:
+                reporter.log(f"{len(store.redone)} done runs lost their run folders: they run again")
             self._open()
             try:
                 in_flight: dict[Hashable, tuple[RunSpec, Path]] = {}
@@ -326,10 +331,20 @@ class SequentialExecutor(Executor):
         return [(handle, self._finished.pop(handle)) for handle in handles]
 
 
-def _limit_threads(threads: int) -> None:
-    """Pool worker initializer: share the cores among workers (read when torch loads)."""
+def _init_worker(threads: int, driver: int) -> None:
+    """Pool worker initializer: share the cores among workers (read when torch loads), and
+    exit when the driver dies -- a ``kill -9`` leaves nobody to shut the pool down, and a
+    worker in the middle of a run would hold its memory until the run ends."""
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(variable, str(threads))
+    threading.Thread(target=_exit_with, args=(driver,), name="xner-driver-watch", daemon=True).start()
+
+
+def _exit_with(driver: int, every: float = 0.5) -> None:
+    """Exit this process as soon as its parent is no longer ``driver`` (it was re-parented)."""
+    while os.getppid() == driver:
+        time.sleep(every)
+    os._exit(1)
 
 
 class ProcessExecutor(Executor):
@@ -348,8 +363,8 @@ class ProcessExecutor(Executor):
         self._pool = ProcessPoolExecutor(
             max_workers=self.capacity,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_limit_threads,
-            initargs=(threads,),
+            initializer=_init_worker,
+            initargs=(threads, os.getpid()),
         )
 
     def _close(self) -> None:
@@ -434,6 +449,8 @@ def make_executor(name: str = "sequential", workers: int | None = None, address:
     """An executor by name (``sequential``, ``process`` or ``ray``)."""
     if name not in EXECUTORS:
         raise one_of("executor", name, EXECUTORS)
+    if workers is not None and workers < 1:
+        raise XnerError(f"workers must be at least 1, got {workers}")
     if name == "process":
         return ProcessExecutor(workers)
     if name == "ray":
@@ -517,7 +534,8 @@ def run_study(
         workers: pool size / Ray runs in flight (default: the config's, else the cores).
         address: Ray cluster address (default: the config's).
         dry_run: plan only: expand the study and count what would run.
-        registry: run kinds (default: xner's, see :func:`default_registry`).
+        registry: run kinds (default: xner's, see :func:`default_registry`, whose data files and
+            models are checked first: :func:`~xner.study.preflight.preflight`).
         progress: the progress reporter (default: rich, on stderr).
         report: write the report (:func:`xner.report.write_report`) into
             ``<output_dir>/report`` at the end, when there are results.
@@ -528,8 +546,10 @@ def run_study(
     >>> run = run_study("configs/quick.yaml", executor="ray")  # doctest: +SKIP
     """
     study = _as_study(config)
+    specs = study.expand(registry or default_registry())
+    if registry is None:  # xner's own kinds: their data and models are known before any run
+        preflight(study, specs)
     registry = registry or default_registry()
-    specs = study.expand(registry)
     store_path = Path(store) if store is not None else study.out_dir / "study.sqlite"
     if dry_run:
         done = {}
@@ -539,7 +559,8 @@ def run_study(
         to_run = sum(done.get(spec.id) != "done" for spec in specs)
         return StudyRun(study, store_path, specs, to_run, {})
     options = study.executor
-    runner = make_executor(executor or options.name, workers or options.workers, address or options.address)
+    runner = make_executor(executor or options.name, options.workers if workers is None else workers,
+                           address or options.address)
     with ResultStore(store_path, runs_dir=study.out_dir / "runs") as result_store:
         statuses = result_store.statuses()
         to_run = sum(statuses.get(spec.id) != "done" for spec in specs)

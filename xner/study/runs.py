@@ -35,7 +35,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from xner.errors import XnerError, one_of
+from xner.errors import XnerError, one_line, one_of
 from xner.study.schema import identity
 
 __all__ = [
@@ -84,7 +84,9 @@ class RunSpec:
     ``id`` is derived from kind, version, params (as :func:`~xner.study.schema.identity`
     spells them, so ids outlive params-schema upgrades) and deps. ``resources`` (CPUs/GPUs a
     scheduler reserves) and ``data_dir`` (where data is read) do not change the result, so
-    they are not hashed: a study moved to another machine or cluster keeps its ids.
+    they are not hashed: a study moved to another machine or cluster keeps its ids. Nor is
+    ``files``, the paths of input files by the content digest that params name them by
+    (a raw-text pool: ``{"3f71bde9c7294f82": "pools/yor.txt"}``).
     """
 
     kind: str
@@ -93,6 +95,7 @@ class RunSpec:
     deps: tuple[str, ...] = ()
     resources: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_RESOURCES))
     data_dir: str | None = None
+    files: Mapping[str, str] = field(default_factory=dict)
     id: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -130,6 +133,7 @@ class RunSpec:
                 "deps": list(self.deps),
                 "resources": self.resources,
                 "data_dir": self.data_dir,
+                "files": dict(self.files),
             },
             ensure_ascii=False,
         )
@@ -170,6 +174,7 @@ class RunContext:
             its final name is always complete.
         deps: every run this one depends on, directly or transitively, by id.
         data_dir: the study's data root (``None``: ``XNER_DATA_DIR`` or the hub).
+        files: input file paths by the digest the spec's params name them by.
         log: one line of progress text.
         progress: ``progress(completed, total)`` for a bar inside the run (shown by the
             sequential executor; a no-op in worker processes).
@@ -179,6 +184,7 @@ class RunContext:
     run_dir: Path
     deps: Mapping[str, Dependency]
     data_dir: Path | None = None
+    files: Mapping[str, str] = field(default_factory=dict)
     log: Callable[[str], None] = _print_log
     progress: Callable[..., None] = _ignore
     timings: dict[str, float] = field(default_factory=dict)
@@ -336,12 +342,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def one_line(error: BaseException) -> str:
-    """``Type: first line of the message`` -- what status tables show of an error."""
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
-
-
 def execute_run(task: RunTask) -> RunOutcome:
     """Run one task and capture its outcome; a failing run becomes a ``failed`` outcome.
 
@@ -353,6 +353,7 @@ def execute_run(task: RunTask) -> RunOutcome:
         run_dir=task.run_dir,
         deps=task.deps,
         data_dir=Path(task.spec.data_dir) if task.spec.data_dir else None,
+        files=task.spec.files,
         log=task.log,
         progress=task.progress,
     )

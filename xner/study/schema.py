@@ -16,7 +16,8 @@ older layout meant, so that
 Schema 1: training options without ``batching``; distillation ``loss`` and ``weighting`` as
 bare names. Schema 2: ``batching`` written out, versioned loss and weighting names. Schema 3:
 evaluations state the perturbation ``rate`` (before: always 1). Schema 4: the training option
-``checkpoint`` written out (before: always ``best``).
+``checkpoint`` written out (before: always ``best``). Schema 5: distill runs name their
+unlabeled ``pool`` (before: always the target's train split, ``["train"]``).
 
 >>> old = {"distillation": {"loss": "kl", "weighting": "uniform", "student": {"epochs": 2}}}
 >>> upgrade("distill", old, 1)["distillation"]
@@ -33,7 +34,7 @@ from typing import Any
 
 __all__ = ["CHANGES", "PARAMS_SCHEMA", "identity", "upgrade"]
 
-PARAMS_SCHEMA = 4
+PARAMS_SCHEMA = 5
 """The layout new run specs are written in (stored in every result store)."""
 
 CHANGES: Mapping[int, Mapping[str, Mapping[tuple[str, ...], Any]]] = {
@@ -46,6 +47,7 @@ CHANGES: Mapping[int, Mapping[str, Mapping[tuple[str, ...], Any]]] = {
         "added": {("train", "training", "checkpoint"): "best", ("distill", "distillation", "student", "checkpoint"): "best"},
         "versioned": {},
     },
+    5: {"added": {("distill", "pool"): ["train"]}, "versioned": {}},
 }
 """Per schema: options it added ((run kind, path in params) -> the value runs of older schemas
 had) and names it versioned ((run kind, path) -> the version a bare name of older schemas meant)."""

@@ -30,9 +30,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, StrictInt, ValidationError, field_validator, model_validator
 
-from xner.data.labels import check_label_map
+from xner.data.datasets import dataset_labels, load_split
+from xner.data.labels import check_label_map, entity_types
+from xner.data.pools import TRAIN, check_sources, file_pool, name_sources
 from xner.decoding import DEFAULT_DECODING, decoding_name
 from xner.errors import XnerError
 from xner.languages import LANGUAGES, STUDY_PAIRS, Language, get_language
@@ -163,6 +165,14 @@ def _check_task(name: str) -> str:
         raise fail(str(err)) from None
 
 
+def _pool_sources(sources: list[str]) -> list[str]:
+    try:
+        return check_sources(sources)
+    except XnerError as err:
+        raise fail(str(err)) from None
+
+
+PoolSource = Annotated[str, Field(min_length=1)]
 SimpleName = Annotated[str, AfterValidator(_check_name)]
 LanguageCode = Annotated[str, AfterValidator(_check_code)]
 PairName = Annotated[str, AfterValidator(_check_pair)]
@@ -265,7 +275,12 @@ class Study(Section):
             of teacher sets: ``en`` (single-source) or ``en+de`` (multi-source).
         train_sizes: labelled training sentences (``all`` or a positive number).
         volumes: unlabeled target sentences for students (0 = teachers zero-shot;
-            ``all`` = the target's whole train split, from the language registry).
+            ``all`` = the target's whole pool: its train split's size from the language
+            registry, plus the sentences of its pool files).
+        pools: per target, the unlabeled pool's sources in order: ``train`` (the train
+            split, labels dropped: the default) and/or pool files of ``xner data
+            sentences``, e.g. ``{yor: [train, pools/yor.txt]}`` (the train split, then the
+            file). Distill params name the pool, each file by its content digest.
         perturbations: test-set perturbation names, stored versioned (``mask-entity.v1``);
             ``clean`` is always evaluated.
         seeds: one full repetition of the study per seed.
@@ -296,10 +311,12 @@ class Study(Section):
     languages: list[LanguageCode] = []
     families: list[FamilyName] = []
     teachers: dict[TeacherTarget, Annotated[list[TeacherSet], BeforeValidator(_as_list)]] = {}
-    train_sizes: list[Annotated[Annotated[int, Field(gt=0)] | None, BeforeValidator(_all_to_none)]] = [None]
+    train_sizes: Annotated[list[Annotated[Annotated[int, Field(gt=0)] | None, BeforeValidator(_all_to_none)]],
+                           Field(min_length=1)] = [None]
     volumes: list[Annotated[int | str, AfterValidator(_volume)]] = []
     perturbations: list[PerturbationName] = []
-    seeds: Annotated[list[int], BeforeValidator(_as_list), Field(min_length=1)] = [0]
+    seeds: Annotated[list[StrictInt], BeforeValidator(_as_list), Field(min_length=1)] = [0]
+    pools: dict[LanguageCode, Annotated[list[PoolSource], BeforeValidator(_as_list), AfterValidator(_pool_sources)]] = {}
     training: TrainingOptions = TrainingOptions()
     distillation: DistillationSection = DistillationSection()
     evaluation: EvaluationOptions = EvaluationOptions()
@@ -347,6 +364,20 @@ class Study(Section):
         self.variant_studies()  # each variant must be a valid study
         return self
 
+    @model_validator(mode="after")
+    def _label_map_types(self) -> "Study":
+        """Each mapped type must be one of some dataset of the study (a typo would map nothing)."""
+        datasets = sorted({self.dataset, *self.dataset_of.values()})
+        try:
+            types = {t for name in datasets for t in entity_types(dataset_labels(name))}
+        except XnerError:
+            return self  # a dataset folder that cannot be read yet: its runs will say why
+        unknown = sorted(set(self.label_map) - types)
+        if unknown:
+            raise fail(f"label_map: {', '.join(map(repr, unknown))} is no entity type of "
+                       f"{', '.join(datasets)}; types: {', '.join(sorted(types))}")
+        return self
+
     def variant_studies(self) -> list["Study"]:
         """Each variant as a whole study: this config's keys deep-merged with the variant's.
 
@@ -390,6 +421,10 @@ class Study(Section):
             specs = (spec for study in self.variant_studies() for spec in study.expand(registry))
             return list({spec.id: spec for spec in specs}.values())
         plan = _Expansion(self, registry)
+        targets = {target for target, _ in plan.teacher_sets()}
+        if unused := [code for code in self.pools if get_language(code) not in targets]:
+            valid = ", ".join(sorted(plan.code(lang) for lang in targets)) or "none: give teachers"
+            raise XnerError(f"study.pools: {', '.join(unused)} is not a student target of the study; targets: {valid}")
         for model in self.model:
             for seed in self.seeds:
                 for train_size in self.train_sizes:
@@ -431,6 +466,8 @@ class _Expansion:
         self.student = {**self.training, **study.distillation.student.model_dump(exclude_unset=True)}
         self.grid: dict[str, Any] = {}  # model, seed, train_size of the cell being expanded
         self.task: dict[str, Any] = {}  # the task's params (none for NER: its ids predate tasks)
+        self.pools = {get_language(code): sources for code, sources in study.pools.items()}
+        self.pool_files: dict[str, tuple[int, str]] = {}  # path -> (sentences, digest)
 
     # -- languages ---------------------------------------------------------------------
     def dataset(self, lang: Language) -> str:
@@ -485,7 +522,9 @@ class _Expansion:
         return list(dict.fromkeys(found))
 
     # -- runs --------------------------------------------------------------------------
-    def add(self, kind: str, params: dict[str, Any], deps: Iterable[RunSpec] = ()) -> RunSpec:
+    def add(
+        self, kind: str, params: dict[str, Any], deps: Iterable[RunSpec] = (), files: Mapping[str, str] | None = None
+    ) -> RunSpec:
         options = self.study.executor.resources.get(kind, Resources())
         spec = RunSpec(
             kind=kind,
@@ -494,6 +533,7 @@ class _Expansion:
             deps=tuple(dep.id for dep in deps),
             resources=options.model_dump(),
             data_dir=str(self.study.data_dir) if self.study.data_dir else None,
+            files=dict(files or {}),
         )
         return self.specs.setdefault(spec.id, spec)
 
@@ -569,8 +609,37 @@ class _Expansion:
         }
         return self.add("signals", params, [model_run])
 
+    def pool(self, target: Language) -> tuple[list[str], dict[str, str]]:
+        """The target's pool as distill params name it (files by content digest: a changed
+        file, new runs), and its files by digest (see :func:`xner.data.pools.name_sources`)."""
+        return name_sources(self.pools.get(target, [TRAIN]), lambda path: self.pool_file(path)[1])
+
+    def pool_file(self, path: str) -> tuple[int, str]:
+        """(sentences, digest) of a pool file, read once per expansion."""
+        if path not in self.pool_files:
+            sentences, digest = file_pool(path)
+            self.pool_files[path] = (len(sentences), digest)
+        return self.pool_files[path]
+
+    def pool_size(self, target: Language) -> int:
+        """Sentences in the target's whole pool. The train split alone (the default pool):
+        its size in the language registry, so that planning needs no data; with pool files:
+        the files' sentences plus the train split's, counted (the files are read anyway)."""
+        sources = self.pools.get(target, [TRAIN])
+        size = sum(self.pool_file(source)[0] for source in sources if source != TRAIN)
+        if TRAIN not in sources:
+            return size
+        dataset = self.dataset(target)
+        if sources != [TRAIN]:
+            return size + len(load_split(self.code(target), "train", dataset=dataset, data_dir=self.study.data_dir))
+        train = getattr(target, DATA_FIELD[dataset], None) if dataset in DATA_FIELD else None
+        if train is None:
+            raise XnerError(f"study.volumes: 'all' needs the train size of {target.code} in {dataset}, "
+                            "which the language registry does not know; list the volumes as numbers")
+        return size + train
+
     def volumes(self, target: Language) -> list[int]:
-        """The study's volumes for one target, ``all`` resolved to its train split's size
+        """The study's volumes for one target, ``all`` resolved to its pool's size
         (so that results carry the real number of sentences, which the analysis needs).
 
         With ``all``, the grid ends there: numbers at or above a target's pool are that
@@ -580,11 +649,7 @@ class _Expansion:
         numbers = {0, *(v for v in self.study.volumes if v != "all")}
         if "all" not in self.study.volumes:
             return sorted(numbers)
-        dataset = self.dataset(target)
-        size = getattr(target, DATA_FIELD[dataset], None) if dataset in DATA_FIELD else None
-        if size is None:
-            raise XnerError(f"study.volumes: 'all' needs the train size of {target.code} in {dataset}, "
-                            "which the language registry does not know; list the volumes as numbers")
+        size = self.pool_size(target)
         return sorted({v for v in numbers if v < size} | {size})
 
     def students(self, teachers: tuple[Language, ...], target: Language) -> None:
@@ -593,6 +658,7 @@ class _Expansion:
         for lang, run in zip(teachers, teacher_runs):
             self.evaluate(run, "transfer", (lang,), target)
         distillation = self.study.distillation.model_dump(exclude={"student"})
+        pool, files = self.pool(target)
         for volume in self.volumes(target):
             options = {**distillation, "student": self.student} if volume else {"weighting": distillation["weighting"]}
             params = {
@@ -603,8 +669,9 @@ class _Expansion:
                 **self.grid,
                 "volume": volume,
                 "distillation": options,
+                "pool": pool if volume else [TRAIN],  # the teachers zero-shot draw nothing
             }
-            student = self.add("distill", params, teacher_runs)
+            student = self.add("distill", params, teacher_runs, files if volume else None)
             self.evaluate(student, "student", teachers, target, volume)
 
 
@@ -631,6 +698,20 @@ def parse_study(data: Any, source: str = "study") -> Study:
         raise XnerError(f"{source}: {validation_message(errors[0], root='study')}{more}") from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error
+    (plain YAML keeps the last value: half of a config silently ignored)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_study(path: str | Path) -> Study:
     """Read and validate a study config (YAML).
 
@@ -648,7 +729,7 @@ def load_study(path: str | Path) -> Study:
     except OSError as err:
         raise XnerError(f"{path}: cannot read the study config ({err.strerror})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)

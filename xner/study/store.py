@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xner.errors import XnerError, one_of
+from xner.io import TEMP_PREFIX, atomic_file, atomic_write
 from xner.languages import STUDY_PAIRS, get_language
 from xner.study.runs import RunOutcome, RunSpec
 from xner.study.schema import PARAMS_SCHEMA, upgrade
@@ -61,7 +62,8 @@ _TEACHER_KEY = ["model", "source", "target", "dataset", "train_size", "seed", "p
 """What identifies a student's teachers when their runs are not in the store (the run ids,
 ``teacher_runs``, do when they are: they also tell teachers trained differently apart)."""
 _RELATIONS = {(pair.hrl, pair.lrl): pair.relation for pair in STUDY_PAIRS}
-_TEMP_PREFIX = ".tmp-"
+_TEMP_PREFIX = TEMP_PREFIX
+_SESSION_PREFIX = ".session-"
 
 EXPORT_FORMATS = ("csv", "parquet", "json")
 
@@ -82,7 +84,11 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS folders (id TEXT PRIMARY KEY);
 """
+# ``folders``: the runs whose folder was published, so that a done run whose folder was
+# deleted is found and redone. Stores older than the table get the folders present when
+# they are first opened for writing.
 
 
 @dataclass(frozen=True)
@@ -128,23 +134,47 @@ class ResultStore:
         self.runs_dir = Path(runs_dir) if runs_dir is not None else self.path.parent / "runs"
         if not create and not self.path.is_file():
             raise XnerError(f"{self.path}: no result store here (run `xner study CONFIG` first)")
+        if self.path.is_file() and self.path.stat().st_size == 0:  # never silently a new, empty store
+            raise XnerError(f"{self.path}: the result store is empty (0 bytes: truncated or overwritten); "
+                            "restore it from a backup, or delete it to start the study over")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
         self._conn.row_factory = sqlite3.Row
         try:
             if create:
                 self._conn.execute("PRAGMA journal_mode=WAL")
+                had_folders = self._has_table("folders")
                 self._conn.executescript(_SCHEMA)
+                if not had_folders:
+                    self._record_existing_folders()
             self._conn.execute("SELECT id FROM runs LIMIT 1")
+            problem = self._conn.execute("PRAGMA quick_check(1)").fetchone()[0]
         except sqlite3.DatabaseError as err:
             self._conn.close()
-            raise XnerError(f"{self.path}: not an xner result store ({err})") from None
+            raise XnerError(f"{self.path}: corrupt or not an xner result store ({err}); restore it from a "
+                            "backup") from None
+        if problem != "ok":
+            self._conn.close()
+            raise XnerError(f"{self.path}: the result store is corrupt ({problem}); restore it from a backup "
+                            f"(`sqlite3 {self.path.name} .recover` may save its rows)")
         self._check_schema()
+        self._session = uuid.uuid4().hex[:12]  # names this process's temporary run folders
+        self.redone: list[str] = []  # done runs whose lost folder this session redoes
+
+    def _has_table(self, name: str) -> bool:
+        query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+        return self._conn.execute(query, (name,)).fetchone() is not None
+
+    def _record_existing_folders(self) -> None:
+        done = [row["id"] for row in self._conn.execute("SELECT id FROM runs WHERE status = 'done'")]
+        present = [(run_id,) for run_id in done if self.run_dir(run_id).is_dir()]
+        with self._transaction() as conn:
+            conn.executemany("INSERT OR IGNORE INTO folders (id) VALUES (?)", present)
 
     def params_schema(self) -> int:
         """The params schema the store's specs are written in (1: stores older than the
         ``meta`` table)."""
-        if not self._conn.execute("SELECT name FROM sqlite_master WHERE name = 'meta'").fetchone():
+        if not self._has_table("meta"):
             return 1
         row = self._conn.execute("SELECT value FROM meta WHERE key = 'params_schema'").fetchone()
         return int(row["value"]) if row else 1
@@ -224,14 +254,64 @@ class ResultStore:
             lock.write(str(os.getpid()))
             lock.flush()
             self.upgrade()
-            self.recover()
             try:
-                yield self
+                with self._runs_dir_session():
+                    self.recover()
+                    self.redone = self.redo_lost()
+                    yield self
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
+    @contextmanager
+    def _runs_dir_session(self) -> Iterator[None]:
+        """Hold ``runs/.session-<id>.lock`` while this process has temporary folders there.
+
+        Studies with different stores may share one runs folder; each only removes the
+        temporary folders of sessions whose lock no live process holds.
+        """
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        path = self.runs_dir / f"{_SESSION_PREFIX}{self._session}.lock"
+        with open(path, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                path.unlink(missing_ok=True)
+
+    def _live_sessions(self) -> set[str]:
+        """Ids of the sessions whose runs-folder lock a live process holds (dead ones' files go)."""
+        live = {self._session}
+        for path in self.runs_dir.glob(f"{_SESSION_PREFIX}*.lock"):
+            session = path.name[len(_SESSION_PREFIX) : -len(".lock")]
+            if session in live:
+                continue
+            try:
+                with open(path, "a") as lock:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    path.unlink(missing_ok=True)  # its process is gone
+            except BlockingIOError:
+                live.add(session)
+            except FileNotFoundError:
+                pass
+        return live
+
+    def redo_lost(self) -> list[str]:
+        """Reset to ``pending`` the done runs whose published folder no longer exists.
+
+        Their dependents would fail on every rerun; redone, they run again.
+
+        Returns:
+            The ids of the runs reset.
+        """
+        rows = self._conn.execute("SELECT f.id FROM folders f JOIN runs r ON r.id = f.id WHERE r.status = 'done'")
+        lost = [row["id"] for row in rows if not self.run_dir(row["id"]).is_dir()]
+        with self._transaction() as conn:
+            conn.executemany("UPDATE runs SET status = 'pending' WHERE id = ?", [(i,) for i in lost])
+            conn.executemany("DELETE FROM folders WHERE id = ?", [(i,) for i in lost])
+        return lost
+
     def recover(self) -> tuple[int, int]:
-        """Reset ``running`` rows to ``pending`` and delete leftover temporary run folders.
+        """Reset ``running`` rows to ``pending`` and delete temporary run folders of dead sessions.
 
         Only call this while holding the store (:meth:`session`): the rows and folders of
         a live process would be taken from under it.
@@ -243,9 +323,11 @@ class ResultStore:
             reset = conn.execute("UPDATE runs SET status = 'pending', started = NULL WHERE status = 'running'").rowcount
         removed = 0
         if self.runs_dir.is_dir():
+            live = self._live_sessions()
             for folder in self.runs_dir.glob(_TEMP_PREFIX + "*"):
-                shutil.rmtree(folder, ignore_errors=True)
-                removed += 1
+                if not any(session in folder.name for session in live):
+                    shutil.rmtree(folder, ignore_errors=True)
+                    removed += 1
         return reset, removed
 
     # -- writing -----------------------------------------------------------------------
@@ -292,7 +374,7 @@ class ResultStore:
 
     def temp_dir(self, run_id: str) -> Path:
         """A fresh temporary folder for a run to write into, next to its final folder."""
-        folder = self.runs_dir / f"{_TEMP_PREFIX}{run_id}-{uuid.uuid4().hex[:8]}"
+        folder = self.runs_dir / f"{_TEMP_PREFIX}{self._session}-{run_id}-{uuid.uuid4().hex[:8]}"
         folder.mkdir(parents=True)
         return folder
 
@@ -302,6 +384,8 @@ class ResultStore:
         if final.exists():  # left by a process killed after its rename, before its commit
             shutil.rmtree(final)
         os.replace(temp, final)
+        with self._transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO folders (id) VALUES (?)", (run_id,))
         return final
 
     # -- reading -----------------------------------------------------------------------
@@ -380,12 +464,13 @@ class ResultStore:
         if fmt == "parquet":
             if out is None:
                 raise XnerError("parquet is a binary format: give an output file (--out results.parquet)")
-            table.to_parquet(out, index=False)
+            with atomic_file(out, "wb") as handle:
+                table.to_parquet(handle, index=False)
             return None
         text = table.to_csv(index=False) if fmt == "csv" else table.to_json(orient="records", indent=1)
         if out is None:
             return text
-        Path(out).write_text(text, encoding="utf-8")
+        atomic_write(out, text)
         return None
 
 

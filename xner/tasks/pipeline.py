@@ -70,10 +70,15 @@ class DocumentData:
 
 def train_document_model(task: str, lang: str, *, data: DocumentData = DocumentData(), model: str = "embedded",
                          train_size: int | None = None, config: TrainConfig | None = None,
-                         out: str | Path | None = None, compact: bool = False,
+                         out: str | Path | None = None, compact: bool = False, overwrite: bool = False,
                          progress: bool = False) -> DocumentModel:
     """Train on ``train_size`` examples (a seeded nested subset) of ``lang``'s train split, early
-    stopping on its dev split; save to ``out`` with the data provenance."""
+    stopping on its dev split; save to ``out`` with the data provenance (``overwrite``: replace a
+    model already there; the destination is checked before training)."""
+    from xner.models.finetuned import check_model_destination
+
+    if out is not None:
+        check_model_destination(out, overwrite)
     config = config or TrainConfig()
     task = get_task(task).name
     train = nested_subset(data.examples(task, lang, "train"), train_size, config.seed)
@@ -87,7 +92,7 @@ def train_document_model(task: str, lang: str, *, data: DocumentData = DocumentD
                     "size": len(train), "seed": config.seed},
     )
     if out is not None:
-        document_model.save(out, compact=compact)
+        document_model.save(out, compact=compact, overwrite=overwrite)
     return document_model
 
 
