@@ -114,6 +114,7 @@ def encode_examples(examples: Sequence[Example], tokenizer, max_length: int, nor
         first_subword=np.zeros(len(ids), dtype=np.int32),
         word_offsets=np.arange(len(ids) + 1, dtype=np.int64),
         n_words=np.ones(len(ids), dtype=np.int64),
+        sentence_rows=np.arange(len(ids) + 1, dtype=np.int64),
     )
     return EncodedDocuments(corpus, group, max_length)
 

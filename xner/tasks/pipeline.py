@@ -97,7 +97,8 @@ def train_document_model(task: str, lang: str, *, data: DocumentData = DocumentD
 
 
 def model_task(directory: str | Path):  # -> Task
-    """The task a saved model was trained for (its ``xner.json``; models from before tasks are NER).
+    """The task a saved model was trained for (its ``xner.json``; models from before tasks, and
+    unreadable metadata, which the NER loader then reports, count as NER).
 
     Raises:
         XnerError: not an xner model directory.
@@ -107,7 +108,11 @@ def model_task(directory: str | Path):  # -> Task
     meta = Path(directory) / "xner.json"
     if not meta.is_file():
         raise XnerError(f"{directory}: not an xner model directory (no xner.json); train one with `xner train`")
-    return get_task(json.loads(meta.read_text()).get("task", "ner"))
+    try:
+        task = json.loads(meta.read_text()).get("task", "ner")
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        task = "ner"  # unreadable: the loader verifies the folder's checksums and says what is wrong
+    return get_task(task)
 
 
 def training_documents(document_model: DocumentModel, data_dir=None) -> list[Example]:
