@@ -114,7 +114,7 @@ def test_dependencies_come_first_and_point_to_the_right_runs():
     assert evaluation.params | {"model_run": None} == {
         "model_run": None, "role": "student", "source": "en+de", "target": "nl", "dataset": "wikiann",
         "label_map": {}, "model": "embedded", "seed": 0, "train_size": None, "volume": 10, "split": "test",
-        "perturbations": ["clean"], "test_size": None, "bootstrap": 1000, "decoding": "repair.v1", "rate": 1.0,
+        "perturbations": ["clean"], "test_size": None, "bootstrap": 1000, "decoding": "viterbi.v1", "rate": 1.0,
     }  # fmt: skip
 
 

@@ -178,7 +178,7 @@ class Snapshots:
 def test_early_stopping_restores_the_best_epoch(data, monkeypatch, dev_f1, patience, epochs_run, best):
     tagger = Tagger.create("tiny", LABELS, seed=0)
     scores = iter(dev_f1)
-    monkeypatch.setattr(tagger, "evaluate", lambda sentences: {"f1": next(scores)})
+    monkeypatch.setattr(tagger, "evaluate", lambda sentences, **_: {"f1": next(scores)})
     snapshots = Snapshots()
     record = tagger.fit(data["train"][:16], dev=data["dev"][:2], hooks=[snapshots],
                         config=TrainConfig(epochs=len(dev_f1), lr=1e-2, batch_size=8, patience=patience))
@@ -201,7 +201,7 @@ def test_without_dev_the_last_epoch_is_kept(data):
 def test_last_and_average_policies_train_every_epoch_and_keep_their_weights(data, monkeypatch, policy, averaged):
     tagger = Tagger.create("tiny", LABELS, seed=0)
     scores = iter([50, 10, 10, 10, 10])  # best at epoch 1: early stopping would stop at 3 and restore 1
-    monkeypatch.setattr(tagger, "evaluate", lambda sentences: {"f1": next(scores)})
+    monkeypatch.setattr(tagger, "evaluate", lambda sentences, **_: {"f1": next(scores)})
     snapshots = Snapshots()
     record = tagger.fit(data["train"][:16], dev=data["dev"][:2], hooks=[snapshots],
                         config=TrainConfig(epochs=5, lr=1e-2, batch_size=8, patience=2, checkpoint=policy))

@@ -27,7 +27,8 @@ import numpy as np
 
 from xner.errors import one_of
 
-__all__ = ["DECODINGS", "DEFAULT_DECODING", "allowed_transitions", "decode", "decoding_name", "repair_iob2"]
+__all__ = ["DECODINGS", "DEFAULT_DECODING", "SELECTION_DECODING", "allowed_transitions", "decode", "decoding_name",
+           "repair_iob2"]
 
 _EPSILON = 1e-12
 
@@ -102,8 +103,18 @@ DECODINGS: dict[str, Callable[[np.ndarray, Sequence[str]], list[str]]] = {
 }
 """Decodings by versioned name: ``(word distributions [n_words, n_labels], labels) -> tags``."""
 
-DEFAULT_DECODING = "repair.v1"
-"""What ``Tagger.predict`` and evaluations' ``f1`` use unless told otherwise."""
+DEFAULT_DECODING = "viterbi.v1"
+"""What ``Tagger.predict`` and evaluations' ``f1`` use unless told otherwise: the most probable
+*valid* IOB2 sequence. Argmax tags are scored per word, but an entity is a chunk: Viterbi
+reads the chunk the probabilities support instead of guessing what a stray ``I-X`` meant.
+Measured on the quick study (nl -> de, WikiANN, 18 evaluations: native, transfer, students,
+clean and perturbed), it scored 0.7-2.8 F1 above ``repair`` in every one, and above
+``strict`` in every one. Results made before it was the default used ``repair.v1``."""
+
+SELECTION_DECODING = "repair.v1"
+"""The decoding of the dev F1 that early stopping selects epochs by. It stays at the one
+every published model was selected with, so that trained models -- and their run ids --
+do not change with the evaluation default."""
 
 
 def decoding_name(name: str) -> str:

@@ -37,7 +37,7 @@ from pydantic import Field
 from torch import nn
 
 from xner.data.corpus import Sentence
-from xner.decoding import DEFAULT_DECODING, decode
+from xner.decoding import DEFAULT_DECODING, SELECTION_DECODING, decode
 from xner.errors import XnerError, one_line
 from xner.models.backbone import Backbone, load_backbone
 from xner.models.batching import epoch_batches, length_batches, pad_batch
@@ -198,7 +198,7 @@ class Tagger(FineTuned):
                       "seconds": time.perf_counter() - epoch_start,
                       "train_sentences_per_s": len(train) / (time.perf_counter() - epoch_start)}
             if dev:
-                record["dev_f1"] = self.evaluate(dev)["f1"]
+                record["dev_f1"] = self.evaluate(dev, decoding=SELECTION_DECODING)["f1"]
             history.append(record)
             if any([hook.on_epoch_end(self, record) for hook in all_hooks]):
                 break
@@ -278,16 +278,17 @@ class Tagger(FineTuned):
     def predict(
         self, sentences: Sequence[Sentence], max_length: int = 256, decoding: str = DEFAULT_DECODING
     ) -> list[list[str]]:
-        """Word-level IOB2 tags of each sentence (by default argmax, repaired to valid IOB2;
-        see :mod:`xner.decoding`)."""
+        """Word-level IOB2 tags of each sentence (by default the most probable valid IOB2
+        sequence; see :mod:`xner.decoding`)."""
         return [decode(p, self.labels, decoding) for p in self.predict_proba(sentences, max_length)]
 
-    def evaluate(self, sentences: Sequence[Sentence], max_length: int = 256) -> dict:
+    def evaluate(self, sentences: Sequence[Sentence], max_length: int = 256,
+                 decoding: str = DEFAULT_DECODING) -> dict:
         """Entity-level precision/recall/F1 (seqeval, strict IOB2), flat dict, 0-100."""
         from xner.metrics import entity_scores
 
         gold = [list(s.tags) for s in sentences]  # type: ignore[arg-type]
-        return entity_scores(gold, self.predict(sentences, max_length))
+        return entity_scores(gold, self.predict(sentences, max_length, decoding))
 
     # ------------------------------------------------------------------ persistence
     @classmethod
