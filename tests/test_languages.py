@@ -16,6 +16,7 @@ from xner.cli import app
 from xner.errors import XnerError
 from xner.languages import (
     LANGUAGES,
+    MASAKHANEWS,
     RELATIONS,
     STUDY_PAIRS,
     Language,
@@ -57,7 +58,7 @@ SHARED_MASAKHANER = {
 }  # fmt: skip
 
 SCRIPTS = {"Latn", "Cyrl", "Arab", "Deva", "Beng", "Grek", "Hebr", "Geor", "Hang", "Jpan",
-           "Hani", "Mlym", "Taml", "Telu", "Thai", "Mymr"}  # fmt: skip
+           "Hani", "Mlym", "Taml", "Telu", "Thai", "Mymr", "Ethi"}  # fmt: skip
 RAHIMI_SIZES = {100, 1000, 5000, 10000, 15000, 20000}
 
 
@@ -135,7 +136,7 @@ def test_fields_are_consistent() -> None:
     for lang in LANGUAGES:
         assert lang.script in SCRIPTS, lang
         assert lang.name and lang.family and lang.genus, lang
-        assert lang.wikiann_train is not None or lang.masakhaner_train is not None, lang
+        assert lang.wikiann_train is not None or lang.masakhaner_train is not None or lang.iso3 in MASAKHANEWS, lang
         assert lang.wikiann_train is None or lang.wikiann_train in RAHIMI_SIZES, lang
 
 
@@ -150,6 +151,9 @@ def test_fields_are_consistent() -> None:
         ("ha", "hau", "Hausa", "Afro-Asiatic", "Chadic", "Latn", None, 5716),
         ("kk", "kaz", "Kazakh", "Turkic", "Kipchak", "Cyrl", 1000, None),
         ("eu", "eus", "Basque", "Basque", "Basque", "Latn", 10000, None),
+        ("am", "amh", "Amharic", "Afro-Asiatic", "Semitic", "Ethi", 100, None),
+        ("om", "orm", "Oromo", "Afro-Asiatic", "Cushitic", "Latn", None, None),
+        ("rn", "run", "Kirundi", "Niger-Congo", "Bantu", "Latn", None, None),
     ],
 )
 def test_lookup_by_either_code(
@@ -227,6 +231,13 @@ def test_registry_matches_real_data_sources(dataset: str, field: str) -> None:
     folders = {p.name for p in (Path(root) / dataset).iterdir() if p.is_dir()}
     assert sizes and set(sizes) == folders
     assert {code: getattr(get_language(code), field) for code in sizes} == sizes
+
+
+def test_masakhanews_languages_are_registered_and_match_the_bundled_folders() -> None:
+    assert all(get_language(code).iso3 == code for code in MASAKHANEWS)
+    root = os.environ.get("XNER_DATA_DIR")
+    if root and (Path(root) / "masakhanews").is_dir():
+        assert {p.name for p in (Path(root) / "masakhanews").iterdir() if p.is_dir()} == set(MASAKHANEWS)
 
 
 # --- CLI ----------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ BASE = {"name": "t", "languages": ["nl"]}
     [
         ({**BASE, "volumes": [10, 20, -1]}, ["study.volumes[2]: must be >= 0"]),
         ({**BASE, "volumes": [10, "full"]}, ["study.volumes[1]: must be a number of sentences or 'all', got 'full'"]),
-        ({**BASE, "trainig": {}}, ["study: unknown key 'trainig'", "valid: data_dir, dataset,", "training"]),
+        ({**BASE, "trainig": {}}, ["study: unknown key 'trainig'", "valid: category_map, choices, data_dir, dataset,", "training"]),
         ({**BASE, "training": {"epoch": 2}}, ["study.training: unknown key 'epoch'", "epochs"]),
         ({**BASE, "training": {"epochs": 0}}, ["study.training.epochs: must be >= 1"]),
         ({**BASE, "training": {"lr": "fast"}}, ["study.training.lr: must be a number, got 'fast'"]),
@@ -48,7 +48,7 @@ BASE = {"name": "t", "languages": ["nl"]}
         ({**BASE, "executor": {"name": "dask"}}, ["study.executor.name:", "'sequential', 'process' or 'ray'"]),
         ({**BASE, "executor": {"resources": {"trian": {}}}}, ["study.executor.resources.trian:", "'train'"]),
         ({**BASE, "executor": {"workers": 0}}, ["study.executor.workers: must be >= 1"]),
-        ({"name": "t"}, ["study: nothing to study: give pairs, matrix, languages, families, teachers or variants"]),
+        ({"name": "t"}, ["study: nothing to study: give pairs, matrix, languages, families, teachers, transfer or variants"]),
         ({"languages": ["nl"]}, ["study.name: required key is missing"]),
         ({"name": "t", "matrix": [{"sources": ["en"]}]}, ["study.matrix[0].targets: required key is missing"]),
         ({"name": "t", "matrix": [{"sources": ["en"], "targets": ["zz"]}]}, ["study.matrix[0].targets[0]: unknown language 'zz'"]),

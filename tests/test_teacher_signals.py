@@ -14,12 +14,12 @@ LABELS = ["O", "B-PER", "I-PER"]
 
 
 def test_signals_of_known_distributions():
-    probs = [np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0]]), np.array([[0.0, 0.0, 1.0]])]
+    probs = [np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0]]), np.array([[0.0, 0.5, 0.5]])]
     taught = [Sentence(("a", "b", "c", "d"), ("B-PER", "O", "O", "O"))]
     signals = unlabeled_signals(probs, LABELS, taught)
-    assert signals["teacher_confidence"] == pytest.approx((1.0 + 0.5 + 1.0) / 3)
-    assert signals["teacher_entropy"] == pytest.approx(math.log(2) / 3, abs=1e-9)
-    # argmax O, O (a tie goes to the first label), I-PER repaired to B-PER: 1 of 3 words
+    assert signals["teacher_confidence"] == pytest.approx((1.0 + 0.5 + 0.5) / 3)
+    assert signals["teacher_entropy"] == pytest.approx(2 * math.log(2) / 3, abs=1e-9)
+    # O, O (a tie goes to the first label); a sentence cannot start inside an entity: B-PER
     assert signals["teacher_entity_rate"] == pytest.approx(100 / 3)
     assert signals["source_entity_rate"] == 25.0 and signals["entity_rate_ratio"] == pytest.approx(4 / 3)
     assert signals["tags"] == "00|1"

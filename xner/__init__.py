@@ -18,9 +18,12 @@ from xner.data import (
     unlabeled_pool,
     write_conll,
 )
+from xner.data.news import ChoiceItem, Document, load_documents, read_news
+from xner.data.wiki import read_wiki_titles, read_wikiextractor
 from xner.decoding import DECODINGS, DEFAULT_DECODING, decode
 from xner.errors import XnerError
 from xner.options import DistillationOptions, TrainingOptions
+from xner.tasks import TASKS, get_task
 from xner.metrics import bootstrap_f1, entity_overlap, entity_scores, pair_overlap, subword_overlap
 from xner.perturb import PERTURBATIONS, list_perturbations, perturb, perturb_corpus
 from xner.models import Backbone, embedded_model_dir, load_backbone
@@ -53,6 +56,10 @@ _LAZY = {
     "robustness_overlap": "xner.analysis",
     "write_report": "xner.report",
     "predict_file": "xner.predict",
+    "DocumentModel": "xner.models.document_model",
+    "DocumentData": "xner.tasks.pipeline",
+    "train_document_model": "xner.tasks.pipeline",
+    "evaluate_document_model": "xner.tasks.pipeline",
 }
 """Exports whose modules import torch, statsmodels or matplotlib (seconds): loaded on first
 use (PEP 562), so ``import xner`` and every CLI command stay fast."""
@@ -127,4 +134,16 @@ __all__ = [
     "RunSpec",
     "ResultStore",
     "run_study",
+    "TASKS",
+    "get_task",
+    "Document",
+    "ChoiceItem",
+    "read_news",
+    "load_documents",
+    "read_wiki_titles",
+    "read_wikiextractor",
+    "DocumentModel",
+    "DocumentData",
+    "train_document_model",
+    "evaluate_document_model",
 ]

@@ -283,13 +283,15 @@ def report_command(
     typer.echo(str(page))
 
 
-def _label_map(pairs: list[str]) -> dict[str, str]:
+def _label_map(pairs: list[str], option: str = "--label-map") -> dict[str, str]:
     """``["DATE=O", "GPE=LOC"]`` -> ``{"DATE": "O", "GPE": "LOC"}``."""
     mapping = {}
     for pair in pairs:
         source, sep, target = pair.partition("=")
         if not sep or not source or not target:
-            raise XnerError(f"--label-map {pair!r}: expected TYPE=NEWTYPE or TYPE=O, e.g. DATE=O")
+            expected = ("CATEGORY=NEWCATEGORY or CATEGORY=drop, e.g. religion=drop" if option == "--category-map"
+                        else "TYPE=NEWTYPE or TYPE=O, e.g. DATE=O")
+            raise XnerError(f"{option} {pair!r}: expected {expected}")
         mapping[source] = target
     return mapping
 
@@ -299,16 +301,22 @@ def _label_map(pairs: list[str]) -> dict[str, str]:
 def train_command(
     lang: str = typer.Option(..., "--lang", help="Training language (ISO code)."),
     out: str = typer.Option(..., "--out", help="Directory to save the model in."),
-    dataset: str = typer.Option("wikiann", "--dataset", help="wikiann, masakhaner2 or a data folder."),
+    task: str = typer.Option("ner", "--task", help="ner, headline (multiple choice) or topic (xner.tasks)."),
+    dataset: str = typer.Option("wikiann", "--dataset", help="wikiann, masakhaner2, masakhanews or a data folder."),
     data_dir: str | None = typer.Option(None, "--data-dir", help="Local data root (default $XNER_DATA_DIR)."),
     model: str = typer.Option("embedded", "--model", help="embedded, tiny, a local HF dir or a hub id."),
-    train_size: int | None = typer.Option(None, "--train-size", help="Training sentences (default: all)."),
+    train_size: int | None = typer.Option(None, "--train-size", help="Training sentences/documents (default: all)."),
     epochs: int = option(TrainingOptions, "epochs"),
     lr: float = option(TrainingOptions, "lr"),
     batch_size: int = option(TrainingOptions, "batch_size"),
+    max_length: int = option(TrainingOptions, "max_length"),
     train_layers: int | None = option(TrainingOptions, "train_layers"),
     precision: str = option(TrainingOptions, "precision"),
     label_map: list[str] = typer.Option([], "--label-map", help="Entity-type map, e.g. DATE=O (repeatable)."),
+    category_map: list[str] = typer.Option(
+        [], "--category-map", help="Topic category map, e.g. religion=drop (repeatable)."),
+    choices: int = typer.Option(4, "--choices", help="Candidates per headline question."),
+    dev_size: int | None = option(TrainingOptions, "dev_size"),
     seed: int = typer.Option(0, "--seed"),
     checkpoint: str = option(TrainingOptions, "checkpoint"),
     compact: bool = typer.Option(
@@ -316,15 +324,29 @@ def train_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model already saved at --out."),
     repair: bool | None = _repair_option(),
 ) -> None:
-    """Train an NER model on one language; prints a line per epoch with dev F1."""
+    """Train a model on one language; prints a line per epoch with its dev score."""
     import logging
 
     from xner.models.tagger import TrainConfig
-    from xner.pipeline import DataSpec, train_model
+    from xner.tasks import get_task
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, train_layers=train_layers, precision=precision,
-                         seed=seed, checkpoint=checkpoint)
+    config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length,
+                         train_layers=train_layers, precision=precision, dev_size=dev_size, seed=seed,
+                         checkpoint=checkpoint)
+    if get_task(task).head is not None:
+        from xner.tasks.pipeline import DocumentData, train_document_model
+
+        data = DocumentData(dataset, data_dir, _label_map(category_map, "--category-map"), choices)
+        trained = train_document_model(task, lang, data=data, model=model, train_size=train_size, config=config,
+                                       out=out, compact=compact, overwrite=overwrite, progress=True)
+        record = trained.metadata["trainings"][-1]
+        typer.echo(f"saved {out}: {trained.task}, {record['train_examples']} examples "
+                   f"({record['truncated_sequences']} sequences cut at {max_length} subwords), "
+                   f"best epoch {record['best_epoch']}, {record['seconds']:.0f} s")
+        return
+    from xner.pipeline import DataSpec, train_model
+
     data = DataSpec(dataset, data_dir, _label_map(label_map), repair)
     tagger = train_model(lang, data=data, model=model, train_size=train_size, config=config, out=out,
                          compact=compact, overwrite=overwrite, progress=True)
@@ -345,7 +367,11 @@ def evaluate_command(
     rate: float = typer.Option(1.0, "--rate", help="Share of eligible tokens/mentions the generic perturbations edit."),
     train_lang: str | None = typer.Option(None, "--train-lang", help="The model's training language L1."),
     label_map: list[str] = typer.Option([], "--label-map", help="Entity-type map of the test data, e.g. DATE=O."),
-    limit: int | None = typer.Option(None, "--limit", help="Only the first N test sentences."),
+    category_map: list[str] = typer.Option(
+        [], "--category-map", help="Topic category map of the test data, e.g. religion=drop."),
+    predictions: str | None = typer.Option(
+        None, "--predictions", help="Document tasks: write per-example predictions (CSV) here."),
+    limit: int | None = typer.Option(None, "--limit", help="Only the first N test sentences/documents."),
     seed: int = typer.Option(0, "--seed"),
     precision: str = typer.Option("auto", "--precision", help="auto (bf16 where the CPU/GPU computes it) | fp32 | bf16 | int8."),
     repair: bool | None = _repair_option(),
@@ -354,20 +380,45 @@ def evaluate_command(
                                       "every decoding is also scored as f1_<name>."),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format"),
 ) -> None:
-    """Entity P/R/F1 per type and micro (seqeval, strict IOB2), clean and perturbed, with 95% CIs."""
+    """NER: entity P/R/F1 per type and micro (seqeval, strict IOB2); document tasks (the model
+    says which): accuracy; clean and perturbed, with 95% CIs."""
     from xner.models.tagger import Tagger
     from xner.pipeline import DataSpec, evaluate_model
+    from xner.tasks.pipeline import model_task
 
-    tagger = Tagger.load(model_dir)
     kinds = [k.strip() for k in perturb.split(",") if k.strip()]
-    rows = evaluate_model(tagger, lang, data=DataSpec(dataset, data_dir, _label_map(label_map), repair), split=split,
-                          perturbations=kinds, train_lang=train_lang, rate=rate, seed=seed, limit=limit,
-                          precision=precision, decoding=decoding)
+    if model_task(model_dir).head is not None:
+        rows = _evaluate_documents(model_dir, lang, dataset, data_dir, split, kinds,
+                                   _label_map(category_map, "--category-map"), predictions, limit, seed)
+    else:
+        tagger = Tagger.load(model_dir)
+        rows = evaluate_model(tagger, lang, data=DataSpec(dataset, data_dir, _label_map(label_map), repair),
+                              split=split, perturbations=kinds, train_lang=train_lang, rate=rate, seed=seed,
+                              limit=limit, precision=precision, decoding=decoding)
     if fmt is OutputFormat.table:  # per-type scores make a row far wider than a terminal
         rows = _measure_columns(rows, [row["perturbation"] for row in rows])
     elif fmt is OutputFormat.csv:
         rows = [{k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()} for row in rows]
     print_rows(_same_columns(rows), fmt, title=f"{model_dir} on {lang} {split}")
+
+
+def _evaluate_documents(model_dir: str, lang: str, dataset: str, data_dir: str | None, split: str,
+                        kinds: list[str], category_map: dict[str, str], predictions: str | None,
+                        limit: int | None, seed: int) -> list[dict[str, Any]]:
+    from xner.models.document_model import DocumentModel
+    from xner.tasks.pipeline import DocumentData, evaluate_document_model
+
+    document_model = DocumentModel.load(model_dir)
+    choices = document_model.metadata["train_data"].get("choices", 4)
+    rows, records = evaluate_document_model(document_model, lang, data=DocumentData(dataset, data_dir, category_map,
+                                                                                    choices),
+                                            split=split, perturbations=kinds, seed=seed, limit=limit)
+    if predictions:
+        with open(predictions, "w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(records[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(records)
+    return rows
 
 
 def _same_columns(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -434,7 +485,8 @@ def study_command(
         summary = results.summary()
     # plain fixed-width text, not a rich table: a rich table folds every cell to the terminal's
     # width (80 columns in a log: `embedd`/`ed`), this reads the same in a log file
-    typer.echo(f"{run.study.name}: F1, mean over seeds")
+    accuracy = " (accuracy for document tasks)" if "task" in summary else ""
+    typer.echo(f"{run.study.name}: F1, mean over seeds{accuracy}")
     typer.echo(summary.to_markdown(index=False, tablefmt="simple", floatfmt=".2f", missingval=""))
     typer.echo(f"report: {run.report}" if run.report else f"results: xner results {run.store_path} --format csv")
     if run.counts.get("failed"):

@@ -6,8 +6,9 @@ scattered through the code. The table covers
 
 - the 40 WikiANN languages of XTREME's PAN-X task (Hu et al. 2020),
 - the 21 languages of the reference study (Manafi & Krishnaswamy 2024) and its 13 pairs,
-- every language of the bundled data: WikiANN de en es nl pl ru and the 20 MasakhaNER 2.0
-  languages (Adelani et al. 2022).
+- every language of the bundled data: WikiANN de en es nl pl ru, the 20 MasakhaNER 2.0
+  languages (Adelani et al. 2022) and the 16 MasakhaNEWS languages (Adelani et al. 2023;
+  :data:`MASAKHANEWS`, document tasks).
 
 Each language appears once, with its ISO 639-1 code where one exists and its ISO 639-3 code;
 lookups accept either (WikiANN names folders by the short code, MasakhaNER by the long one),
@@ -33,6 +34,7 @@ from xner.errors import one_of
 
 __all__ = [
     "LANGUAGES",
+    "MASAKHANEWS",
     "RELATIONS",
     "STUDY_PAIRS",
     "Language",
@@ -144,11 +146,17 @@ LANGUAGES: tuple[Language, ...] = (
     _L("ar", "ara", "Arabic", "Afro-Asiatic", "Semitic", "Arab", 20000, None),
     _L("he", "heb", "Hebrew", "Afro-Asiatic", "Semitic", "Hebr", 20000, None),
     _L("ha", "hau", "Hausa", "Afro-Asiatic", "Chadic", "Latn", None, 5716),
+    _L("am", "amh", "Amharic", "Afro-Asiatic", "Semitic", "Ethi", 100, None),
+    _L("ti", "tir", "Tigrinya", "Afro-Asiatic", "Semitic", "Ethi", None, None),
+    _L("om", "orm", "Oromo", "Afro-Asiatic", "Cushitic", "Latn", None, None),
+    _L("so", "som", "Somali", "Afro-Asiatic", "Cushitic", "Latn", 100, None),
     # Niger-Congo
     _L("rw", "kin", "Kinyarwanda", _NC, "Bantu", "Latn", 100, 7825),
     _L("lg", "lug", "Luganda", _NC, "Bantu", "Latn", None, 4942),
     _L("ny", "nya", "Chichewa", _NC, "Bantu", "Latn", None, 6250),
     _L("sn", "sna", "Shona", _NC, "Bantu", "Latn", None, 6207),
+    _L("ln", "lin", "Lingala", _NC, "Bantu", "Latn", 100, None),
+    _L("rn", "run", "Kirundi", _NC, "Bantu", "Latn", None, None),
     _L("sw", "swa", "Swahili", _NC, "Bantu", "Latn", 1000, 6593),
     _L("tn", "tsn", "Setswana", _NC, "Bantu", "Latn", None, 3489),
     _L("xh", "xho", "isiXhosa", _NC, "Bantu", "Latn", None, 5718),
@@ -193,6 +201,10 @@ LANGUAGES: tuple[Language, ...] = (
     _L("vi", "vie", "Vietnamese", "Austroasiatic", "Vietic", "Latn", 20000, None),
     _L("eu", "eus", "Basque", "Basque", "Basque", "Latn", 10000, None),
 )
+
+MASAKHANEWS: tuple[str, ...] = ("amh", "eng", "fra", "hau", "ibo", "lin", "lug", "orm", "pcm", "run", "sna",
+                                 "som", "swa", "tir", "xho", "yor")
+"""ISO 639-3 codes of the 16 MasakhaNEWS languages (news topic and headline; Adelani et al. 2023)."""
 
 # The reference study's pairs, in the order of its `lang_pairs` (docs/design.md, "Reference study pairs").
 STUDY_PAIRS: tuple[StudyPair, ...] = (

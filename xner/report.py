@@ -47,6 +47,7 @@ from xner.analysis import (
 )
 from xner.errors import XnerError
 from xner.io import atomic_directory
+from xner.tasks.report import document_tables, split_tasks
 from xner.languages import get_language
 from xner.ranker import transfer_matrix
 from xner.sensitivity import SETTING, checkpoint_spread, decoding_gains, setting_effects, setting_gains, with_settings
@@ -684,6 +685,19 @@ def _trained_models_section(runs: pd.DataFrame | None) -> Section:
     return Section("trained_models", title, table=table, display=display)
 
 
+def _ner_sections(frame: pd.DataFrame, covariates: pd.DataFrame | None, options: Mapping[str, int]) -> list[Section]:
+    return [*_volume_sections(frame, options), *_transfer_sections(frame, covariates, options),
+            *_robustness_sections(frame, options), *_matrix_sections(frame), *_sensitivity_sections(frame, options)]
+
+
+def _document_sections(frame: pd.DataFrame) -> list[Section]:
+    """Accuracy of the document tasks and its drop under P4/P5 (:mod:`xner.tasks.report`)."""
+    titles = {"document_accuracy": "Document tasks: accuracy (mean over seeds), clean and perturbed",
+              "document_robustness": "Document tasks: accuracy drop vs the word overlap P4/P5 remove"}
+    return [Section(name, titles[name], table=table, display=table.astype(object))
+            for name, table in document_tables(frame).items()]
+
+
 def _load(store_or_frame: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """The tidy results and, from a store, its runs."""
     if isinstance(store_or_frame, pd.DataFrame):
@@ -844,13 +858,11 @@ def write_report(
     frame = _with_genus(frame)
     runs = stored_runs if runs is None else runs
     options = {"n_resamples": n_resamples, "seed": seed}
+    ner, documents = split_tasks(frame)
     sections = [
-        *_volume_sections(frame, options),
-        *_transfer_sections(frame, covariates, options),
-        *_robustness_sections(frame, options),
-        *_matrix_sections(frame),
-        *_sensitivity_sections(frame, options),
+        *(_ner_sections(ner, covariates, options) if not ner.empty else []),
         _trained_models_section(runs),
+        *(_document_sections(documents) if not documents.empty else []),
     ]
     facts = _facts(frame, runs, config)
     # Written whole into a temporary folder, then moved in: a full disk leaves no half report.

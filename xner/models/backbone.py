@@ -107,18 +107,26 @@ class Backbone:
         torch seed); ``tiny`` gets all weights from :data:`TINY_SEED` without touching the
         global random state.
         """
-        import torch
-        from transformers import AutoModelForTokenClassification
+        return self.head_model("AutoModelForTokenClassification", labels)
 
+    def head_model(self, auto_class: str, labels: Sequence[str] = ()):  # -> PreTrainedModel
+        """The encoder with a fresh head of a transformers auto class (``AutoModelForTokenClassification``,
+        ``AutoModelForSequenceClassification``, ``AutoModelForMultipleChoice``) over ``labels``
+        (none for multiple choice: one score per candidate); seeded as
+        :meth:`token_classification_model`."""
+        import torch
+        import transformers
+
+        auto = getattr(transformers, auto_class)
         head = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
-                "label2id": {label: i for i, label in enumerate(labels)}}
+                "label2id": {label: i for i, label in enumerate(labels)}} if labels else {}
         if self.source is None:
             config = self.config.__class__.from_dict({**self.config.to_dict(), **head})
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(TINY_SEED)
-                return AutoModelForTokenClassification.from_config(config)
+                return auto.from_config(config)
         try:
-            return AutoModelForTokenClassification.from_pretrained(self.source, **head)
+            return auto.from_pretrained(self.source, **head)
         except OSError as err:
             raise XnerError(_not_found(self.name, str(self.source), err)) from None
 

@@ -24,34 +24,38 @@ class TrainHook(Protocol):
 
 
 class EpochLog:
-    """One log line per epoch: loss, throughput and, when there is a dev set, its F1."""
+    """One log line per epoch: loss, throughput and, when there is a dev set, its score."""
 
     def on_epoch_end(self, tagger, record: dict) -> bool:
-        dev = f" dev F1 {record['dev_f1']:.2f}" if "dev_f1" in record else ""
+        dev = "".join(f" dev {key[4:].replace('f1', 'F1')} {value:.2f}" for key, value in record.items()
+                      if key.startswith("dev_"))
         log.info("epoch %d: loss %.4f, %.0f sent/s%s", record["epoch"], record["loss"],
                  record["train_sentences_per_s"], dev)
         return False
 
 
 class EarlyStopping:
-    """Keep the weights of the best dev-F1 epoch; stop after ``patience`` epochs without gain.
+    """Keep the weights of the best dev epoch; stop after ``patience`` epochs without gain.
 
-    Without a dev set (no ``dev_f1`` in the records) it keeps the last epoch.
+    ``metric`` names the epoch record's dev score (``dev_f1``; ``dev_accuracy`` for document
+    tasks). Without a dev set (no such score in the records) it keeps the last epoch.
     Only trainable parameters are copied, so the fast path's snapshot is small.
     """
 
-    def __init__(self, patience: int | None, trainable_state: Callable[[], dict[str, torch.Tensor]]):
+    def __init__(self, patience: int | None, trainable_state: Callable[[], dict[str, torch.Tensor]],
+                 metric: str = "dev_f1"):
         self.patience = patience
+        self.metric = metric
         self.trainable_state = trainable_state
         self.best_f1 = float("-inf")
         self.best_epoch: int | None = None
         self.best_state: dict[str, torch.Tensor] | None = None
 
     def on_epoch_end(self, tagger, record: dict) -> bool:
-        if "dev_f1" not in record:
+        if self.metric not in record:
             return False
-        if record["dev_f1"] > self.best_f1:
-            self.best_f1, self.best_epoch = record["dev_f1"], record["epoch"]
+        if record[self.metric] > self.best_f1:
+            self.best_f1, self.best_epoch = record[self.metric], record["epoch"]
             self.best_state = self.trainable_state()
             return False
         return self.patience is not None and record["epoch"] - self.best_epoch >= self.patience
@@ -96,8 +100,10 @@ CHECKPOINTS = ("best", "last", "average")
 epoch, or the mean of the last :data:`AVERAGED_EPOCHS` epochs."""
 
 
-def checkpoint_keeper(policy: str, patience: int | None, trainable_state: Callable[[], dict[str, torch.Tensor]]):
-    """The hook that keeps a training run's final weights under ``policy`` (:data:`CHECKPOINTS`)."""
+def checkpoint_keeper(policy: str, patience: int | None, trainable_state: Callable[[], dict[str, torch.Tensor]],
+                      metric: str = "dev_f1"):
+    """The hook that keeps a training run's final weights under ``policy`` (:data:`CHECKPOINTS`);
+    ``best`` ranks epochs by the record's ``metric``."""
     if policy == "best":
-        return EarlyStopping(patience, trainable_state)
+        return EarlyStopping(patience, trainable_state, metric)
     return CheckpointAverage(1 if policy == "last" else AVERAGED_EPOCHS, trainable_state)

@@ -24,13 +24,10 @@ Example:
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
-import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,20 +38,22 @@ from torch import nn
 
 from xner.data.corpus import Sentence
 from xner.decoding import DEFAULT_DECODING, SELECTION_DECODING, decode
-from xner.errors import XnerError, one_line, one_of
-from xner.io import atomic_directory
+from xner.errors import XnerError, one_line
 from xner.models.backbone import Backbone, load_backbone
 from xner.models.batching import epoch_batches, length_batches, pad_batch
-from xner.models.checksums import verify_checksums, write_checksums
-from xner.models.embedded import CHARMAP_FILE, CharMap
+from xner.models.checksums import verify_checksums
 from xner.models.device import (
-    autocast, autocast_dtype, default_device, inference_precision, seed_everything, training_kernels,
+    autocast, autocast_dtype, inference_precision, seed_everything, training_kernels,
 )
 from xner.models.encoding import EncodedCorpus, encode_corpus
 from xner.models.features import FrozenFeatures, frozen_features
 from xner.models.int8 import int8_network
-from xner.models.hooks import CHECKPOINTS, EpochLog, TrainHook, checkpoint_keeper
-from xner.models.split import TopLayers, freeze_bottom, num_layers
+from xner.models.finetuned import (
+    _DELTA_WEIGHTS, _METADATA, FineTuned, _apply_delta, _pretrained_reference, _progress, _trainable_state,
+    check_model_destination,
+)
+from xner.models.hooks import EpochLog, TrainHook, checkpoint_keeper
+from xner.models.split import TopLayers, num_layers
 from xner.options import OneLineErrors, TrainingOptions
 
 __all__ = ["Tagger", "TrainConfig", "check_model_destination"]
@@ -64,10 +63,6 @@ __all__ = ["Tagger", "TrainConfig", "check_model_destination"]
 transformers.logging.set_verbosity_error()
 transformers.utils.logging.disable_progress_bar()
 
-_METADATA = "xner.json"
-_DELTA_WEIGHTS = "xner-delta.safetensors"
-# Seed of the head a compact model is stored as a delta against (any fixed value works).
-_REFERENCE_SEED = 0
 _PREDICT_TOKENS = 8192
 
 
@@ -103,23 +98,8 @@ class _Batches:
 
 
 @dataclass
-class Tagger:
+class Tagger(FineTuned):
     """A token classifier with its labels, backbone and training record."""
-
-    backbone: Backbone
-    labels: tuple[str, ...]
-    model: nn.Module
-    n_frozen: int = 0
-    device: torch.device = field(default_factory=default_device)
-    metadata: dict = field(default_factory=dict)
-    #: Name and fingerprint of the *pretrained* encoder this tagger started from: a
-    #: student starts from it, and the frozen-feature cache is keyed by it.
-    base_name: str = ""
-    base_fingerprint: str = ""
-
-    def __post_init__(self) -> None:
-        self.base_name = self.base_name or self.backbone.name
-        self.base_fingerprint = self.base_fingerprint or self.backbone.fingerprint
 
     # ------------------------------------------------------------------ creation
     @classmethod
@@ -152,22 +132,6 @@ class Tagger:
                 pad_id=self._pad_id, device=self.device, precision=_kernel_precision(self.device, precision),
             )
         return _Batches(encoded, features, self._pad_id)
-
-    def _bottom_fingerprint(self) -> str:
-        """Cache key of the frozen bottom: the pretrained encoder's, unless an earlier training
-        changed those layers; then this tagger's own weights, so that the shared cache of
-        pretrained features is neither read nor polluted."""
-        top = num_layers(self.model) - self.n_frozen
-        for training in self.metadata.get("trainings", []):
-            trained = training["config"]["train_layers"]
-            if trained is None or trained > top:
-                return self.fingerprint
-        return self.base_fingerprint
-
-    @property
-    def _pad_id(self) -> int:
-        pad = self.backbone.tokenizer.pad_token_id
-        return 0 if pad is None else int(pad)
 
     def _network(self, model: nn.Module | None = None, precision: str = "fp32",
                  cache: bool = True) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -215,15 +179,7 @@ class Tagger:
         batches = self._prepare(train, config.max_length, config.precision)
         encoded = batches.encoded
         word_targets = self._word_targets(train, targets, encoded)
-        trainable = [p for p in self.model.parameters() if p.requires_grad]
-        # The fused AdamW kernel (1.1-1.3x faster steps) on the mixed-precision path only:
-        # fp32 training stays bit-identical to the results xner has published.
-        fused = autocast_dtype(self.device, config.precision) is not None
-        optimizer = torch.optim.AdamW(_param_groups(self.model, config.weight_decay), lr=config.lr,
-                                      fused=fused or None)
-        steps_per_epoch = math.ceil(len(encoded) / config.batch_size)
-        epochs = max(config.epochs, math.ceil(config.min_steps / max(steps_per_epoch, 1)))
-        scheduler = _linear_warmup(optimizer, config.warmup_ratio, steps_per_epoch * epochs)
+        trainable, optimizer, scheduler, epochs = self._optimization(config, len(encoded))
         loss = loss or nn.CrossEntropyLoss()
         dev = list(dev)[: config.dev_size] if dev is not None and config.dev_size else dev
         stopper = checkpoint_keeper(config.checkpoint, config.patience, lambda: _trainable_state(self.model))
@@ -246,12 +202,8 @@ class Tagger:
                         logits = network(inputs, mask)
                         word_logits, gathered = _gather_words(logits, encoded, indices, word_targets, self.device)
                         batch_loss = loss(word_logits.float(), gathered)
-                    optimizer.zero_grad(set_to_none=True)
-                    batch_loss.backward()
-                    torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
-                    epoch_loss += float(batch_loss.detach()) * len(indices)
+                    epoch_loss += self._step(batch_loss, trainable, optimizer, scheduler,
+                                             config.max_grad_norm) * len(indices)
             record = {"epoch": epoch, "loss": epoch_loss / max(len(train), 1),
                       "seconds": time.perf_counter() - epoch_start,
                       "train_sentences_per_s": len(train) / (time.perf_counter() - epoch_start)}
@@ -273,17 +225,6 @@ class Tagger:
         self.metadata["languages"] = sorted({s.lang for s in train if s.lang})
         self.__dict__.pop("fingerprint", None)  # the weights changed
         return training
-
-    def _configure_layers(self, config: TrainConfig) -> None:
-        total = num_layers(self.model)
-        if config.train_layers is None:
-            self.n_frozen = 0
-            freeze_bottom(self.model, 0, config.freeze_embeddings)
-            return
-        if not 0 <= config.train_layers <= total:
-            raise XnerError(f"train_layers must be between 0 and {total}, got {config.train_layers}")
-        self.n_frozen = total - config.train_layers
-        freeze_bottom(self.model, self.n_frozen, freeze_embeddings=True)
 
     def _word_targets(self, sentences, targets, encoded: EncodedCorpus) -> list[np.ndarray]:
         """Targets of the words each row of ``encoded`` owns (a long sentence has several rows)."""
@@ -368,51 +309,6 @@ class Tagger:
         return entity_scores(gold, self.predict(sentences, max_length, decoding, precision=precision))
 
     # ------------------------------------------------------------------ persistence
-    def save(self, directory: str | Path, *, compact: bool = False, overwrite: bool = False,
-             **extra_metadata) -> Path:
-        """Write an ordinary Hugging Face model directory plus ``xner.json`` and checksums.
-
-        With ``compact``, write only the tensors that differ from the pretrained encoder
-        (the trained top layers and the head: about 30 MB instead of 470 for the embedded
-        model with ``train_layers=4``), exactly, in fp32. A study keeps hundreds of models;
-        full copies of the same frozen weights would fill a disk. Such a directory loads
-        only where its base encoder is available with the same fingerprint.
-
-        The folder is written under a temporary name and renamed when complete (a full
-        disk leaves nothing behind); every file's SHA-256 goes to ``xner-checksums.json``,
-        verified by :meth:`load`.
-
-        Raises:
-            XnerError: ``directory`` holds a model and not ``overwrite``, is a file or a
-                folder of other files (see :func:`check_model_destination`), or the write failed.
-        """
-        directory = Path(directory)
-        check_model_destination(directory, overwrite)
-        metadata = {
-            **self.metadata,
-            **extra_metadata,
-            "labels": list(self.labels),
-            "backbone": self.base_name,
-            "backbone_fingerprint": self.base_fingerprint,
-            "n_frozen": self.n_frozen,
-            "weights": "delta" if compact else "full",
-        }
-        with atomic_directory(directory, replace=overwrite) as folder:
-            if compact:
-                from safetensors.torch import save_file
-
-                _, reference = _pretrained_reference(self.base_name, self.base_fingerprint, self.labels)
-                save_file(_changed_tensors(self.model, reference), folder / _DELTA_WEIGHTS)
-            else:
-                self.model.save_pretrained(folder)
-                self.backbone.tokenizer.save_pretrained(folder)
-                if isinstance(self.backbone.normalize, CharMap):
-                    self.backbone.normalize.save(folder / CHARMAP_FILE)
-            (folder / _METADATA).write_text(json.dumps(metadata, indent=1, default=str))
-            write_checksums(folder)
-        self.metadata = metadata
-        return directory
-
     @classmethod
     def load(cls, directory: str | Path) -> "Tagger":
         """Load a tagger written by :meth:`save` (full or compact), checking its checksums.
@@ -442,52 +338,6 @@ class Tagger:
         tagger.model.to(tagger.device)
         return tagger
 
-    @functools.cached_property
-    def fingerprint(self) -> str:
-        """Content hash of the trained weights and labels: the identity of a teacher in caches."""
-        digest = hashlib.blake2b(digest_size=16)
-        digest.update(json.dumps(self.labels).encode())
-        for name, tensor in sorted(self.model.state_dict().items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-        return digest.hexdigest()
-
-
-def _pretrained_reference(base_name: str, base_fingerprint: str, labels: Sequence[str],
-                          saved_in: Path | None = None) -> tuple[Backbone, nn.Module]:
-    """The base encoder and the model a compact save is a delta against: the pretrained
-    weights with a head from a fixed seed, so that load rebuilds it bit for bit."""
-    backbone = load_backbone(base_name)
-    if backbone.fingerprint != base_fingerprint:
-        where = f"{saved_in}: " if saved_in else ""
-        raise XnerError(f"{where}saved as a delta against model {base_name!r} with fingerprint "
-                        f"{base_fingerprint[:12]}, but {base_name!r} now has fingerprint "
-                        f"{backbone.fingerprint[:12]}; restore that model or retrain")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(_REFERENCE_SEED)
-        reference = backbone.token_classification_model(labels)
-    return backbone, reference
-
-
-def check_model_destination(directory: str | Path, overwrite: bool = False) -> None:
-    """Check, before training, that a model may be saved at ``directory``.
-
-    It may if it does not exist, is an empty folder, or holds a model and ``overwrite``.
-
-    Raises:
-        XnerError: it is a file, a folder of other files, or a model and not ``overwrite``.
-    """
-    directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise XnerError(f"{directory}: is a file, not a folder; choose another output folder")
-    if not directory.is_dir() or not any(directory.iterdir()):
-        return
-    if not (directory / _METADATA).is_file():
-        raise XnerError(f"{directory}: folder exists and holds no xner model; choose a new or empty folder")
-    if not overwrite:
-        raise XnerError(f"{directory}: a model is already saved here; pass --overwrite to replace it "
-                        "or choose another folder")
-
 
 def _full_model(directory: Path) -> tuple[Backbone, nn.Module]:
     """The tokenizer (and character map) and network of a full model folder."""
@@ -500,29 +350,6 @@ def _full_model(directory: Path) -> tuple[Backbone, nn.Module]:
     except (OSError, ValueError, RuntimeError, SafetensorError) as err:
         raise XnerError(f"{directory}: cannot load the model ({one_line(err)}); restore the folder or retrain") from None
 
-
-def _changed_tensors(model: nn.Module, reference: nn.Module) -> dict[str, torch.Tensor]:
-    """The tensors of ``model`` that are not bit-identical to ``reference``'s."""
-    base = reference.state_dict()
-    changed = {}
-    for name, tensor in model.state_dict().items():
-        tensor = tensor.detach().cpu()  # once: on a GPU each call is a copy
-        if name not in base or not torch.equal(tensor, base[name]):
-            changed[name] = tensor.contiguous()
-    return changed
-
-
-def _apply_delta(reference: nn.Module, path: Path) -> None:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        delta = load_file(path)
-    except (OSError, SafetensorError) as err:
-        raise XnerError(f"{path}: cannot read the model's weights ({err})".replace("\n", " ")) from None
-    unexpected = reference.load_state_dict(delta, strict=False).unexpected_keys
-    if unexpected:
-        raise XnerError(f"{path}: tensors {unexpected[:3]} are not part of the base model's architecture")
 
 
 class _Logits(nn.Module):
@@ -557,31 +384,3 @@ def _gather_words(logits, encoded, indices, word_targets, device):
     positions = torch.from_numpy(np.concatenate(flat_positions)).to(device)
     gathered = torch.from_numpy(np.concatenate(targets)).to(device)
     return logits.reshape(-1, logits.shape[-1]).index_select(0, positions), gathered
-
-
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """AdamW groups: no weight decay on biases and LayerNorm weights (BERT recipe)."""
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if param.requires_grad:
-            (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def _linear_warmup(optimizer, warmup_ratio: float, total_steps: int):
-    from transformers import get_linear_schedule_with_warmup
-
-    return get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), max(total_steps, 1))
-
-
-def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
-
-
-def _progress(items, enabled: bool, description: str):
-    if not enabled:
-        return items
-    from tqdm.auto import tqdm
-
-    return tqdm(items, desc=description, unit="batch", leave=False)
-

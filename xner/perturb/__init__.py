@@ -9,7 +9,9 @@ Two families (docs/design.md, "Perturbations"):
   training context words by the most similar target word outside L1's vocabulary;
   ``unseen-both`` (P3) does both;
 - generic ones at a rate p of eligible units (Srinivasan & Vajjala 2023 style):
-  ``mask-entity``, ``random-context``, ``swap-entity``.
+  ``mask-entity``, ``random-context``, ``swap-entity``;
+- the reference study's document-level P4/P5 for the document tasks:
+  ``nearest-unseen-word``, ``random-unseen-word`` (:mod:`~xner.perturb.documents`).
 
 Kinds live in a registry under versioned names (``"unseen-entity.v1"``); a bare name
 means its latest version, and ``a+b`` applies ``a`` then ``b``. Every perturbation
@@ -35,6 +37,7 @@ from xner.perturb.files import perturb_file
 from xner.perturb.kinds import PERTURBATIONS, Perturbation, get_perturbation, list_perturbations, perturb, perturb_corpus
 from xner.perturb.neighbours import ContextNeighbours
 from xner.perturb.resources import PerturbationResources, build_resources
+from xner.perturb import documents as _documents  # noqa: F401 - registers the document kinds P4/P5
 
 __all__ = [
     "PERTURBATIONS",

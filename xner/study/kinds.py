@@ -32,6 +32,7 @@ from xner.metrics import entity_overlap
 from xner.models.tagger import Tagger, TrainConfig
 from xner.pipeline import DataSpec, evaluate_model, teacher_weighting, train_model, training_sentences
 from xner.study.runs import RunContext, RunSpec, register_run_kind
+from xner.tasks.kinds import evaluate_documents_run, train_documents_run
 from xner.teacher_signals import unlabeled_signals
 
 __all__: list[str] = []
@@ -61,6 +62,8 @@ def teacher_run(spec: RunSpec, ctx: RunContext) -> dict:
 def train_run(spec: RunSpec, ctx: RunContext) -> dict:
     p = spec.params
     config = TrainConfig(**p["training"], seed=p["seed"])
+    if "task" in p:
+        return train_documents_run(p, config, ctx)
     with ctx.timed("train"):
         tagger = train_model(p["lang"], data=_data(p, ctx), model=p["model"], train_size=p["train_size"],
                              config=config, out=ctx.run_dir, compact=True)
@@ -100,6 +103,8 @@ def distill_run(spec: RunSpec, ctx: RunContext) -> dict:
 def evaluate_run(spec: RunSpec, ctx: RunContext) -> dict:
     """Clean and perturbed scores of a trained model, a student, or the teachers' ensemble."""
     p = spec.params
+    if "task" in p:
+        return evaluate_documents_run(p, ctx)
     model_dep = ctx.dep(p["model_run"])
     predictor = _predictor(model_dep, ctx)
     data = _data(p, ctx)

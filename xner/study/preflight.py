@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from xner.data.datasets import find_split
+from xner.data.news import find_document_split
 from xner.errors import XnerError
 from xner.models.backbone import ALIASES, BUILTIN_NAMES, load_backbone
 from xner.study.runs import RunSpec
@@ -40,23 +41,28 @@ def preflight(study: Study, specs: Sequence[RunSpec]) -> None:
         raise XnerError(f"{len(problems)} problem(s) found before the first run: {'; '.join(problems)}")
 
 
-def _splits(specs: Iterable[RunSpec]) -> Iterator[tuple[str, str, str]]:
-    """``(dataset, language, split)`` of every split xner's run kinds read."""
+def _splits(specs: Iterable[RunSpec]) -> Iterator[tuple[str, str, str, bool]]:
+    """``(dataset, language, split, documents)`` of every split xner's run kinds read
+    (``documents``: a document task's split, found as :mod:`xner.data.news` finds it)."""
     for spec in specs:
         p = spec.params
+        documents = "task" in p
         if spec.kind == "train":
-            yield from ((p["dataset"], p["lang"], split) for split in ("train", "dev"))
+            yield from ((p["dataset"], p["lang"], split, documents) for split in ("train", "dev"))
         elif spec.kind == "evaluate":
-            yield p["dataset"], p["target"], p["split"]
+            yield p["dataset"], p["target"], p["split"], documents
         elif spec.kind == "distill" and p.get("volume"):
-            yield p["dataset"], p["target"], "train"  # the unlabeled pool
+            yield p["dataset"], p["target"], "train", documents  # the unlabeled pool
 
 
-def _data_problems(splits: Iterable[tuple[str, str, str]], data_dir: Path | None) -> list[str]:
+def _data_problems(splits: Iterable[tuple[str, str, str, bool]], data_dir: Path | None) -> list[str]:
     problems: dict[str, None] = {}  # ordered, each once (a missing folder fails every split)
-    for dataset, lang, split in dict.fromkeys(splits):
+    for dataset, lang, split, documents in dict.fromkeys(splits):
         try:
-            find_split(lang, split, dataset, data_dir)  # None: no local root, the hub serves it
+            if documents:
+                find_document_split(lang, split, dataset, data_dir)
+            else:
+                find_split(lang, split, dataset, data_dir)  # None: no local root, the hub serves it
         except XnerError as err:
             problems[str(err)] = None
     return list(problems)

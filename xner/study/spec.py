@@ -41,6 +41,8 @@ from xner.languages import LANGUAGES, STUDY_PAIRS, Language, get_language
 from xner.options import DistillationOptions, Section, TrainingOptions, fail, validation_message
 from xner.perturb import get_perturbation
 from xner.study.runs import RunRegistry, RunSpec
+from xner.tasks import DEFAULT_TASK, get_task
+from xner.perturb.documents import DOCUMENT_PERTURBATIONS
 
 __all__ = [
     "DistillationSection",
@@ -52,7 +54,7 @@ __all__ = [
     "parse_study",
 ]
 
-FOLDER_CODE = {"masakhaner2": "iso3"}
+FOLDER_CODE = {"masakhaner2": "iso3", "masakhanews": "iso3"}
 """Datasets whose language folders use ISO 639-3 codes; the others use the short code."""
 
 DATA_FIELD = {"wikiann": "wikiann_train", "masakhaner2": "masakhaner_train"}
@@ -155,6 +157,14 @@ def _check_decoding(name: str) -> str:
         raise fail(str(err)) from None
 
 
+def _check_task(name: str) -> str:
+    """The versioned task name (``topic`` -> ``topic.v1``)."""
+    try:
+        return get_task(name).name
+    except XnerError as err:
+        raise fail(str(err)) from None
+
+
 def _pool_sources(sources: list[str]) -> list[str]:
     try:
         return check_sources(sources)
@@ -171,6 +181,7 @@ TeacherTarget = Annotated[str, AfterValidator(_check_target)]
 TeacherSet = Annotated[str, AfterValidator(_check_teacher_set)]
 PerturbationName = Annotated[str, AfterValidator(_check_perturbation)]
 DecodingName = Annotated[str, AfterValidator(_check_decoding)]
+TaskName = Annotated[str, AfterValidator(_check_task)]
 
 
 class DistillationSection(DistillationOptions):
@@ -273,6 +284,13 @@ class Study(Section):
         perturbations: test-set perturbation names, stored versioned (``mask-entity.v1``);
             ``clean`` is always evaluated.
         seeds: one full repetition of the study per seed.
+        tasks: what the models predict (:mod:`xner.tasks`): ``ner`` (default; its runs keep the
+            ids they had before tasks existed), ``headline``, ``topic``; every run is made per task.
+        transfer: per target, source languages whose models are scored on it zero-shot (no
+            native model of the target: for targets without a train split).
+        category_map: topic categories renamed or dropped (``{religion: drop}``) in every
+            language's documents; a category a model does not know fails its evaluation.
+        choices: candidates per headline question (the right one + distractors).
         variants: named overrides of the keys above (``{name: strong-teacher, train_sizes:
             [all], training: {train_layers: null}}``), each expanded as a study of its own
             and deep-merged into the rest of the config; runs they share are done once. For
@@ -304,6 +322,23 @@ class Study(Section):
     evaluation: EvaluationOptions = EvaluationOptions()
     executor: ExecutorOptions = ExecutorOptions()
     variants: list[dict[str, Any]] = []
+    tasks: Annotated[list[TaskName], BeforeValidator(_as_list), Field(min_length=1)] = [DEFAULT_TASK]
+    transfer: dict[LanguageCode, Annotated[list[LanguageCode], BeforeValidator(_as_list)]] = {}
+    category_map: dict[str, str] = {}
+    choices: int = Field(4, ge=2)
+
+    @model_validator(mode="after")
+    def _tasks_fit(self) -> "Study":
+        document = {p.name for p in DOCUMENT_PERTURBATIONS}
+        for task in self.tasks:
+            is_document = get_task(task).head is not None
+            wrong = [p for p in self.perturbations if (p in document) != is_document]
+            if wrong:
+                kind = "NER" if is_document else "document"
+                raise fail(f"perturbation(s) {', '.join(wrong)} are {kind} perturbations, but tasks has {task}")
+            if is_document and (self.teachers or self.volumes):
+                raise fail(f"task {task}: teachers and volumes (distillation) are NER-only")
+        return self
 
     @field_validator("dataset_of")
     @classmethod
@@ -323,8 +358,9 @@ class Study(Section):
 
     @model_validator(mode="after")
     def _something_to_run(self) -> "Study":
-        if not (self.pairs or self.matrix or self.languages or self.families or self.teachers or self.variants):
-            raise fail("nothing to study: give pairs, matrix, languages, families, teachers or variants")
+        if not (self.pairs or self.matrix or self.languages or self.families or self.teachers or self.transfer
+                or self.variants):
+            raise fail("nothing to study: give pairs, matrix, languages, families, teachers, transfer or variants")
         self.variant_studies()  # each variant must be a valid study
         return self
 
@@ -392,7 +428,8 @@ class Study(Section):
         for model in self.model:
             for seed in self.seeds:
                 for train_size in self.train_sizes:
-                    plan.cell(model, seed, train_size)
+                    for task in self.tasks:
+                        plan.cell(model, seed, train_size, task)
         return list(plan.specs.values())
 
 
@@ -428,6 +465,7 @@ class _Expansion:
         self.training = study.training.model_dump()
         self.student = {**self.training, **study.distillation.student.model_dump(exclude_unset=True)}
         self.grid: dict[str, Any] = {}  # model, seed, train_size of the cell being expanded
+        self.task: dict[str, Any] = {}  # the task's params (none for NER: its ids predate tasks)
         self.pools = {get_language(code): sources for code, sources in study.pools.items()}
         self.pool_files: dict[str, tuple[int, str]] = {}  # path -> (sentences, digest)
 
@@ -499,24 +537,40 @@ class _Expansion:
         )
         return self.specs.setdefault(spec.id, spec)
 
-    def cell(self, model: str, seed: int, train_size: int | None) -> None:
-        """Every run of one (model, seed, train size) combination."""
+    def cell(self, model: str, seed: int, train_size: int | None, task: str = DEFAULT_TASK) -> None:
+        """Every run of one (model, seed, train size, task) combination."""
         self.grid = {"model": model, "seed": seed, "train_size": train_size}
+        self.task = self.task_params(task)
         for hrl, lrl in self.pairs():
             self.evaluate(self.train(lrl), "native", (lrl,), lrl)
             self.evaluate(self.train(hrl), "transfer", (hrl,), lrl)
         for lang in self.natives():
             self.evaluate(self.train(lang), "native", (lang,), lang)
+        for target, sources in self.study.transfer.items():
+            for source in map(get_language, sources):
+                self.evaluate(self.train(source), "transfer", (source,), get_language(target))
         for source, target, probe in self.probes():
             self.signals(self.train(source), source, target, probe)
         for target, teachers in self.teacher_sets():
             self.students(teachers, target)
 
+    def task_params(self, task: str) -> dict[str, Any]:
+        """What a document task adds to its runs' params, in place of the NER label map."""
+        base = get_task(task).base
+        if base == "ner":
+            return {}
+        options = {"choices": self.study.choices} if base == "headline" else {"category_map": self.study.category_map}
+        return {"task": task, **options}
+
+    def labels(self) -> dict[str, Any]:
+        """The label params of the current task: NER's label map, or the document task's."""
+        return self.task or {"label_map": self.study.label_map}
+
     def train(self, lang: Language) -> RunSpec:
         params = {
             "lang": self.code(lang),
             "dataset": self.dataset(lang),
-            "label_map": self.study.label_map,
+            **self.labels(),
             **self.grid,
             "training": self.training,
         }
@@ -531,7 +585,7 @@ class _Expansion:
             "source": "+".join(self.code(lang) for lang in sources),
             "target": self.code(target),
             "dataset": self.dataset(target),
-            "label_map": self.study.label_map,
+            **self.labels(),
             **self.grid,
             "volume": volume,
             "split": self.study.evaluation.split,

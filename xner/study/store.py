@@ -439,10 +439,14 @@ class ResultStore:
         return _with_gain(table)
 
     def summary(self) -> "pd.DataFrame":
-        """Mean F1 over seeds per model, kind, source, target, train size and volume, with
-        one column per perturbation (``clean`` first): the table a study ends with."""
+        """Mean F1 (NER) or accuracy (document tasks, with a ``task`` column) over seeds per model,
+        kind, source, target, train size and volume, with one column per perturbation (``clean``
+        first): the table a study ends with."""
         table = self.frame()
         keys = ["model", "kind", "source", "target", "train_size", "volume"]
+        if "task" in table:
+            keys.insert(1, "task")
+            table["f1"] = table["f1"].astype(float).fillna(table["accuracy"].astype(float))
         means = table.groupby([*keys, "perturbation"], dropna=False, sort=False)["f1"].mean().unstack()
         perturbations = sorted(means.columns, key=lambda name: (name != "clean", name))
         means = means[perturbations].round(2).reset_index()

@@ -1,0 +1,51 @@
+"""Report sections of the document tasks: accuracy native vs transfer, clean vs P4/P5, and
+whether the accuracy drop follows the word overlap a perturbation removes.
+
+:func:`xner.report.write_report` gives the NER sections the rows without a ``task`` (or with
+``ner``) and these sections the others (:func:`split_tasks`).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+__all__ = ["document_tables", "split_tasks"]
+
+_KEYS = ["task", "model", "kind", "source", "target", "perturbation"]
+
+
+def split_tasks(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(NER rows, document-task rows)`` of a tidy results table."""
+    if "task" not in frame:
+        return frame, frame.iloc[0:0]
+    document = frame["task"].notna() & (frame["task"].astype(str).str.split(".").str[0] != "ner")
+    return frame.loc[~document].reset_index(drop=True), frame.loc[document].reset_index(drop=True)
+
+
+def document_tables(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Two tables of document-task rows, means over seeds:
+
+    - ``document_accuracy``: per task, model, kind, source, target and perturbation: accuracy
+      and its CI bounds, drop from clean, word overlap before (``overlap_clean``) and after;
+    - ``document_robustness``: per task, kind (native/transfer) and perturbation: mean accuracy,
+      drop and removed overlap over (source, target) pairs, and the Spearman correlation of the
+      drop with the removed overlap across them.
+    """
+    table = frame.assign(removed_overlap=frame["overlap_clean"].astype(float) - frame["overlap"].astype(float))
+    numbers = ["accuracy", "accuracy_lo", "accuracy_hi", "drop", "overlap_clean", "overlap", "removed_overlap"]
+    table[numbers] = table[numbers].astype(float)
+    accuracy = (table.groupby(_KEYS, dropna=False, sort=True)
+                .agg(seeds=("seed", "nunique"), examples=("examples", "max"), max_length=("max_length", "max"),
+                     **{name: (name, "mean") for name in numbers})
+                .reset_index())
+    perturbed = accuracy[accuracy["perturbation"] != "clean"]
+    groups = perturbed.groupby(["task", "kind", "perturbation"], dropna=False, sort=True)
+    robustness = groups.agg(pairs=("target", "size"), accuracy=("accuracy", "mean"), drop=("drop", "mean"),
+                            removed_overlap=("removed_overlap", "mean")).reset_index()
+    robustness["spearman_drop_overlap"] = [
+        group["drop"].corr(group["removed_overlap"], method="spearman") if len(group) >= 3 else float("nan")
+        for _, group in groups
+    ]
+    clean = accuracy[accuracy["perturbation"] == "clean"].groupby(["task", "kind"], sort=True)["accuracy"].mean()
+    robustness["clean_accuracy"] = [clean.get((task, kind)) for task, kind in zip(robustness["task"], robustness["kind"])]
+    return {"document_accuracy": accuracy.round(2), "document_robustness": robustness.round(3)}
