@@ -16,7 +16,7 @@ from xner.errors import XnerError, one_of
 
 __all__ = [
     "DEVICE_VARIABLE", "PRECISIONS", "autocast", "autocast_dtype", "autocast_to", "cpu_flags", "default_device",
-    "inference_precision", "seed_everything", "training_kernels", "use_all_cores",
+    "inference_precision", "kernel_precision", "seed_everything", "training_kernels", "use_all_cores",
 ]
 
 
@@ -114,6 +114,15 @@ def training_kernels(model: nn.Module, device: torch.device, precision: str):
     finally:
         if switch and previous not in (None, "eager"):
             model.set_attn_implementation(previous)
+
+
+def kernel_precision(device: torch.device, precision: str) -> str:
+    """The precision the kernels run in: ``int8``, or autocast's dtype (``auto`` and
+    ``mixed`` resolved as in training) as ``fp32``/``bf16``/``fp16``."""
+    if precision == "int8":
+        return precision
+    dtype = autocast_dtype(device, precision)
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
 
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")

@@ -41,7 +41,7 @@ from xner.models.backbone import Backbone, load_backbone
 from xner.models.checksums import verify_checksums
 from xner.models.batching import epoch_batches, length_batches, pad_batch
 from xner.models.device import (
-    autocast, autocast_dtype, inference_precision, seed_everything, training_kernels,
+    autocast, inference_precision, kernel_precision, seed_everything, training_kernels,
 )
 from xner.models.encoding import EncodedCorpus
 from xner.models.features import FrozenFeatures, frozen_features
@@ -195,7 +195,7 @@ class DocumentModel(FineTuned):
         if self.n_frozen:
             features = frozen_features(self.model, encoded.corpus, self.n_frozen, self._bottom_fingerprint(),
                                        pad_id=pad_id, device=self.device,
-                                       dtype=autocast_dtype(self.device, precision))
+                                       precision=kernel_precision(self.device, precision))
         return _Inputs(encoded, features, pad_id)
 
     def _logits(self, inputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -43,7 +43,7 @@ from xner.models.backbone import Backbone, load_backbone
 from xner.models.batching import epoch_batches, length_batches, pad_batch
 from xner.models.checksums import verify_checksums
 from xner.models.device import (
-    autocast, autocast_dtype, inference_precision, seed_everything, training_kernels,
+    autocast, inference_precision, kernel_precision, seed_everything, training_kernels,
 )
 from xner.models.encoding import EncodedCorpus, encode_corpus
 from xner.models.features import FrozenFeatures, frozen_features
@@ -129,7 +129,7 @@ class Tagger(FineTuned):
         if self.n_frozen and cache:
             features = frozen_features(
                 self.model, encoded, self.n_frozen, self._bottom_fingerprint(),
-                pad_id=self._pad_id, device=self.device, precision=_kernel_precision(self.device, precision),
+                pad_id=self._pad_id, device=self.device, precision=kernel_precision(self.device, precision),
             )
         return _Batches(encoded, features, self._pad_id)
 
@@ -361,15 +361,6 @@ class _Logits(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
-
-
-def _kernel_precision(device: torch.device, precision: str) -> str:
-    """The precision the kernels run in: ``int8``, or autocast's dtype (``auto`` and
-    ``mixed`` resolved as in training) as ``fp32``/``bf16``/``fp16``."""
-    if precision == "int8":
-        return precision
-    dtype = autocast_dtype(device, precision)
-    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
 
 
 def _gather_words(logits, encoded, indices, word_targets, device):
