@@ -25,7 +25,7 @@ Example config::
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -66,12 +66,17 @@ ALL_TARGETS = "*"
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
-def _language(code: str) -> Language:
-    """Registry entry of a code, as a validation error that lists the valid codes."""
+def _validated(check: Callable[..., Any], *args: Any) -> Any:
+    """``check(*args)``, its :class:`XnerError` turned into a validation error used as written."""
     try:
-        return get_language(code)
+        return check(*args)
     except XnerError as err:
         raise fail(str(err)) from None
+
+
+def _language(code: str) -> Language:
+    """Registry entry of a code, as a validation error that lists the valid codes."""
+    return _validated(get_language, code)
 
 
 def _as_list(value: Any) -> Any:
@@ -143,33 +148,21 @@ def _check_perturbation(name: str) -> str:
     """The versioned name (``mask-entity`` -> ``mask-entity.v1``), so ids follow versions."""
     if name == "clean":
         raise fail("clean is always evaluated; list only perturbations")
-    try:
-        return get_perturbation(name).name
-    except XnerError as err:
-        raise fail(str(err)) from None
+    return _validated(get_perturbation, name).name
 
 
 def _check_decoding(name: str) -> str:
     """The versioned name (``viterbi`` -> ``viterbi.v1``), so ids follow versions."""
-    try:
-        return decoding_name(name)
-    except XnerError as err:
-        raise fail(str(err)) from None
+    return _validated(decoding_name, name)
 
 
 def _check_task(name: str) -> str:
     """The versioned task name (``topic`` -> ``topic.v1``)."""
-    try:
-        return get_task(name).name
-    except XnerError as err:
-        raise fail(str(err)) from None
+    return _validated(get_task, name).name
 
 
 def _pool_sources(sources: list[str]) -> list[str]:
-    try:
-        return check_sources(sources)
-    except XnerError as err:
-        raise fail(str(err)) from None
+    return _validated(check_sources, sources)
 
 
 PoolSource = Annotated[str, Field(min_length=1)]
@@ -351,10 +344,7 @@ class Study(Section):
     @field_validator("label_map")
     @classmethod
     def _label_map(cls, value: dict[str, str]) -> dict[str, str]:
-        try:
-            return check_label_map(value, list(value))
-        except XnerError as err:
-            raise fail(str(err)) from None
+        return _validated(check_label_map, value, list(value))
 
     @model_validator(mode="after")
     def _something_to_run(self) -> "Study":
