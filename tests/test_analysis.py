@@ -349,6 +349,27 @@ def test_uriel_distances_offline():
     assert table.loc[("en+nl", "af")].isna().all()  # a teacher set has no single distance
 
 
+@pytest.mark.slow
+def test_uriel_vectors_are_read_from_the_cache_by_a_later_process(tmp_path, monkeypatch):
+    from xner import typology
+
+    monkeypatch.setenv("XNER_CACHE", str(tmp_path))
+    typology._vectors.cache_clear()
+    first = typology.uriel_distance("spa", "cat", ("syntax_knn",))
+    assert len(list((tmp_path / "uriel").glob("*.npz"))) == 1
+    # a new process: nothing in memory, and lang2vec is not asked again
+    typology._vectors.cache_clear()
+    monkeypatch.setattr(typology, "_lang2vec", lambda: pytest.fail("lang2vec read again despite the cache"))
+    assert typology.uriel_distance("spa", "cat", ("syntax_knn",)) == first
+    # a damaged entry is recomputed, not trusted
+    typology._vectors.cache_clear()
+    monkeypatch.undo()
+    monkeypatch.setenv("XNER_CACHE", str(tmp_path))
+    next((tmp_path / "uriel").glob("*.npz")).write_bytes(b"not an npz")
+    assert typology.uriel_distance("spa", "cat", ("syntax_knn",)) == first
+    typology._vectors.cache_clear()
+
+
 def test_uriel_distance_kind_checked():
     with pytest.raises(XnerError, match="featural, genetic, geographic, inventory, phonological, syntactic"):
         uriel_distances([("es", "ca")], kinds=("lexical",))

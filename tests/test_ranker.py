@@ -3,6 +3,7 @@ ranker file, teacher signals from a store, and `recommend` on a toy data root.""
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -177,10 +178,53 @@ def test_recommend_ranks_the_candidates_of_a_toy_root(data_root):
         recommend("nl", ranker=ranker, data_dir=data_root)
 
 
+def test_pair_features_from_profiles_equal_the_direct_overlaps(data_root):
+    from xner.data import load_split
+    from xner.metrics import subword_overlap
+    from xner.models.backbone import load_backbone
+    from xner.transfer_features import SourceProfile, pair_features, word_overlap
+
+    tokenizer = load_backbone("tiny").tokenizer
+    source, target = load_split("de", "train", data_dir=data_root), load_split("nl", "test", data_dir=data_root)
+    profile = SourceProfile.of(source, tokenizer)
+    assert SourceProfile.from_json(json.loads(json.dumps(profile.to_json()))) == profile
+    [row] = pair_features({"de": profile}, "nl", target, tokenizer=tokenizer).to_dict("records")
+    assert row["word_overlap"] == pytest.approx(word_overlap(source, target))
+    assert row["subword_overlap"] == pytest.approx(subword_overlap(source, target, tokenizer)["subword_overlap_tokens"])
+    assert row["source_train_log10"] == pytest.approx(np.log10(len(source)))
+    without_tokenizer = pair_features({"de": SourceProfile.of(source)}, "nl", target)
+    assert without_tokenizer["subword_overlap"].isna().all()
+
+
+@pytest.mark.slow
+def test_recommend_profiles_a_source_once_until_its_file_changes(data_root, tmp_path, monkeypatch):
+    from xner.recommend import recommend
+    from xner.transfer_features import SourceProfile
+
+    monkeypatch.setenv("XNER_CACHE", str(tmp_path / "cache"))
+    profiled = []
+    original = SourceProfile.of.__func__
+    monkeypatch.setattr(SourceProfile, "of", classmethod(lambda cls, s, *a: profiled.append(len(s)) or original(cls, s, *a)))
+    ranker = train_ranker(synthetic_pairs(), DATA_FEATURES, trained_on={
+        "datasets": {"de": "wikiann", "swa": "masakhaner2"}, "label_map": {"DATE": "O"}, "model": "tiny"})
+    first = recommend("nl", dataset="wikiann", ranker=ranker, data_dir=data_root)
+    assert len(profiled) == 2
+    assert recommend("nl", dataset="wikiann", ranker=ranker, data_dir=data_root).equals(first) and len(profiled) == 2
+    # new train text is a new profile: the cache follows the file's content
+    train = data_root / "wikiann" / "de" / "train.conllu"
+    lines = train.read_text(encoding="utf-8").split("\n\n")
+    train.write_text("\n\n".join(lines[: len(lines) // 2]) + "\n\n", encoding="utf-8")
+    changed = recommend("nl", dataset="wikiann", ranker=ranker, data_dir=data_root).set_index("source")
+    assert len(profiled) == 3 and changed.loc["de", "source_train_log10"] < first.set_index("source").loc["de", "source_train_log10"]
+    # a damaged cache entry is recomputed
+    for entry in (tmp_path / "cache" / "source-profiles").glob("*.json"):
+        entry.write_text("{broken", encoding="utf-8")
+    recommend("nl", dataset="wikiann", ranker=ranker, data_dir=data_root)
+    assert len(profiled) == 5
+
+
 @pytest.mark.slow
 def test_the_shipped_ranker_recommends_teachers_for_kin_on_the_real_data(real_data):
-    import json
-
     from typer.testing import CliRunner
 
     from xner.cli import app

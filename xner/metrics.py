@@ -32,6 +32,7 @@ __all__ = [
     "entity_overlap",
     "entity_scores",
     "pair_overlap",
+    "subword_ids",
     "subword_overlap",
 ]
 
@@ -233,9 +234,10 @@ def entity_overlap(
     }
 
 
-def _subword_ids(
+def subword_ids(
     sentences: Sequence[Sentence], tokenizer, normalize: Callable[[str], str] | None
 ) -> list[int]:
+    """The model's subword ids of every word of ``sentences``, in running order."""
     words = [[normalize(t) for t in s.tokens] if normalize else list(s.tokens) for s in sentences if s.tokens]
     if not words:
         return []
@@ -264,8 +266,8 @@ def subword_overlap(
         ``subword_overlap_tokens`` (running target pieces whose id occurs in the
         source) and ``subword_overlap_types`` (distinct target pieces that do).
     """
-    source_vocab = set(_subword_ids(source_sentences, tokenizer, normalize))
-    target = Counter(_subword_ids(target_sentences, tokenizer, normalize))
+    source_vocab = set(subword_ids(source_sentences, tokenizer, normalize))
+    target = Counter(subword_ids(target_sentences, tokenizer, normalize))
     seen = [piece for piece in target if piece in source_vocab]
     return {
         "subword_overlap_tokens": _share(sum(target[p] for p in seen), sum(target.values())),

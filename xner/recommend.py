@@ -6,6 +6,8 @@ and build the ranker's training table from a measured transfer matrix.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +17,11 @@ import pandas as pd
 from xner.data.corpus import Sentence
 from xner.data.sampling import nested_subset
 from xner.errors import XnerError
+from xner.io import atomic_write
+from xner.paths import cache_dir
 from xner.pipeline import DataSpec
 from xner.ranker import DATA_FEATURES, SHIPPED_RANKER, Ranker, signals_table, train_ranker, transfer_matrix
-from xner.transfer_features import pair_features
+from xner.transfer_features import SourceProfile, pair_features
 
 __all__ = ["TARGET_SAMPLE", "MeasuredMatrix", "ranking_pairs", "recommend", "train_ranker_from", "write_ranker_tables"]
 
@@ -25,25 +29,59 @@ TARGET_SAMPLE = 1000
 """Unlabeled target sentences the overlap features are measured on (a seeded sample)."""
 
 
-def _tokenizer(model: str | None):
+PROFILE_VERSION = 1
+"""Bump when :class:`SourceProfile` changes meaning: cached profiles of older versions are ignored."""
+
+
+def _backbone(model: str | None):
     if model is None:
-        return None, None
+        return None
     from xner.models.backbone import load_backbone
 
-    backbone = load_backbone(model)
-    return backbone.tokenizer, backbone.normalize
+    return load_backbone(model)
 
 
-def _source_text(datasets: Mapping[str, str], label_map: Mapping[str, str], data_dir) -> dict[str, list[Sentence]]:
-    """Each candidate source's labelled train split (under the label map the matrix used)."""
+def _source_profiles(datasets: Mapping[str, str], label_map: Mapping[str, str], data_dir,
+                     backbone) -> dict[str, SourceProfile]:
+    """Each candidate source's labelled train split (under the matrix's label map), profiled."""
     from xner.data import dataset_labels
     from xner.data.labels import entity_types
 
-    text = {}
+    profiles = {}
     for source, dataset in datasets.items():
         types = set(entity_types(dataset_labels(dataset)))
-        text[source] = DataSpec(dataset, data_dir, {k: v for k, v in label_map.items() if k in types}).split(source, "train")
-    return text
+        data = DataSpec(dataset, data_dir, {k: v for k, v in label_map.items() if k in types})
+        profiles[source] = _cached_profile(data, source, backbone)
+    return profiles
+
+
+def _cached_profile(data: DataSpec, source: str, backbone) -> SourceProfile:
+    """A source's profile from ``$XNER_CACHE/source-profiles``, keyed by the split file's
+    content, the label map and the tokenizer; computed and stored on a miss (hub data: always
+    computed). Profiling tokenizes a whole train split, seconds per candidate; a hit is a read."""
+    from xner.data.datasets import find_split
+
+    def compute() -> SourceProfile:
+        return SourceProfile.of(data.split(source, "train"), *(
+            (backbone.tokenizer, backbone.normalize) if backbone is not None else ()))
+
+    path = find_split(source, "train", data.dataset, data.data_dir)
+    if path is None:
+        return compute()
+    with open(path, "rb") as handle:
+        content = hashlib.file_digest(handle, "sha256").hexdigest()
+    identity = json.dumps([PROFILE_VERSION, content, source, dict(sorted(data.label_map.items())),
+                           None if backbone is None else backbone.fingerprint])
+    cached = cache_dir() / "source-profiles" / f"{hashlib.sha256(identity.encode()).hexdigest()[:32]}.json"
+    if cached.is_file():
+        try:
+            return SourceProfile.from_json(json.loads(cached.read_text()))
+        except (ValueError, KeyError, TypeError):
+            pass  # a damaged cache entry is recomputed and replaced
+    profile = compute()
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(cached, json.dumps(profile.to_json()))
+    return profile
 
 
 def _target_text(target: str, dataset: str | None, unlabeled: str | Path | None, data_dir) -> list[Sentence]:
@@ -61,11 +99,11 @@ def _target_text(target: str, dataset: str | None, unlabeled: str | Path | None,
     return [s.unlabeled() for s in nested_subset(sentences, min(TARGET_SAMPLE, len(sentences)), seed=0)]
 
 
-def _features(target: str, target_text: list[Sentence], datasets: Mapping[str, str], label_map: Mapping[str, str],
-              data_dir, model: str | None) -> pd.DataFrame:
-    tokenizer, normalize = _tokenizer(model)
-    sources = _source_text({s: d for s, d in datasets.items() if s != target}, label_map, data_dir)
-    return pair_features(sources, target, target_text, tokenizer=tokenizer, normalize=normalize)
+def _features(target: str, target_text: list[Sentence], profiles: Mapping[str, SourceProfile],
+              backbone) -> pd.DataFrame:
+    candidates = {source: profile for source, profile in profiles.items() if source != target}
+    return pair_features(candidates, target, target_text, **(
+        {"tokenizer": backbone.tokenizer, "normalize": backbone.normalize} if backbone is not None else {}))
 
 
 @dataclass
@@ -123,13 +161,15 @@ def ranking_pairs(measured: MeasuredMatrix, *, data_dir=None) -> pd.DataFrame:
     if matrix.empty:
         raise XnerError(f"{measured.name}: no zero-shot transfer results to learn a ranker from")
     targets = dict(measured.frame[["target", "dataset"]].drop_duplicates().itertuples(index=False))
+    backbone = _backbone(measured.model)
+    profiles = _source_profiles({s: measured.datasets[s] for s in sorted(set(matrix["source"]))},
+                                measured.label_map, data_dir, backbone)
     tables = []
     for target, dataset in sorted(targets.items()):
         candidates = sorted(matrix.loc[matrix["target"] == target, "source"])
         if candidates:
             text = _target_text(target, dataset, None, data_dir)
-            datasets = {s: measured.datasets[s] for s in candidates}
-            tables.append(_features(target, text, datasets, measured.label_map, data_dir, measured.model))
+            tables.append(_features(target, text, {s: profiles[s] for s in candidates}, backbone))
     features = pd.concat(tables, ignore_index=True)
     return matrix.merge(features, on=["source", "target"], how="left").merge(
         measured.signals, on=["source", "target"], how="left")
@@ -186,7 +226,9 @@ def recommend(
         raise XnerError(f"recommend: no dataset known for candidate(s) {unknown}; the ranker knows {sorted(known)}")
     label_map = ranker.trained_on.get("label_map") or {}
     text = _target_text(target, dataset, unlabeled, data_dir)
-    table = _features(target, text, {c: known[c] for c in chosen}, label_map, data_dir, ranker.trained_on.get("model"))
+    backbone = _backbone(ranker.trained_on.get("model"))
+    profiles = _source_profiles({c: known[c] for c in chosen if c != target}, label_map, data_dir, backbone)
+    table = _features(target, text, profiles, backbone)
     ranked = ranker.recommend(table)
     return ranked[["rank", "source", "predicted_f1", "predicted_lo", "predicted_hi", *DATA_FEATURES]]
 

@@ -20,16 +20,17 @@ Per pair:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 
 from xner.data.corpus import Sentence
 from xner.languages import get_language
-from xner.metrics import subword_overlap
+from xner.metrics import subword_ids
 from xner.teacher_signals import entity_rate
 
-__all__ = ["DATA_FEATURES", "pair_features", "word_overlap"]
+__all__ = ["DATA_FEATURES", "SourceProfile", "pair_features", "word_overlap"]
 
 DATA_FEATURES: tuple[str, ...] = (
     "uriel_genetic", "uriel_geographic", "uriel_syntactic", "uriel_phonological", "uriel_inventory",
@@ -41,9 +42,50 @@ DATA_FEATURES: tuple[str, ...] = (
 
 def word_overlap(source: Sequence[Sentence], target: Sequence[Sentence]) -> float:
     """Share (0-100) of the target's running words whose casefolded form the source has."""
-    vocabulary = {token.casefold() for sentence in source for token in sentence.tokens}
-    words = [token.casefold() for sentence in target for token in sentence.tokens]
-    return 100.0 * sum(word in vocabulary for word in words) / len(words) if words else float("nan")
+    return _running_share(_words(source), _words(target))
+
+
+def _words(sentences: Sequence[Sentence]) -> list[str]:
+    return [token.casefold() for sentence in sentences for token in sentence.tokens]
+
+
+def _running_share(vocabulary: Collection, running: Sequence) -> float:
+    vocabulary = vocabulary if isinstance(vocabulary, (set, frozenset)) else set(vocabulary)
+    return 100.0 * sum(item in vocabulary for item in running) / len(running) if running else float("nan")
+
+
+@dataclass(frozen=True)
+class SourceProfile:
+    """What the pair features need of a source's labelled train text: its size, entity density,
+    word and subword vocabularies. A candidate's text is read and tokenized once into this
+    (``xner recommend`` keeps it on disk), not once per target.
+
+    >>> SourceProfile.of([Sentence(("Kano", "ya"), ("B-LOC", "O"))]).entity_density
+    50.0
+    """
+
+    sentences: int
+    entity_density: float
+    words: frozenset[str]
+    subwords: frozenset[int] | None = None
+
+    @classmethod
+    def of(cls, sentences: Sequence[Sentence], tokenizer=None,
+           normalize: Callable[[str], str] | None = None) -> "SourceProfile":
+        """Profile labelled sentences; subwords only with the model's ``tokenizer``."""
+        subwords = frozenset(subword_ids(sentences, tokenizer, normalize)) if tokenizer is not None else None
+        return cls(len(sentences), entity_rate([s.tags for s in sentences if s.tags is not None]),
+                   frozenset(_words(sentences)), subwords)
+
+    def to_json(self) -> dict:
+        return {"sentences": self.sentences, "entity_density": self.entity_density, "words": sorted(self.words),
+                "subwords": None if self.subwords is None else sorted(self.subwords)}
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> "SourceProfile":
+        subwords = data["subwords"]
+        return cls(int(data["sentences"]), float(data["entity_density"]), frozenset(data["words"]),
+                   None if subwords is None else frozenset(subwords))
 
 
 def _same_script(source: str, target: str) -> float:
@@ -51,7 +93,7 @@ def _same_script(source: str, target: str) -> float:
 
 
 def pair_features(
-    sources: Mapping[str, Sequence[Sentence]],
+    sources: Mapping[str, SourceProfile],
     target: str,
     target_text: Sequence[Sentence],
     *,
@@ -61,7 +103,8 @@ def pair_features(
     """One row of :data:`DATA_FEATURES` per candidate source for one target.
 
     Args:
-        sources: each candidate source's code -> its labelled train sentences.
+        sources: each candidate source's code -> the profile of its labelled train text
+            (:meth:`SourceProfile.of`, with the same tokenizer).
         target: the target's code.
         target_text: unlabeled target sentences (labels, if any, are not used).
         tokenizer, normalize: the model's fast tokenizer and normalisation for
@@ -73,17 +116,19 @@ def pair_features(
     from xner.analysis import URIEL_FEATURES, uriel_distances
 
     distances = uriel_distances([(source, target) for source in sources], kinds=tuple(URIEL_FEATURES))
+    target_words = _words(target_text)
+    target_subwords = subword_ids(target_text, tokenizer, normalize) if tokenizer is not None else None
     rows = []
-    for source, sentences in sources.items():
-        subwords = (subword_overlap(sentences, target_text, tokenizer, normalize)["subword_overlap_tokens"]
-                    if tokenizer is not None else float("nan"))
+    for source, profile in sources.items():
+        subwords = (_running_share(profile.subwords, target_subwords)
+                    if target_subwords is not None and profile.subwords is not None else float("nan"))
         rows.append({
             "source": source,
             "target": target,
-            "word_overlap": word_overlap(sentences, target_text),
+            "word_overlap": _running_share(profile.words, target_words),
             "subword_overlap": subwords,
-            "source_train_log10": math.log10(max(len(sentences), 1)),
-            "source_entity_density": entity_rate([s.tags for s in sentences if s.tags is not None]),
+            "source_train_log10": math.log10(max(profile.sentences, 1)),
+            "source_entity_density": profile.entity_density,
             "same_script": _same_script(source, target),
         })
     table = pd.DataFrame(rows).merge(distances, on=["source", "target"], how="left")

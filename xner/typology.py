@@ -10,7 +10,11 @@ closest listed relative (English).
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib
+import importlib.metadata
+import io
+import json
 import sys
 import warnings
 from collections.abc import Sequence
@@ -20,6 +24,8 @@ import numpy as np
 from scipy.spatial.distance import cosine
 
 from xner.errors import XnerError
+from xner.io import atomic_write
+from xner.paths import cache_dir
 
 __all__ = ["URIEL_ALIASES", "uriel_distance"]
 
@@ -51,13 +57,28 @@ def _known() -> frozenset[str]:
 
 @functools.cache
 def _vectors(feature_set: str) -> dict[str, np.ndarray]:
-    """Vectors of every registry language for one feature set, in one lang2vec call
-    (each call re-reads its database: ``fam`` costs seconds per call, not per language)."""
+    """Vectors of every registry language for one feature set, in one lang2vec call (each
+    call re-reads its whole database, seconds per feature set), kept in ``$XNER_CACHE/uriel``
+    so that later processes (``xner recommend``) read a small file instead."""
     from xner.languages import LANGUAGES
 
-    codes = sorted({URIEL_ALIASES.get(lang.iso3, lang.iso3) for lang in LANGUAGES} & _known())
+    registry = sorted({URIEL_ALIASES.get(lang.iso3, lang.iso3) for lang in LANGUAGES})
+    identity = json.dumps([importlib.metadata.version("lang2vec"), feature_set, registry])
+    cached = cache_dir() / "uriel" / f"{hashlib.sha256(identity.encode()).hexdigest()[:32]}.npz"
+    if cached.is_file():
+        try:
+            with np.load(cached) as stored:
+                return {code: stored[code] for code in stored.files}
+        except (OSError, ValueError, KeyError):
+            pass  # a damaged cache entry is recomputed and replaced
+    codes = [code for code in registry if code in _known()]
     table = _lang2vec().get_features(codes, feature_set)
-    return {code: np.asarray(table[code], dtype=float) for code in codes}
+    vectors = {code: np.asarray(table[code], dtype=float) for code in codes}
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    np.savez(buffer, **vectors)
+    atomic_write(cached, buffer.getvalue())
+    return vectors
 
 
 def _vector(iso3: str, feature_set: str) -> np.ndarray:
