@@ -67,6 +67,45 @@ def test_leave_one_target_out_learns_what_the_baselines_miss():
     assert mean.loc["ridge (data features only)", "regret"] < mean.loc["largest subword overlap", "regret"]
 
 
+def test_leave_one_target_out_names_the_runner_up():
+    pairs = synthetic_pairs()
+    results = leave_one_target_out(pairs).set_index(["method", "target"])
+    for target in TARGETS:
+        by_overlap = pairs[pairs["target"] == target].nlargest(2, "subword_overlap")["source"].tolist()
+        assert results.loc[("largest subword overlap", target), ["recommended", "second"]].tolist() == by_overlap
+
+
+def student_rows(target: str, source: str, f1s: dict[int, tuple[float, float]]) -> list[dict]:
+    """Per seed: the volume-0 teacher baseline and a student at 2,000 sentences, F1 +- 1."""
+    return [{"kind": "student", "model": "embedded", "genus": "Bantu", "source": source, "target": target,
+             "volume": volume, "seed": seed, "perturbation": "clean", "f1": f1, "f1_lo": f1 - 1, "f1_hi": f1 + 1,
+             "teacher_f1": np.nan, "gain": np.nan}
+            for seed, (teacher, student) in f1s.items() for volume, f1 in ((0, teacher), (2000, student))]
+
+
+def test_ensemble_experiment_pairs_the_top2_set_with_the_top1_by_seed():
+    from xner.recommend import ENSEMBLE_METHOD, ensemble_experiment
+
+    per_target = pd.DataFrame([
+        {"method": ENSEMBLE_METHOD, "target": "kin", "recommended": "swa", "second": "xho"},
+        {"method": ENSEMBLE_METHOD, "target": "zul", "recommended": "xho", "second": "swa"},
+        {"method": ENSEMBLE_METHOD, "target": "ewe", "recommended": "twi", "second": "fon"},  # not measured
+        {"method": "always English", "target": "kin", "recommended": "en", "second": "swa"},
+    ])
+    frame = pd.DataFrame(
+        student_rows("kin", "swa", {1: (50, 52), 2: (50, 54)}) + student_rows("kin", "xho+swa", {1: (55, 56), 2: (55, 58)})
+        + student_rows("zul", "xho", {1: (60, 61), 2: (60, 61)}) + student_rows("zul", "swa+xho", {1: (58, 60), 2: (58, 60)})
+        + student_rows("kin", "en", {1: (30, 33), 2: (30, 33)}))
+    table = ensemble_experiment(frame, per_target).set_index("target")
+    assert list(table.index) == ["kin", "zul", "mean"]
+    assert table.loc["kin", ["top1", "ensemble"]].tolist() == ["swa", "xho+swa"]
+    assert table.loc["kin", "teacher_diff"] == pytest.approx(5.0) and table.loc["kin", "full_diff"] == pytest.approx(4.0)
+    assert table.loc["zul", "full_diff"] == pytest.approx(-1.0)
+    assert table.loc["mean", "full_diff"] == pytest.approx(1.5) and table.loc["mean", "n_targets"] == 2
+    assert table.loc["mean", "full_diff_lo"] < 1.5 < table.loc["mean", "full_diff_hi"]
+    assert ensemble_experiment(frame[frame["target"] == "ewe"], per_target).empty
+
+
 def test_leave_one_target_out_needs_three_targets():
     pairs = synthetic_pairs().query("target in ['kin', 'xho']")
     with pytest.raises(XnerError, match="at least 3 targets, got 2"):

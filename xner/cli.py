@@ -572,7 +572,7 @@ def train_ranker_command(
     typer.echo(f"wrote {out}: {len(pairs)} pairs, {len(set(pairs['target']))} targets, "
                f"interval +-{ranker.half_width:.1f} F1")
     if tables:
-        quality = write_ranker_tables(pairs, tables)["ranker_quality"]
+        quality = write_ranker_tables(pairs, tables, measured.frame)["ranker_quality"]
         typer.echo(quality[["method", "n_targets", "ndcg", "top1", "regret"]].round(2).to_string(index=False))
         typer.echo(f"wrote {tables}")
 

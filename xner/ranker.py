@@ -283,8 +283,8 @@ def leave_one_target_out(pairs: pd.DataFrame, methods: Mapping[str, Scorer] = ME
         methods: name -> scorer (:data:`METHODS`).
 
     Returns:
-        One row per (method, target): ``method, target, recommended, predicted_f1`` (ridge
-        methods) and :func:`ranking_metrics`.
+        One row per (method, target): ``method, target, recommended, second`` (the runner-up),
+        ``predicted_f1`` (ridge methods) and :func:`ranking_metrics`.
     """
     if pairs["target"].nunique() < _MIN_TARGETS:
         raise XnerError(f"leave-one-target-out needs pairs of at least {_MIN_TARGETS} targets, "
@@ -297,9 +297,10 @@ def leave_one_target_out(pairs: pd.DataFrame, methods: Mapping[str, Scorer] = ME
         for name, scorer in methods.items():
             scores = np.asarray(scorer(train, candidates), dtype=float)
             metrics = ranking_metrics(candidates["f1"], scores)
-            recommended = candidates["source"].iloc[int(np.argmax(scores))]
+            order = np.argsort(-scores, kind="stable")
             rows.append({"method": name, "target": target, "n_candidates": len(candidates),
-                         "recommended": recommended, **metrics,
+                         "recommended": candidates["source"].iloc[order[0]],
+                         "second": candidates["source"].iloc[order[1]], **metrics,
                          "predicted_f1": float(scores.max()) if name.startswith("ridge") else math.nan})
     return pd.DataFrame(rows)
 

@@ -23,7 +23,8 @@ from xner.pipeline import DataSpec
 from xner.ranker import DATA_FEATURES, SHIPPED_RANKER, Ranker, signals_table, train_ranker, transfer_matrix
 from xner.transfer_features import SourceProfile, pair_features
 
-__all__ = ["TARGET_SAMPLE", "MeasuredMatrix", "ranking_pairs", "recommend", "train_ranker_from", "write_ranker_tables"]
+__all__ = ["ENSEMBLE_METHOD", "TARGET_SAMPLE", "MeasuredMatrix", "ensemble_experiment", "ranking_pairs", "recommend",
+           "train_ranker_from", "write_ranker_tables"]
 
 TARGET_SAMPLE = 1000
 """Unlabeled target sentences the overlap features are measured on (a seeded sample)."""
@@ -233,15 +234,63 @@ def recommend(
     return ranked[["rank", "source", "predicted_f1", "predicted_lo", "predicted_hi", *DATA_FEATURES]]
 
 
-def write_ranker_tables(pairs: pd.DataFrame, out_dir: str | Path) -> dict[str, pd.DataFrame]:
+ENSEMBLE_METHOD = "ridge (data features only)"
+"""Whose recommendations the ensemble experiment follows: the shipped ranker's kind."""
+
+
+def ensemble_experiment(frame: pd.DataFrame, per_target: pd.DataFrame, method: str = ENSEMBLE_METHOD) -> pd.DataFrame:
+    """Does a student of the top-2 recommended teachers beat a student of the top-1?
+
+    For each target where ``frame`` has students (and the volume-0 teacher baseline) of both
+    the top-1 source ``method`` recommended in leave-one-target-out and of the set "top-1 +
+    top-2" (in either order), :func:`xner.analysis.teacher_comparison` with the top-1 as the
+    reference: zero-shot F1 of the top-1 teacher and of the two teachers' ensemble, their
+    students' F1 at the largest common volume and the difference paired by seed (CI over
+    seeds); a last row ``target = "mean"`` averages the targets with a bootstrap CI over them.
+
+    Returns:
+        ``target, top1, ensemble`` and the comparison's columns; empty when no target has both.
+    """
+    from xner.analysis import _mean_ci, teacher_comparison
+
+    rows = []
+    students = frame[frame["kind"] == "student"]
+    for pick in per_target[per_target["method"] == method].itertuples():
+        wanted = {pick.recommended, pick.second}
+        mine = students[students["target"] == pick.target]
+        sets = [s for s in mine["source"].unique() if "+" in s and set(s.split("+")) == wanted]
+        if not sets or not (mine["source"] == pick.recommended).any():
+            continue
+        subset = mine[mine["source"].isin([pick.recommended, sets[0]])]
+        compared = teacher_comparison(subset, reference=pick.recommended)
+        rows += [{"target": pick.target, "top1": pick.recommended, "ensemble": sets[0], **row}
+                 for row in compared.drop(columns=["target", "source", "reference"]).to_dict("records")]
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    ci = _mean_ci(table["full_diff"], table["full_diff_lo"], table["full_diff_hi"], n_resamples=2000, seed=0,
+                  confidence=0.95)
+    mean = table.drop(columns=["target", "top1", "ensemble", "model", "genus"]).mean(numeric_only=True).to_dict()
+    mean |= {"target": "mean", "top1": "", "ensemble": "", "model": table["model"].iloc[0], "genus": "",
+             "n_targets": len(table), "full_diff": ci["mean"], "full_diff_lo": ci["lo"], "full_diff_hi": ci["hi"]}
+    return pd.concat([table, pd.DataFrame([mean])], ignore_index=True)
+
+
+def write_ranker_tables(pairs: pd.DataFrame, out_dir: str | Path,
+                        frame: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """The evidence behind a ranker, as CSV tables in ``out_dir``: ``pairs.csv`` (measured F1
     and features per pair), ``feature_correlations.csv``, ``ranker_by_target.csv`` (each
-    method's recommendation per held-out target) and ``ranker_quality.csv`` (means with CIs)."""
+    method's recommendation per held-out target), ``ranker_quality.csv`` (means with CIs) and,
+    where ``frame`` (the results) has students of the recommended teachers,
+    ``ensemble.csv`` (:func:`ensemble_experiment`)."""
     from xner.ranker import feature_correlations, leave_one_target_out, quality_summary
 
     per_target = leave_one_target_out(pairs)
     tables = {"pairs": pairs, "feature_correlations": feature_correlations(pairs),
               "ranker_by_target": per_target, "ranker_quality": quality_summary(per_target)}
+    ensemble = ensemble_experiment(frame, per_target) if frame is not None else pd.DataFrame()
+    if not ensemble.empty:
+        tables["ensemble"] = ensemble
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():
