@@ -237,3 +237,9 @@ def test_a_matrix_study_gets_its_heatmap_ordered_by_family(tmp_path):
     assert len(matrix) == 5 * 4 and set(matrix["n_seeds"]) == {2}
     assert matrix.set_index(["source", "target"]).loc[("en", "swa"), "f1"] == pytest.approx(50 + 4 + 1.5)
     assert (tmp_path / "report" / "figures" / "transfer_matrix_heatmap.png").stat().st_size > 0
+    # targets of two datasets: one heatmap each (WikiANN sources never met MasakhaNER targets)
+    wikiann = [{**row, "dataset": "wikiann", "source": row["source"].replace("yor", "de"),
+                "target": row["target"].replace("yor", "de")} for row in rows if row["target"] == "yor"]
+    write_report(pd.DataFrame(rows + wikiann), tmp_path / "two", n_resamples=100)
+    assert sorted(p.name for p in (tmp_path / "two" / "figures").glob("transfer_matrix_heatmap*.png")) == [
+        "transfer_matrix_heatmap_d.png", "transfer_matrix_heatmap_wikiann.png"]

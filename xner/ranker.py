@@ -67,14 +67,16 @@ def transfer_matrix(frame: pd.DataFrame) -> pd.DataFrame:
         frame: a store's tidy table (:meth:`xner.study.ResultStore.frame`).
 
     Returns:
-        ``model, source, target, kind, f1`` (mean over seeds), ``f1_lo, f1_hi`` (mean of the
+        ``model, dataset`` (the target's), ``source, target, kind, f1`` (mean over seeds), ``f1_lo, f1_hi`` (mean of the
         seeds' test-set bootstrap bounds), ``f1_min, f1_max`` (seed spread), ``n_seeds``, and
         the mean of every ``f1_<decoding>`` column the table has.
     """
     rows = frame[frame["kind"].isin(["transfer", "native"]) & (frame["perturbation"] == "clean")]
     decodings = [c for c in rows.columns if c.startswith("f1_") and not c.endswith(("_lo", "_hi"))]
     rows = rows.assign(**{c: pd.to_numeric(rows[c], errors="coerce") for c in ("f1", "f1_lo", "f1_hi", *decodings)})
-    grouped = rows.groupby(["model", "source", "target", "kind"], as_index=False)
+    if "dataset" not in rows:  # a hand-made table
+        rows = rows.assign(dataset="")
+    grouped = rows.groupby(["model", "dataset", "source", "target", "kind"], as_index=False)
     table = grouped.agg(f1=("f1", "mean"), f1_lo=("f1_lo", "mean"), f1_hi=("f1_hi", "mean"), f1_min=("f1", "min"),
                         f1_max=("f1", "max"), n_seeds=("f1", "size"), **{c: (c, "mean") for c in decodings})
     return table.sort_values(["model", "target", "source"]).reset_index(drop=True)

@@ -355,7 +355,8 @@ def matrix_figure(matrix: pd.DataFrame) -> Figure:
     family and genus, so that blocks of related languages show."""
     sources, targets = _family_order(matrix["source"]), _family_order(matrix["target"])
     grid = matrix.pivot_table(index="source", columns="target", values="f1").reindex(index=sources, columns=targets)
-    figure = Figure(figsize=(1.2 + 0.42 * len(targets), 1.0 + 0.38 * len(sources)), layout="constrained")
+    figure = Figure(figsize=(max(4.5, 2.4 + 0.42 * len(targets)), max(3.5, 1.6 + 0.38 * len(sources))),
+                    layout="constrained")
     ax = figure.subplots()
     image = ax.imshow(grid.to_numpy(), cmap="viridis", aspect="auto")
     ax.set_xticks(range(len(targets)), [f"{t} ({get_language(t).genus})" for t in targets], rotation=60, ha="right")
@@ -469,9 +470,17 @@ def _matrix_sections(df: pd.DataFrame) -> list[Section]:
         seeds=[f"{_num(lo, 1)}-{_num(hi, 1)}" for lo, hi in zip(matrix["f1_min"], matrix["f1_max"])])
     return [Section("transfer_matrix", "Zero-shot F1 per source and target (mean over seeds; CI: test set)",
                     table=matrix, display=display),
-            *(Section(f"transfer_matrix_heatmap_{model}" if matrix["model"].nunique() > 1 else "transfer_matrix_heatmap",
-                      "Transfer matrix, ordered by family", figure=matrix_figure(group))
-              for model, group in matrix.groupby("model", sort=True))]
+            *(Section(_heatmap_name(matrix, model, dataset), f"Transfer matrix on {dataset or 'the targets'}, "
+                      "ordered by family", figure=matrix_figure(group))
+              for (model, dataset), group in matrix.groupby(["model", "dataset"], sort=True))]
+
+
+def _heatmap_name(matrix: pd.DataFrame, model: str, dataset: str) -> str:
+    """``transfer_matrix_heatmap``, suffixed by the model and the targets' dataset where the
+    matrix has several (one heatmap per model and dataset: sources cross datasets only where
+    a study measured them)."""
+    parts = [part for part, column in ((model, "model"), (dataset, "dataset")) if matrix[column].nunique() > 1]
+    return "_".join(["transfer_matrix_heatmap", *parts])
 
 
 def _sensitivity_sections(df: pd.DataFrame, options: Mapping[str, int]) -> list[Section]:
