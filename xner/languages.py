@@ -18,7 +18,8 @@ Families follow the XTREME/WALS convention (family, then genus), e.g. Indo-Europ
 Niger-Congo/Bantu; the two Gbe languages (Ewe, Fon) are grouped under Kwa. Scripts are ISO
 15924 codes (``Latn``, ``Cyrl``, ``Arab``, ``Deva``...). Resource level is the number of
 training sentences per dataset: ``wikiann_train`` is the train-split size of the Rahimi et al.
-(2019) balanced splits (= Hugging Face ``unimelb-nlp/wikiann``, = XTREME PAN-X), and
+(2019) balanced splits (= Hugging Face ``unimelb-nlp/wikiann``, = XTREME PAN-X; checked against
+that dataset card's split table: am, ig, ln, rw, so, yo 100, sw 1,000; om, rn and ti absent), and
 ``masakhaner_train`` the MasakhaNER 2.0 train size; ``None`` where the dataset lacks the language.
 
 >>> get_language("swa").iso1, get_language("sw").masakhaner_train
