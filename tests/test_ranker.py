@@ -122,9 +122,10 @@ def test_quality_summary_has_a_ci_over_targets():
 
 
 def test_feature_correlations_find_the_signal():
-    from xner.ranker import feature_correlations
+    from xner.analysis import feature_correlations
+    from xner.ranker import SIGNAL_FEATURES
 
-    table = feature_correlations(synthetic_pairs(), n_resamples=200).set_index("feature")
+    table = feature_correlations(synthetic_pairs(), (*DATA_FEATURES, *SIGNAL_FEATURES), n_resamples=200).set_index("feature")
     assert table.loc["uriel_featural", "pearson"] < -0.3 and table.loc["uriel_featural", "pearson_hi"] < 0
     assert "teacher_confidence" not in table.index  # not measured: not reported
 

@@ -45,6 +45,7 @@ __all__ = [
     "REPORTED_URIEL",
     "URIEL_FEATURES",
     "correlate",
+    "feature_correlations",
     "mixed_effects",
     "robustness_overlap",
     "robustness_table",
@@ -709,6 +710,23 @@ def uriel_distances(
             _distance(s, t, URIEL_FEATURES[kind]) for s, t in zip(table["source"], table["target"])
         ]
     return table
+
+
+def feature_correlations(pairs: pd.DataFrame, features: Sequence[str], outcome: str = "f1", *,
+                         n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """How each feature of (source, target) pairs correlates with a measured outcome over the
+    pairs (Pearson and Spearman with bootstrap CIs, :func:`correlate`): which label-free signal
+    tells a good teacher language (``xner train-ranker --tables`` writes it for the ranker's
+    features). Features the table lacks are left out; pairs missing a value are left out of
+    that feature's row (``n_pairs`` says how many were used).
+    """
+    rows = []
+    for feature in features:
+        if feature in pairs:
+            known = pairs[[feature, outcome]].apply(pd.to_numeric, errors="coerce").dropna()
+            rows.append({"feature": feature, "n_pairs": len(known),
+                         **correlate(known[feature], known[outcome], n_resamples=n_resamples, seed=seed)})
+    return pd.DataFrame(rows)
 
 
 def transfer_pairs(df: pd.DataFrame, covariates: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -36,7 +36,6 @@ __all__ = [
     "SHIPPED_RANKER",
     "SIGNAL_FEATURES",
     "Ranker",
-    "feature_correlations",
     "fit_ranker",
     "leave_one_target_out",
     "quality_summary",
@@ -323,17 +322,3 @@ def quality_summary(per_target: pd.DataFrame, *, n_resamples: int = 2000, seed: 
             row |= {metric: float(values.mean()), f"{metric}_lo": lo, f"{metric}_hi": hi}
         rows.append(row)
     return pd.DataFrame(rows).sort_values("regret", kind="stable").reset_index(drop=True)
-
-
-def feature_correlations(pairs: pd.DataFrame, *, n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """How each label-free feature correlates with the measured zero-shot F1 over pairs
-    (Pearson and Spearman with bootstrap CIs, :func:`xner.analysis.correlate`)."""
-    from xner.analysis import correlate
-
-    rows = []
-    for feature in (*DATA_FEATURES, *SIGNAL_FEATURES):
-        if feature in pairs:
-            known = pairs[[feature, "f1"]].apply(pd.to_numeric, errors="coerce").dropna()
-            rows.append({"feature": feature, "n_pairs": len(known),
-                         **correlate(known[feature], known["f1"], n_resamples=n_resamples, seed=seed)})
-    return pd.DataFrame(rows)

@@ -283,10 +283,11 @@ def write_ranker_tables(pairs: pd.DataFrame, out_dir: str | Path,
     method's recommendation per held-out target), ``ranker_quality.csv`` (means with CIs) and,
     where ``frame`` (the results) has students of the recommended teachers,
     ``ensemble.csv`` (:func:`ensemble_experiment`)."""
-    from xner.ranker import feature_correlations, leave_one_target_out, quality_summary
+    from xner.analysis import feature_correlations
+    from xner.ranker import SIGNAL_FEATURES, leave_one_target_out, quality_summary
 
     per_target = leave_one_target_out(pairs)
-    tables = {"pairs": pairs, "feature_correlations": feature_correlations(pairs),
+    tables = {"pairs": pairs, "feature_correlations": feature_correlations(pairs, (*DATA_FEATURES, *SIGNAL_FEATURES)),
               "ranker_by_target": per_target, "ranker_quality": quality_summary(per_target)}
     ensemble = ensemble_experiment(frame, per_target) if frame is not None else pd.DataFrame()
     if not ensemble.empty:
