@@ -92,6 +92,21 @@ def test_load_split_from_root(data_root):
     assert sentences == read_conll(data_root / "wikiann/de/train.conllu", lang="de")
 
 
+def test_a_split_is_parsed_once_until_its_file_changes(data_root, monkeypatch):
+    parsed = []
+    original = xd.parse_conll
+    monkeypatch.setattr(xd, "parse_conll", lambda path, **kw: parsed.append(path) or original(path, **kw))
+    xd._parsed.cache_clear()
+    first = load_split("de", "train", data_dir=data_root)
+    first.clear()  # the caller's own list: the next reader still gets every sentence
+    again = load_split("de", "train", data_dir=data_root)
+    assert len(parsed) == 1 and len(again) == 40
+    path = data_root / "wikiann/de/train.conllu"
+    write_conll(again[:10], path, format="indexed")
+    assert len(load_split("de", "train", data_dir=data_root)) == 10 and len(parsed) == 2
+    xd._parsed.cache_clear()
+
+
 def test_env_var_names_the_root(data_root, monkeypatch):
     monkeypatch.setenv("XNER_DATA_DIR", str(data_root))
     assert find_split("nl", "dev") == data_root / "wikiann/nl/dev.conllu"

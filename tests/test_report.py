@@ -191,6 +191,16 @@ def test_cli_writes_report_from_exported_table(tmp_path):
     assert (tmp_path / "r" / "tables" / "transfer_correlates.csv").read_text().count("uriel_") == 3
 
 
+def test_fewer_than_three_pairs_are_not_correlated_nor_looked_up(tmp_path, monkeypatch):
+    one_pair = tiny_study(students=False)
+    one_pair = one_pair[(one_pair["target"] == "br")]
+    monkeypatch.setattr("xner.analysis.uriel_distances", lambda *a, **k: pytest.fail("URIEL looked up for 1 pair"))
+    write_report(one_pair, tmp_path / "r", n_resamples=50)
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert "1 (source, target) transfer pair(s): a correlation over pairs needs at least 3" in text
+    assert not (tmp_path / "r" / "tables" / "transfer_correlates.csv").exists()
+
+
 def test_cli_missing_store_is_one_line_error(tmp_path):
     result = CliRunner().invoke(app, ["report", str(tmp_path / "none.sqlite"), "--out", str(tmp_path / "r")])
     assert result.exit_code == 2

@@ -19,9 +19,46 @@ from collections.abc import Sequence
 from xner.data.corpus import Sentence
 from xner.data.labels import describe_label_map, entity_types, label_map_between, map_tags
 from xner.decoding import DECODINGS, DEFAULT_DECODING, decode, decoding_name
-from xner.metrics import bootstrap_f1, entity_scores
+from xner.metrics import EntityCounts, entity_sets
 
-__all__ = ["evaluate_perturbed", "evaluate_tagger", "score_predictions"]
+__all__ = ["GoldSide", "evaluate_perturbed", "evaluate_tagger", "score_predictions"]
+
+
+class GoldSide:
+    """The gold half of a scoring, computed once for any number of predictions (the decodings
+    of one evaluation): the label maps between the model's and the data's types, the mapped
+    gold tags and their entities.
+
+    Without ``data_labels`` the data's types are read off the gold tags; a model type
+    absent from them may just be rare in this sample, so its predictions are kept
+    (they count as false positives), and only gold types the model lacks are mapped.
+    """
+
+    def __init__(self, gold: Sequence[Sequence[str]], model_labels: Sequence[str],
+                 data_labels: Sequence[str] | None = None) -> None:
+        declared = data_labels is not None
+        data_labels = data_labels or sorted({t for tags in gold for t in tags})
+        self.gold_map = label_map_between(data_labels, model_labels)
+        self.pred_map = label_map_between(model_labels, data_labels) if declared else {}
+        self.gold = [list(map_tags(g, self.gold_map)) if self.gold_map else list(g) for g in gold]
+        self.entities = entity_sets(self.gold)
+        self.shared = sorted(t for t in entity_types(model_labels) if t not in self.pred_map)
+
+    def score(self, pred: Sequence[Sequence[str]], *, n_resamples: int = 1000, seed: int = 0) -> dict:
+        """Entity P/R/F1 (micro and per type) + bootstrap CI of F1 of ``pred`` on the shared types."""
+        pred = [list(map_tags(p, self.pred_map)) if self.pred_map else list(p) for p in pred]
+        counts = EntityCounts.of(self.gold, pred, self.entities)
+        _, low, high = counts.bootstrap_f1(n_resamples, seed)
+        return {
+            **counts.scores(),
+            "f1_lo": low,
+            "f1_hi": high,
+            "types": ",".join(self.shared),
+            "label_map": "; ".join(
+                f"{side}: {describe_label_map(m)}" for side, m in (("gold", self.gold_map), ("predicted", self.pred_map))
+                if m
+            ) or "none",
+        }
 
 
 def score_predictions(
@@ -33,30 +70,9 @@ def score_predictions(
     n_resamples: int = 1000,
     seed: int = 0,
 ) -> dict:
-    """Entity P/R/F1 (micro and per type) + bootstrap CI of F1 on the shared entity types.
-
-    Without ``data_labels`` the data's types are read off the gold tags; a model type
-    absent from them may just be rare in this sample, so its predictions are kept
-    (they count as false positives), and only gold types the model lacks are mapped.
-    """
-    declared = data_labels is not None
-    data_labels = data_labels or sorted({t for tags in gold for t in tags})
-    gold_map = label_map_between(data_labels, model_labels)
-    pred_map = label_map_between(model_labels, data_labels) if declared else {}
-    gold = [map_tags(g, gold_map) for g in gold] if gold_map else gold
-    pred = [map_tags(p, pred_map) for p in pred] if pred_map else pred
-    scores = entity_scores([list(g) for g in gold], [list(p) for p in pred])
-    _, low, high = bootstrap_f1(gold, pred, n_resamples=n_resamples, seed=seed)
-    shared = sorted(t for t in entity_types(model_labels) if t not in pred_map)
-    return {
-        **scores,
-        "f1_lo": low,
-        "f1_hi": high,
-        "types": ",".join(shared),
-        "label_map": "; ".join(
-            f"{side}: {describe_label_map(m)}" for side, m in (("gold", gold_map), ("predicted", pred_map)) if m
-        ) or "none",
-    }
+    """Entity P/R/F1 (micro and per type) + bootstrap CI of F1 on the shared entity types
+    (label maps as :class:`GoldSide` explains)."""
+    return GoldSide(gold, model_labels, data_labels).score(pred, n_resamples=n_resamples, seed=seed)
 
 
 def evaluate_tagger(tagger, sentences: Sequence[Sentence], data_labels: Sequence[str] | None = None,
@@ -70,12 +86,11 @@ def evaluate_tagger(tagger, sentences: Sequence[Sentence], data_labels: Sequence
         decoding ``d`` (``repair``, ``strict``, ``viterbi``), ``f1_d``, ``f1_d_lo``, ``f1_d_hi``.
     """
     chosen = decoding_name(decoding)
-    gold = [s.tags for s in sentences]
+    gold = GoldSide([s.tags for s in sentences], tagger.labels, data_labels)
     probs = tagger.predict_proba(sentences) if precision is None else tagger.predict_proba(sentences, precision=precision)
     result: dict = {}
     for name in DECODINGS:
-        pred = [decode(p, tagger.labels, name) for p in probs]
-        scores = score_predictions(gold, pred, tagger.labels, data_labels, n_resamples=n_resamples, seed=seed)
+        scores = gold.score([decode(p, tagger.labels, name) for p in probs], n_resamples=n_resamples, seed=seed)
         short = name.split(".")[0]
         result |= {f"f1_{short}": scores["f1"], f"f1_{short}_lo": scores["f1_lo"], f"f1_{short}_hi": scores["f1_hi"]}
         if name == chosen:

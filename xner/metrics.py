@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +29,11 @@ from xner.errors import XnerError
 
 __all__ = [
     "PRIMARY_METRIC",
+    "EntityCounts",
     "bootstrap_f1",
     "entity_overlap",
     "entity_scores",
+    "entity_sets",
     "pair_overlap",
     "subword_ids",
     "subword_overlap",
@@ -50,26 +53,77 @@ def _check_aligned(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]])
             raise XnerError(f"sentence {index}: {len(g)} gold tags but {len(p)} predicted tags")
 
 
-def _entity_sets(sequences: Sequence[Sequence[str]]) -> list[set[tuple[int, int, str]]]:
-    """Strict-IOB2 entities of each sentence as ``{(start, end, type)}``."""
+def entity_sets(sequences: Sequence[Sequence[str]]) -> list[set[tuple[int, int, str]]]:
+    """Strict-IOB2 entities of each sentence as ``{(start, end, type)}`` (seqeval's reading):
+    what :class:`EntityCounts` compares; compute a gold side once to score several predictions."""
     found = Entities([list(seq) for seq in sequences], IOB2, suffix=False).entities
     return [{(e.start, e.end, e.tag) for e in sentence} for sentence in found]
 
 
-def _count_table(
-    gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]
-) -> tuple[list[str], np.ndarray]:
-    """Entity types and a ``(sentences, types, 3)`` array of (tp, predicted, gold) counts."""
-    _check_aligned(gold, pred)
-    gold_sets, pred_sets = _entity_sets(gold), _entity_sets(pred)
-    types = sorted({t for s in gold_sets + pred_sets for _, _, t in s})
-    column = {t: i for i, t in enumerate(types)}
-    counts = np.zeros((len(gold_sets), len(types), 3), dtype=np.int64)
-    for row, (g, p) in enumerate(zip(gold_sets, pred_sets, strict=True)):
-        for which, entities in ((_TP, g & p), (_PRED, p), (_GOLD, g)):
-            for _, _, etype in entities:
-                counts[row, column[etype], which] += 1
-    return types, counts
+@dataclass(frozen=True)
+class EntityCounts:
+    """Per sentence and entity type, the (true positive, predicted, gold) entity counts of one
+    prediction against gold: micro and per-type scores and the bootstrap over sentences both
+    come from it, so the entities of a scoring are extracted once."""
+
+    types: list[str]
+    counts: np.ndarray  # (sentences, types, 3)
+
+    @classmethod
+    def of(cls, gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]],
+           gold_entities: list[set[tuple[int, int, str]]] | None = None) -> "EntityCounts":
+        """Count ``pred`` against ``gold`` (``gold_entities``: :func:`entity_sets` of ``gold``,
+        when the caller already has them)."""
+        _check_aligned(gold, pred)
+        gold_sets = entity_sets(gold) if gold_entities is None else gold_entities
+        pred_sets = entity_sets(pred)
+        types = sorted({t for s in gold_sets + pred_sets for _, _, t in s})
+        column = {t: i for i, t in enumerate(types)}
+        counts = np.zeros((len(gold_sets), len(types), 3), dtype=np.int64)
+        for row, (g, p) in enumerate(zip(gold_sets, pred_sets, strict=True)):
+            for which, entities in ((_TP, g & p), (_PRED, p), (_GOLD, g)):
+                for _, _, etype in entities:
+                    counts[row, column[etype], which] += 1
+        return cls(types, counts)
+
+    def scores(self, prefix: str = "") -> dict[str, float]:
+        """See :func:`entity_scores`."""
+        per_type = self.counts.sum(axis=0)
+        rows = [("", per_type.sum(axis=0))] + [(f"{t}/", per_type[i]) for i, t in enumerate(self.types)]
+        scores: dict[str, float] = {}
+        for key, row in rows:
+            precision, recall, f1 = _prf(row)
+            scores |= {
+                f"{prefix}{key}precision": float(precision),
+                f"{prefix}{key}recall": float(recall),
+                f"{prefix}{key}f1": float(f1),
+                f"{prefix}{key}support": int(row[_GOLD]),
+            }
+        return scores
+
+    def bootstrap_f1(self, n_resamples: int = 1000, seed: int = 0,
+                     confidence: float = 0.95) -> tuple[float, float, float]:
+        """See :func:`bootstrap_f1`."""
+        if not 0.0 < confidence < 1.0:
+            raise XnerError(f"confidence must be between 0 and 1, got {confidence}")
+        if n_resamples < 1:
+            raise XnerError(f"n_resamples must be at least 1, got {n_resamples}")
+        per_sentence = self.counts.sum(axis=1)  # (sentences, 3)
+        point = float(_prf(per_sentence.sum(axis=0))[2])
+        n = len(per_sentence)
+        if n == 0:
+            return point, point, point
+        rng = np.random.default_rng(seed)
+        chunk = max(1, 2_000_000 // n)  # bounds the (chunk, n, 3) gather to a few dozen MB
+        f1s = np.concatenate(
+            [
+                _prf(per_sentence[rng.integers(0, n, size=(min(chunk, n_resamples - done), n))].sum(axis=1))[2]
+                for done in range(0, n_resamples, chunk)
+            ]
+        )
+        tail = 100.0 * (1.0 - confidence) / 2.0
+        low, high = np.percentile(f1s, [tail, 100.0 - tail])
+        return point, float(low), float(high)
 
 
 def _prf(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -104,19 +158,7 @@ def entity_scores(
     >>> s["f1"], s["PER/f1"], s["LOC/recall"], s["support"]
     (50.0, 100.0, 0.0, 2)
     """
-    types, counts = _count_table(gold, pred)
-    per_type = counts.sum(axis=0)
-    rows = [("", per_type.sum(axis=0))] + [(f"{t}/", per_type[i]) for i, t in enumerate(types)]
-    scores: dict[str, float] = {}
-    for key, row in rows:
-        precision, recall, f1 = _prf(row)
-        scores |= {
-            f"{prefix}{key}precision": float(precision),
-            f"{prefix}{key}recall": float(recall),
-            f"{prefix}{key}f1": float(f1),
-            f"{prefix}{key}support": int(row[_GOLD]),
-        }
-    return scores
+    return EntityCounts.of(gold, pred).scores(prefix)
 
 
 def bootstrap_f1(
@@ -144,27 +186,7 @@ def bootstrap_f1(
     >>> bootstrap_f1([["B-PER"]] * 4, [["B-PER"]] * 4, n_resamples=10)
     (100.0, 100.0, 100.0)
     """
-    if not 0.0 < confidence < 1.0:
-        raise XnerError(f"confidence must be between 0 and 1, got {confidence}")
-    if n_resamples < 1:
-        raise XnerError(f"n_resamples must be at least 1, got {n_resamples}")
-    _, counts = _count_table(gold, pred)
-    per_sentence = counts.sum(axis=1)  # (sentences, 3)
-    point = float(_prf(per_sentence.sum(axis=0))[2])
-    n = len(per_sentence)
-    if n == 0:
-        return point, point, point
-    rng = np.random.default_rng(seed)
-    chunk = max(1, 2_000_000 // n)  # bounds the (chunk, n, 3) gather to a few dozen MB
-    f1s = np.concatenate(
-        [
-            _prf(per_sentence[rng.integers(0, n, size=(min(chunk, n_resamples - done), n))].sum(axis=1))[2]
-            for done in range(0, n_resamples, chunk)
-        ]
-    )
-    tail = 100.0 * (1.0 - confidence) / 2.0
-    low, high = np.percentile(f1s, [tail, 100.0 - tail])
-    return point, float(low), float(high)
+    return EntityCounts.of(gold, pred).bootstrap_f1(n_resamples, seed, confidence)
 
 
 def _share(hits: int, total: int) -> float:

@@ -436,14 +436,21 @@ def _mixed_sections(df: pd.DataFrame) -> list[Section]:
     return sections
 
 
+MIN_CORRELATED_PAIRS = 3
+"""Transfer pairs (per model) below which the report does not correlate transfer F1 with anything."""
+
+
 def _transfer_sections(
     df: pd.DataFrame, covariates: pd.DataFrame | None, options: Mapping[str, int]
 ) -> list[Section]:
-    table = transfer_correlates(df, covariates, **options)
-    if table.empty:
-        reason = "no clean transfer rows"
+    has_pairs = "kind" in df and (df["kind"] == "transfer").any()
+    most_pairs = transfer_pairs(df).groupby("model").size().max() if has_pairs else 0
+    if most_pairs < MIN_CORRELATED_PAIRS:  # also spares the URIEL lookups (seconds) of a small study
+        reason = (f"{most_pairs} (source, target) transfer pair(s): a correlation over pairs needs at least "
+                  f"{MIN_CORRELATED_PAIRS}")
         return [Section("transfer_correlates", "Transfer F1 correlates", skipped=reason),
                 Section("overlap_scatter", "Entity overlap vs transfer F1", skipped=reason)]
+    table = transfer_correlates(df, covariates, **options)
     sections = [Section("transfer_correlates", "What predicts transfer F1 (over pairs)",
                         table=table, display=_transfer_display(table))]
     pairs = transfer_pairs(df).dropna(subset=["entity_overlap"])
