@@ -141,12 +141,14 @@ class RichReporter:
 
 
 # -- scheduling ------------------------------------------------------------------------
-def _reuse_key(spec: RunSpec) -> tuple[str, ...]:
-    """Runs on the same model, dataset and language sort together."""
+def _reuse_key(spec: RunSpec) -> tuple[str | int, ...]:
+    """Runs on the same model, dataset and language sort together; within them the larger
+    student first (more unlabeled sentences, longer to run: started early, it does not end a
+    pool's work alone while the other workers idle)."""
     params = spec.params
     language = params.get("target", params.get("lang", ""))
     fields = (params.get("model"), params.get("dataset"), language, params.get("train_size"), params.get("seed"))
-    return (*(str(value) for value in fields), spec.id)
+    return (*(str(value) for value in fields), -(params.get("volume") or 0), spec.id)
 
 
 def _now() -> str:
