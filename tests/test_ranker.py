@@ -119,6 +119,20 @@ def test_quality_summary_has_a_ci_over_targets():
     english = summary.loc["always English"]
     assert english["n_targets"] == len(TARGETS) and english["regret_lo"] <= english["regret"] <= english["regret_hi"]
     assert summary.index[0] != "always English"  # sorted by regret, best first
+    assert set(summary["targets"]) == {"all"}
+
+
+def test_quality_summary_also_per_dataset_of_the_targets():
+    from xner.ranker import quality_summary
+
+    pairs = synthetic_pairs().assign(dataset=lambda t: np.where(t["target"].isin(["kin", "xho", "sna"]), "a", "b"))
+    summary = quality_summary(leave_one_target_out(pairs), n_resamples=200)
+    assert list(dict.fromkeys(summary["targets"])) == ["all", "a", "b"]
+    english = summary[summary["method"] == "always English"].set_index("targets")
+    assert english["n_targets"].to_dict() == {"all": len(TARGETS), "a": 3, "b": len(TARGETS) - 3}
+    per_target = leave_one_target_out(pairs)
+    mean_a = per_target[(per_target["method"] == "always English") & (per_target["dataset"] == "a")]["regret"].mean()
+    assert english.loc["a", "regret"] == pytest.approx(mean_a)
 
 
 def test_feature_correlations_find_the_signal():
@@ -149,6 +163,36 @@ def test_ranker_predicts_its_training_relation_and_round_trips(tmp_path):
     assert (ranked["predicted_hi"] - ranked["predicted_lo"]).round(6).eq(round(2 * ranker.half_width, 6)).all()
 
 
+def test_a_lambdarank_ranker_ranks_as_its_booster_and_round_trips(tmp_path):
+    pairs = synthetic_pairs(noise=0.5).query("source != 'en'")
+    ranker = train_ranker(pairs, DATA_FEATURES, kind="lambdarank")
+    assert ranker.kind == "lambdarank" and 0 < ranker.half_width < 20
+    again = Ranker.load(ranker.save(tmp_path / "ranker.json"))
+    np.testing.assert_allclose(again.score(pairs), ranker.score(pairs))
+    intercept, slope = again.model["calibration"]
+    assert slope > 0  # the predicted F1 is a rising line of the score: same order
+    ranked = again.recommend(pairs[pairs["target"] == "kin"])
+    assert ranked["predicted_f1"].is_monotonic_decreasing
+    # leaving each target out, it finds what the features say (F1 falls with distance)
+    quality = leave_one_target_out(pairs, {"lambdarank": lambda train, test: fit_ranker(
+        train, DATA_FEATURES, kind="lambdarank").score(test)})
+    assert quality["regret"].mean() < 5
+
+
+def test_a_version_1_ranker_file_loads_as_ridge(tmp_path):
+    ridge = fit_ranker(synthetic_pairs(), ["uriel_featural", "subword_overlap"], half_width=3.0)
+    old = {"format": "xner.ranker.v1", "features": list(ridge.features), **ridge.model, "half_width": 3.0,
+           "trained_on": {}}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    loaded = Ranker.load(tmp_path / "old.json")
+    assert loaded.kind == "ridge" and loaded.model == ridge.model and loaded.half_width == 3.0
+
+
+def test_an_unknown_ranker_kind_is_named():
+    with pytest.raises(XnerError, match="unknown ranker kind 'svm'"):
+        fit_ranker(synthetic_pairs(), ["uriel_featural"], kind="svm")
+
+
 def test_missing_features_count_as_the_training_mean():
     pairs = synthetic_pairs()
     ranker = fit_ranker(pairs, ["uriel_featural", "subword_overlap"])
@@ -158,8 +202,10 @@ def test_missing_features_count_as_the_training_mean():
 
 @pytest.mark.parametrize(("content", "message"), [
     ("{not json", "cannot read the ranker"),
-    ('{"format": "other.v9"}', "not a ranker file of format xner.ranker.v1"),
-    ('{"format": "xner.ranker.v1", "features": []}', "malformed ranker file"),
+    ('{"format": "other.v9"}', "not a ranker file of format xner.ranker.v2"),
+    ('{"format": "xner.ranker.v2", "features": []}', "malformed ranker file"),
+    ('{"format": "xner.ranker.v2", "kind": "svm", "features": [], "model": {}, "half_width": 1}',
+     "unknown ranker kind 'svm'"),
 ])
 def test_a_bad_ranker_file_is_named(tmp_path, content, message):
     path = tmp_path / "ranker.json"

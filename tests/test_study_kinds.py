@@ -124,10 +124,14 @@ def test_a_ranker_learned_from_the_matrix_recommends_teachers(matrix_store, data
     import pandas as pd
 
     quality = pd.read_csv(tables / "ranker_quality.csv")
-    assert set(quality["n_targets"]) == {3} and quality["top1"].between(0, 1).all()
+    overall = quality[quality["targets"] == "all"]
+    assert set(overall["n_targets"]) == {3} and quality["top1"].between(0, 1).all()
+    assert set(quality["targets"]) == {"all", "wikiann", "masakhaner2"}  # also per dataset of the targets
     assert len(pd.read_csv(tables / "pairs.csv")) == 6
     saved = json.loads(ranker.read_text())
-    assert saved["format"] == "xner.ranker.v1"
+    assert saved["format"] == "xner.ranker.v2" and saved["kind"] in ("ridge", "lambdarank")
+    regret = saved["trained_on"]["leave_one_target_out_regret"]  # --kind auto: the lower regret ships
+    assert saved["kind"] == min(("ridge", "lambdarank"), key=lambda kind: (round(regret[kind], 9), kind != "ridge"))
     assert saved["trained_on"]["datasets"] == {"de": "wikiann", "nl": "wikiann", "swa": "masakhaner2"}
     shown = runner.invoke(app, ["recommend", "--target", "swa", "--dataset", "masakhaner2", "--ranker", str(ranker),
                                 "--data-dir", str(data_root), "--format", "json"])

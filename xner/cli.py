@@ -557,6 +557,8 @@ def train_ranker_command(
         None, "--tables", help="Also write the evidence here: pairs, feature correlations, leave-one-target-out."),
     label_map: list[str] = typer.Option([], "--label-map", help="For a results table: the label map its models used."),
     model: str = typer.Option("embedded", "--model", help="For a results table: the model it measured."),
+    kind: str = typer.Option("auto", "--kind", help="ridge | lambdarank | auto (the one with the lower "
+                             "leave-one-target-out regret)."),
     data_dir: str | None = typer.Option(None, "--data-dir", help="The study's data root."),
 ) -> None:
     """Learn the teacher ranker of `xner recommend` from measured zero-shot transfer."""
@@ -568,12 +570,12 @@ def train_ranker_command(
     else:
         with ResultStore(results, create=False) as store:
             measured = MeasuredMatrix.from_store(store)
-    ranker, pairs = train_ranker_from(measured, out, data_dir=data_dir)
-    typer.echo(f"wrote {out}: {len(pairs)} pairs, {len(set(pairs['target']))} targets, "
+    ranker, pairs = train_ranker_from(measured, out, kind=kind, data_dir=data_dir)
+    typer.echo(f"wrote {out}: a {ranker.kind} ranker, {len(pairs)} pairs, {len(set(pairs['target']))} targets, "
                f"interval +-{ranker.half_width:.1f} F1")
     if tables:
         quality = write_ranker_tables(pairs, tables, measured.frame)["ranker_quality"]
-        typer.echo(quality[["method", "n_targets", "ndcg", "top1", "regret"]].round(2).to_string(index=False))
+        typer.echo(quality[["targets", "method", "n_targets", "ndcg", "top1", "regret"]].round(2).to_string(index=False))
         typer.echo(f"wrote {tables}")
 
 

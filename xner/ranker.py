@@ -8,19 +8,23 @@ teacher is trained. Its quality is measured honestly, leaving each target out in
 F1 of the recommended one) against simple baselines (always English, the URIEL-nearest
 language, the largest-overlap language).
 
-The shipped ranker (:data:`SHIPPED_RANKER`) is a ridge regression on standardized features --
-small, stored as plain JSON (coefficients, not a pickle), with a predicted-F1 interval from its
-leave-one-target-out residuals (split-conformal, Vovk et al. 2005). LangRank's LightGBM
-LambdaRank is measured beside it (:data:`METHODS`).
+A :class:`Ranker` is of one of two kinds: a ridge regression of F1 on standardized features,
+or LightGBM LambdaRank (LangRank's learner, Lin et al. 2019) trained on each target's ranking of
+its sources, its score mapped to F1 by a line. Both are stored as plain JSON (coefficients, or
+LightGBM's own text model; never a pickle), with a predicted-F1 interval from the
+leave-one-target-out residuals (split-conformal, Vovk et al. 2005). ``xner train-ranker``
+ships whichever kind ranks better in leave-one-target-out on the features a new target has
+before any teacher is trained (:data:`~xner.transfer_features.DATA_FEATURES`).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +37,7 @@ from xner.transfer_features import DATA_FEATURES
 __all__ = [
     "METHODS",
     "RANKER_FORMAT",
+    "RANKER_KINDS",
     "SHIPPED_RANKER",
     "SIGNAL_FEATURES",
     "Ranker",
@@ -45,14 +50,17 @@ __all__ = [
     "transfer_matrix",
 ]
 
-RANKER_FORMAT = "xner.ranker.v1"
-"""The version of the ranker file format (checked on load)."""
+RANKER_FORMAT = "xner.ranker.v2"
+"""The version of the ranker file format (checked on load; v1 files, ridge rankers, still load)."""
 
-SHIPPED_RANKER = Path(__file__).parent / "resources" / "ranker.v1.json"
+SHIPPED_RANKER = Path(__file__).parent / "resources" / "ranker.v2.json"
 """The ranker ``xner recommend`` uses unless given another (trained on ``configs/matrix.yaml``)."""
 
 SIGNAL_FEATURES: tuple[str, ...] = ("teacher_confidence", "teacher_entropy", "entity_rate_ratio", "teacher_agreement")
 """Model-based, label-free features: they need the candidate teacher trained (a ``signals`` run)."""
+
+RANKER_KINDS = ("ridge", "lambdarank")
+"""What a :class:`Ranker` can be."""
 
 _RIDGE_ALPHA = 1.0
 _MIN_TARGETS = 3  # every held-out ranker then learns from at least two targets' rankings
@@ -115,39 +123,61 @@ def _tag_labels(group: pd.DataFrame) -> list[str]:
 # ---------------------------------------------------------------------------------------- model
 @dataclass
 class Ranker:
-    """A fitted ridge ranker: standardized features -> predicted zero-shot F1.
+    """A fitted teacher ranker: features of (source, target) pairs -> a score that ranks a
+    target's candidate sources, and a predicted zero-shot F1.
 
-    Missing feature values are imputed with the training mean (a standardized 0), so a
-    ranker trained with model-based signals still ranks, less well, without them.
+    ``kind`` ``ridge``: ridge regression of F1 on standardized features, the prediction is the
+    score (a missing value counts as the training mean). ``lambdarank``: LightGBM LambdaRank on
+    the raw features (the trees route missing values), its score mapped to F1 by a line fitted on
+    the training pairs (slope >= 0: the ranking stays the model's).
     """
 
+    kind: str
     features: tuple[str, ...]
-    means: list[float]
-    scales: list[float]
-    coef: list[float]
-    intercept: float
+    model: dict
+    """ridge: ``means, scales, coef, intercept``; lambdarank: ``booster`` (LightGBM's text
+    model) and ``calibration`` ``[intercept, slope]``."""
     half_width: float
     """Half-width of the predicted-F1 interval: the :data:`_INTERVAL` quantile of the absolute
     leave-one-target-out residuals (NaN when not measured)."""
     trained_on: dict = field(default_factory=dict)
 
+    def score(self, table: pd.DataFrame) -> np.ndarray:
+        """The ranking score of each row (higher: a better source for its target)."""
+        x = _matrix(table, self.features)
+        if self.kind == "lambdarank":
+            return self._booster.predict(x)
+        z = (x - np.asarray(self.model["means"])) / np.asarray(self.model["scales"])
+        return np.where(np.isnan(z), 0.0, z) @ np.asarray(self.model["coef"]) + self.model["intercept"]
+
     def predict(self, table: pd.DataFrame) -> np.ndarray:
-        z = (_matrix(table, self.features) - np.asarray(self.means)) / np.asarray(self.scales)
-        return np.where(np.isnan(z), 0.0, z) @ np.asarray(self.coef) + self.intercept
+        """Predicted zero-shot F1 of each row."""
+        if self.kind == "ridge":
+            return self.score(table)
+        intercept, slope = self.model["calibration"]
+        return intercept + slope * self.score(table)
+
+    @functools.cached_property
+    def _booster(self):
+        import lightgbm
+
+        return lightgbm.Booster(model_str=self.model["booster"])
 
     def recommend(self, table: pd.DataFrame) -> pd.DataFrame:
-        """``table`` ranked by predicted F1, with ``predicted_f1, predicted_lo, predicted_hi, rank``."""
+        """``table`` ranked by score, with ``predicted_f1, predicted_lo, predicted_hi, rank``."""
         predicted = self.predict(table)
-        ranked = table.assign(predicted_f1=predicted, predicted_lo=predicted - self.half_width,
-                              predicted_hi=predicted + self.half_width)
-        ranked = ranked.sort_values("predicted_f1", ascending=False, kind="stable").reset_index(drop=True)
-        return ranked.assign(rank=np.arange(1, len(ranked) + 1))
+        ranked = table.assign(_score=self.score(table), predicted_f1=predicted,
+                              predicted_lo=predicted - self.half_width, predicted_hi=predicted + self.half_width)
+        ranked = ranked.sort_values("_score", ascending=False, kind="stable").drop(columns="_score")
+        return ranked.reset_index(drop=True).assign(rank=np.arange(1, len(ranked) + 1))
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        record = {"format": RANKER_FORMAT, "kind": self.kind, "features": list(self.features), "model": self.model,
+                  "half_width": self.half_width, "trained_on": self.trained_on}
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps({"format": RANKER_FORMAT, **asdict(self)}, indent=1) + "\n", encoding="utf-8")
+        tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
         tmp.replace(path)
         return path
 
@@ -158,12 +188,22 @@ class Ranker:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
             raise XnerError(f"{path}: cannot read the ranker ({getattr(err, 'strerror', None) or err})") from None
-        if not isinstance(data, dict) or data.pop("format", None) != RANKER_FORMAT:
+        version = data.pop("format", None) if isinstance(data, dict) else None
+        if version not in (RANKER_FORMAT, _RIDGE_FORMAT_V1):
             raise XnerError(f"{path}: not a ranker file of format {RANKER_FORMAT}")
         try:
+            if version == _RIDGE_FORMAT_V1:  # v1: a ridge ranker, its coefficients at the top level
+                data = {"kind": "ridge", "features": data["features"], "half_width": data["half_width"],
+                        "trained_on": data.get("trained_on", {}),
+                        "model": {key: data[key] for key in ("means", "scales", "coef", "intercept")}}
+            if data["kind"] not in RANKER_KINDS:
+                raise XnerError(f"{path}: unknown ranker kind {data['kind']!r} (known: {', '.join(RANKER_KINDS)})")
             return cls(**{**data, "features": tuple(data["features"])})
         except (TypeError, KeyError) as err:
             raise XnerError(f"{path}: malformed ranker file ({err})") from None
+
+
+_RIDGE_FORMAT_V1 = "xner.ranker.v1"
 
 
 def _matrix(table: pd.DataFrame, features: Sequence[str]) -> np.ndarray:
@@ -183,27 +223,51 @@ def _standardize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.where(np.isnan(z), 0.0, z), means, scales
 
 
-def fit_ranker(table: pd.DataFrame, features: Sequence[str], *, alpha: float = _RIDGE_ALPHA,
+def fit_ranker(table: pd.DataFrame, features: Sequence[str], *, kind: str = "ridge", alpha: float = _RIDGE_ALPHA,
                half_width: float = float("nan"), trained_on: Mapping | None = None) -> Ranker:
-    """Ridge regression of ``f1`` on the standardized ``features`` of every row of ``table``."""
-    from sklearn.linear_model import Ridge
+    """A :class:`Ranker` of ``kind`` fitted on every row of ``table`` (``f1`` and ``features``)."""
+    y = table["f1"].to_numpy(dtype=float)
+    if kind == "ridge":
+        from sklearn.linear_model import Ridge
 
-    z, means, scales = _standardize(_matrix(table, features))
-    model = Ridge(alpha=alpha).fit(z, table["f1"].to_numpy(dtype=float))
-    return Ranker(tuple(features), means.tolist(), scales.tolist(), model.coef_.tolist(), float(model.intercept_),
-                  half_width, dict(trained_on or {}))
+        z, means, scales = _standardize(_matrix(table, features))
+        fitted = Ridge(alpha=alpha).fit(z, y)
+        model = {"means": means.tolist(), "scales": scales.tolist(), "coef": fitted.coef_.tolist(),
+                 "intercept": float(fitted.intercept_)}
+    elif kind == "lambdarank":
+        booster = _fit_lambdarank(table, features)
+        scores = booster.predict(_matrix(table, features))
+        slope = float(np.polyfit(scores, y, 1)[0]) if np.ptp(scores) > 0 else 0.0
+        slope = max(slope, 0.0)
+        model = {"booster": booster.model_to_string(),
+                 "calibration": [float(y.mean() - slope * scores.mean()), slope]}
+    else:
+        raise XnerError(f"unknown ranker kind {kind!r} (known: {', '.join(RANKER_KINDS)})")
+    return Ranker(kind, tuple(features), model, half_width, dict(trained_on or {}))
 
 
-def train_ranker(pairs: pd.DataFrame, features: Sequence[str] = DATA_FEATURES, *,
+def _fit_lambdarank(table: pd.DataFrame, features: Sequence[str]):
+    """LightGBM LambdaRank (LangRank's ranker): relevance = the source's F1 decile in its target."""
+    import lightgbm
+
+    table = table.sort_values("target", kind="stable")
+    relevance = table.groupby("target")["f1"].transform(lambda f: np.ceil(9 * f.rank(pct=True))).astype(int)
+    model = lightgbm.LGBMRanker(objective="lambdarank", n_estimators=100, learning_rate=0.05, num_leaves=8,
+                                min_child_samples=5, random_state=0, verbose=-1, n_jobs=1)
+    model.fit(_matrix(table, features), relevance, group=table.groupby("target", sort=False).size())
+    return model.booster_
+
+
+def train_ranker(pairs: pd.DataFrame, features: Sequence[str] = DATA_FEATURES, *, kind: str = "ridge",
                  trained_on: Mapping | None = None) -> Ranker:
-    """The ridge ranker on every pair, with its predicted-F1 interval from leave-one-target-out
+    """A ranker of ``kind`` on every pair, with its predicted-F1 interval from leave-one-target-out
     residuals (each target's pairs predicted by a ranker that never saw that target)."""
     residuals = []
     for target, test in pairs.groupby("target"):
-        held_out = fit_ranker(pairs[pairs["target"] != target], features)
+        held_out = fit_ranker(pairs[pairs["target"] != target], features, kind=kind)
         residuals.extend(test["f1"].to_numpy(dtype=float) - held_out.predict(test))
     half_width = float(np.quantile(np.abs(residuals), _INTERVAL)) if residuals else float("nan")
-    return fit_ranker(pairs, features, half_width=half_width, trained_on=trained_on)
+    return fit_ranker(pairs, features, kind=kind, half_width=half_width, trained_on=trained_on)
 
 
 # ------------------------------------------------------------------------------------- methods
@@ -211,24 +275,8 @@ Scorer = Callable[[pd.DataFrame, pd.DataFrame], np.ndarray]
 """``(training rows, one target's candidate rows) -> a score per candidate (higher: better)``."""
 
 
-def _ridge(features: Sequence[str]) -> Scorer:
-    return lambda train, test: fit_ranker(train, features).predict(test)
-
-
-def _lambdarank(features: Sequence[str]) -> Scorer:
-    """LightGBM LambdaRank (LangRank's ranker): relevance = the source's F1 decile in its target."""
-
-    def score(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
-        import lightgbm
-
-        train = train.sort_values("target", kind="stable")
-        relevance = train.groupby("target")["f1"].transform(lambda f: np.ceil(9 * f.rank(pct=True))).astype(int)
-        model = lightgbm.LGBMRanker(objective="lambdarank", n_estimators=100, learning_rate=0.05, num_leaves=8,
-                                    min_child_samples=5, random_state=0, verbose=-1, n_jobs=1)
-        model.fit(_matrix(train, features), relevance, group=train.groupby("target", sort=False).size())
-        return model.predict(_matrix(test, features))
-
-    return score
+def _learned(kind: str, features: Sequence[str]) -> Scorer:
+    return lambda train, test: fit_ranker(train, features, kind=kind).score(test)
 
 
 def _column(name: str, sign: float) -> Scorer:
@@ -241,9 +289,10 @@ def _always(source: str) -> Scorer:
 
 _URIEL = [f for f in DATA_FEATURES if f.startswith("uriel_")]
 METHODS: dict[str, Scorer] = {
-    "ridge (all features)": _ridge([*DATA_FEATURES, *SIGNAL_FEATURES]),
-    "ridge (data features only)": _ridge(DATA_FEATURES),
-    "lambdarank (all features)": _lambdarank([*DATA_FEATURES, *SIGNAL_FEATURES]),
+    "ridge (all features)": _learned("ridge", [*DATA_FEATURES, *SIGNAL_FEATURES]),
+    "ridge (data features only)": _learned("ridge", DATA_FEATURES),
+    "lambdarank (all features)": _learned("lambdarank", [*DATA_FEATURES, *SIGNAL_FEATURES]),
+    "lambdarank (data features only)": _learned("lambdarank", DATA_FEATURES),
     "always English": _always("en"),
     "URIEL-nearest": lambda train, test: -test[_URIEL].apply(pd.to_numeric, errors="coerce").mean(axis=1).to_numpy(),
     "largest subword overlap": _column("subword_overlap", 1.0),
@@ -299,7 +348,8 @@ def leave_one_target_out(pairs: pd.DataFrame, methods: Mapping[str, Scorer] = ME
             scores = np.asarray(scorer(train, candidates), dtype=float)
             metrics = ranking_metrics(candidates["f1"], scores)
             order = np.argsort(-scores, kind="stable")
-            rows.append({"method": name, "target": target, "n_candidates": len(candidates),
+            dataset = {"dataset": candidates["dataset"].iloc[0]} if "dataset" in candidates else {}
+            rows.append({"method": name, "target": target, **dataset, "n_candidates": len(candidates),
                          "recommended": candidates["source"].iloc[order[0]],
                          "second": candidates["source"].iloc[order[1]], **metrics,
                          "predicted_f1": float(scores.max()) if name.startswith("ridge") else math.nan})
@@ -309,16 +359,24 @@ def leave_one_target_out(pairs: pd.DataFrame, methods: Mapping[str, Scorer] = ME
 def quality_summary(per_target: pd.DataFrame, *, n_resamples: int = 2000, seed: int = 0,
                     confidence: float = 0.95) -> pd.DataFrame:
     """Each method's mean NDCG@3, top-1 accuracy and regret over targets, with bootstrap CIs
-    over targets (:func:`leave_one_target_out` rows)."""
+    over targets (:func:`leave_one_target_out` rows): over every target (``targets = "all"``)
+    and, where the targets come from several datasets, over each dataset's."""
     from xner.analysis import _bootstrap_ci
 
+    groups = [("all", per_target)]
+    if "dataset" in per_target and per_target["dataset"].nunique() > 1:
+        groups += list(per_target.groupby("dataset", sort=True))
     rows = []
-    for method, group in per_target.groupby("method", sort=False):
-        row = {"method": method, "n_targets": len(group)}
-        for metric in ("ndcg", "top1", "regret"):
-            values = group[metric].to_numpy(dtype=float)
-            lo, hi = (_bootstrap_ci((values,), np.mean, paired=False, n_resamples=n_resamples, seed=seed,
-                                    confidence=confidence) if np.ptp(values) > 0 else (values[0], values[0]))
-            row |= {metric: float(values.mean()), f"{metric}_lo": lo, f"{metric}_hi": hi}
-        rows.append(row)
-    return pd.DataFrame(rows).sort_values("regret", kind="stable").reset_index(drop=True)
+    for targets, subset in groups:
+        for method, group in subset.groupby("method", sort=False):
+            row = {"method": method, "targets": targets, "n_targets": len(group)}
+            for metric in ("ndcg", "top1", "regret"):
+                values = group[metric].to_numpy(dtype=float)
+                lo, hi = (_bootstrap_ci((values,), np.mean, paired=False, n_resamples=n_resamples, seed=seed,
+                                        confidence=confidence) if np.ptp(values) > 0 else (values[0], values[0]))
+                row |= {metric: float(values.mean()), f"{metric}_lo": lo, f"{metric}_hi": hi}
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    order = {targets: i for i, (targets, _) in enumerate(groups)}
+    return table.sort_values(["targets", "regret"], key=lambda c: c.map(order) if c.name == "targets" else c,
+                             kind="stable").reset_index(drop=True)

@@ -176,19 +176,34 @@ def ranking_pairs(measured: MeasuredMatrix, *, data_dir=None) -> pd.DataFrame:
         measured.signals, on=["source", "target"], how="left")
 
 
-def train_ranker_from(measured: MeasuredMatrix, out: str | Path = SHIPPED_RANKER, *,
+def train_ranker_from(measured: MeasuredMatrix, out: str | Path = SHIPPED_RANKER, *, kind: str = "auto",
                       data_dir=None) -> tuple[Ranker, pd.DataFrame]:
     """Learn the data-features ranker from measured transfer results and save it to ``out``.
+
+    Args:
+        kind: a :data:`~xner.ranker.RANKER_KINDS` name, or ``auto``: the kind whose
+            data-features ranker has the lower mean regret leaving each target out (ties: ridge,
+            the simpler); ``trained_on`` records both regrets.
 
     Returns:
         The ranker and the pairs table it learned from.
     """
+    from xner.errors import one_of
+    from xner.ranker import METHODS, RANKER_KINDS, leave_one_target_out
+
+    if kind not in ("auto", *RANKER_KINDS):
+        raise one_of("ranker kind", kind, ("auto", *RANKER_KINDS))
     pairs = ranking_pairs(measured, data_dir=data_dir)
     sources = sorted(set(pairs["source"]))
     trained_on = {"results": measured.name, "pairs": len(pairs), "targets": sorted(set(pairs["target"])),
                   "datasets": {s: measured.datasets[s] for s in sources}, "label_map": measured.label_map,
                   "model": measured.model}
-    ranker = train_ranker(pairs, DATA_FEATURES, trained_on=trained_on)
+    if kind == "auto":
+        methods = {name: METHODS[f"{name} (data features only)"] for name in RANKER_KINDS}
+        regret = leave_one_target_out(pairs, methods).groupby("method", sort=False)["regret"].mean()
+        kind = min(RANKER_KINDS, key=lambda name: (round(regret[name], 9), RANKER_KINDS.index(name)))
+        trained_on["leave_one_target_out_regret"] = {name: float(regret[name]) for name in RANKER_KINDS}
+    ranker = train_ranker(pairs, DATA_FEATURES, kind=kind, trained_on=trained_on)
     ranker.save(out)
     return ranker, pairs
 
