@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -114,6 +115,17 @@ def test_a_document_study_runs_resumably_into_the_store(news_root, tmp_path):
             assert 100 * np.mean([p["gold"] == p["predicted"] for p in chosen]) == pytest.approx(row["accuracy"])
     again = run_study(config, executor="sequential", report=False)
     assert again.to_run == 0
+    # the report keeps every prediction: each accuracy is recomputed from the committed CSV
+    from xner.report import write_report
+
+    write_report(run.store_path, tmp_path / "report", n_resamples=50)
+    predictions = pd.read_csv(tmp_path / "report" / "tables" / "document_predictions.csv")
+    assert predictions["run_id"].nunique() == len(evaluations)
+    recomputed = (predictions.assign(hit=predictions["gold"].astype(str) == predictions["predicted"].astype(str))
+                  .groupby(["task", "target", "perturbation"])["hit"].mean() * 100)
+    reported = table.set_index(["task", "target", "perturbation"])["accuracy"].astype(float)
+    assert np.allclose(recomputed.loc[reported.index].to_numpy(), reported.to_numpy())
+    assert "per-example predictions" in (tmp_path / "report" / "report.md").read_text()
 
 
 def load_study_specs(config):
@@ -151,8 +163,6 @@ def test_news_config_expands_with_both_tasks_and_ner_configs_keep_their_ids():
 
 
 def test_the_report_gives_document_rows_their_own_sections(tmp_path):
-    import pandas as pd
-
     from xner.report import write_report
 
     rows = []

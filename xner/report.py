@@ -47,7 +47,7 @@ from xner.analysis import (
 )
 from xner.errors import XnerError
 from xner.io import atomic_directory
-from xner.tasks.report import document_tables, split_tasks
+from xner.tasks.report import document_predictions, document_tables, split_tasks
 from xner.languages import get_language
 from xner.ranker import transfer_matrix
 from xner.sensitivity import SETTING, checkpoint_spread, decoding_gains, setting_effects, setting_gains, with_settings
@@ -706,12 +706,22 @@ def _ner_sections(frame: pd.DataFrame, covariates: pd.DataFrame | None, options:
             *_robustness_sections(frame, options), *_matrix_sections(frame), *_sensitivity_sections(frame, options)]
 
 
-def _document_sections(frame: pd.DataFrame) -> list[Section]:
-    """Accuracy of the document tasks and its drop under P4/P5 (:mod:`xner.tasks.report`)."""
+def _document_sections(frame: pd.DataFrame, runs: pd.DataFrame | None) -> list[Section]:
+    """Accuracy of the document tasks and its drop under P4/P5 (:mod:`xner.tasks.report`), and
+    every evaluation's per-example predictions (from a store)."""
     titles = {"document_accuracy": "Document tasks: accuracy (mean over seeds), clean and perturbed",
               "document_robustness": "Document tasks: accuracy drop vs the word overlap P4/P5 remove"}
-    return [Section(name, titles[name], table=table, display=table.astype(object))
-            for name, table in document_tables(frame).items()]
+    sections = [Section(name, titles[name], table=table, display=table.astype(object))
+                for name, table in document_tables(frame).items()]
+    title = "Document tasks: per-example predictions"
+    predictions = document_predictions(runs) if runs is not None else pd.DataFrame()
+    if predictions.empty:
+        return [*sections, Section("document_predictions", title,
+                                   skipped="no run records with predictions (a results table, not a store)")]
+    text = (f"{len(predictions):,} predictions of {predictions['run_id'].nunique()} evaluations in "
+            "tables/document_predictions.csv (run_id, task, role, source, target, seed, perturbation, index, "
+            "gold, predicted): every accuracy above is the share of rows with gold == predicted.")
+    return [*sections, Section("document_predictions", title, table=predictions, text=text)]
 
 
 def _load(store_or_frame: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
@@ -737,6 +747,8 @@ def _write_section(section: Section, out: Path) -> None:
         tables = out / "tables"
         tables.mkdir(exist_ok=True)
         section.table.to_csv(tables / f"{section.name}.csv", index=False)
+        if section.display is None:  # a table to recompute from, not to read: only the CSV
+            return
         display = section.display.fillna(NA)
         (tables / f"{section.name}.md").write_text(display.to_markdown(index=False) + "\n", encoding="utf-8")
         (tables / f"{section.name}.tex").write_text(
@@ -878,7 +890,7 @@ def write_report(
     sections = [
         *(_ner_sections(ner, covariates, options) if not ner.empty else []),
         _trained_models_section(runs),
-        *(_document_sections(documents) if not documents.empty else []),
+        *(_document_sections(documents, runs) if not documents.empty else []),
     ]
     facts = _facts(frame, runs, config)
     # Written whole into a temporary folder, then moved in: a full disk leaves no half report.

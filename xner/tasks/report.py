@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-__all__ = ["document_tables", "split_tasks"]
+__all__ = ["document_predictions", "document_tables", "split_tasks"]
 
 _KEYS = ["task", "model", "kind", "source", "target", "perturbation"]
 
@@ -49,3 +49,21 @@ def document_tables(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     clean = accuracy[accuracy["perturbation"] == "clean"].groupby(["task", "kind"], sort=True)["accuracy"].mean()
     robustness["clean_accuracy"] = [clean.get((task, kind)) for task, kind in zip(robustness["task"], robustness["kind"])]
     return {"document_accuracy": accuracy.round(2), "document_robustness": robustness.round(3)}
+
+
+_PREDICTION_PARAMS = ("task", "role", "source", "target", "seed")
+
+
+def document_predictions(runs: pd.DataFrame) -> pd.DataFrame:
+    """Every finished document-task evaluation's per-example predictions, one row per example
+    and condition: ``run_id, task, role, source, target, seed, perturbation, index, gold,
+    predicted`` (``runs``: a store's run records with their ``params`` and ``metrics``)."""
+    columns = ["run_id", *_PREDICTION_PARAMS, "perturbation", "index", "gold", "predicted"]
+    rows = [
+        {"run_id": run_id, **{key: params.get(key) for key in _PREDICTION_PARAMS}, **record}
+        for run_id, kind, status, params, metrics in zip(runs["id"], runs["kind"], runs["status"], runs["params"],
+                                                          runs["metrics"])
+        if kind == "evaluate" and status == "done" and "predictions" in (metrics or {})
+        for record in metrics["predictions"]
+    ]
+    return pd.DataFrame.from_records(rows, columns=columns)
