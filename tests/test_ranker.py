@@ -84,26 +84,28 @@ def student_rows(target: str, source: str, f1s: dict[int, tuple[float, float]]) 
 
 
 def test_ensemble_experiment_pairs_the_top2_set_with_the_top1_by_seed():
-    from xner.recommend import ENSEMBLE_METHOD, ensemble_experiment
+    from xner.recommend import ensemble_experiment
+
+    method = "lambdarank (data features only)"
 
     per_target = pd.DataFrame([
-        {"method": ENSEMBLE_METHOD, "target": "kin", "recommended": "swa", "second": "xho"},
-        {"method": ENSEMBLE_METHOD, "target": "zul", "recommended": "xho", "second": "swa"},
-        {"method": ENSEMBLE_METHOD, "target": "ewe", "recommended": "twi", "second": "fon"},  # not measured
+        {"method": method, "target": "kin", "recommended": "swa", "second": "xho"},
+        {"method": method, "target": "zul", "recommended": "xho", "second": "swa"},
+        {"method": method, "target": "ewe", "recommended": "twi", "second": "fon"},  # not measured
         {"method": "always English", "target": "kin", "recommended": "en", "second": "swa"},
     ])
     frame = pd.DataFrame(
         student_rows("kin", "swa", {1: (50, 52), 2: (50, 54)}) + student_rows("kin", "xho+swa", {1: (55, 56), 2: (55, 58)})
         + student_rows("zul", "xho", {1: (60, 61), 2: (60, 61)}) + student_rows("zul", "swa+xho", {1: (58, 60), 2: (58, 60)})
         + student_rows("kin", "en", {1: (30, 33), 2: (30, 33)}))
-    table = ensemble_experiment(frame, per_target).set_index("target")
+    table = ensemble_experiment(frame, per_target, method).set_index("target")
     assert list(table.index) == ["kin", "zul", "mean"]
     assert table.loc["kin", ["top1", "ensemble"]].tolist() == ["swa", "xho+swa"]
     assert table.loc["kin", "teacher_diff"] == pytest.approx(5.0) and table.loc["kin", "full_diff"] == pytest.approx(4.0)
     assert table.loc["zul", "full_diff"] == pytest.approx(-1.0)
     assert table.loc["mean", "full_diff"] == pytest.approx(1.5) and table.loc["mean", "n_targets"] == 2
     assert table.loc["mean", "full_diff_lo"] < 1.5 < table.loc["mean", "full_diff_hi"]
-    assert ensemble_experiment(frame[frame["target"] == "ewe"], per_target).empty
+    assert ensemble_experiment(frame[frame["target"] == "ewe"], per_target, method).empty
 
 
 def test_leave_one_target_out_needs_three_targets():

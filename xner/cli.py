@@ -574,7 +574,7 @@ def train_ranker_command(
     typer.echo(f"wrote {out}: a {ranker.kind} ranker, {len(pairs)} pairs, {len(set(pairs['target']))} targets, "
                f"interval +-{ranker.half_width:.1f} F1")
     if tables:
-        quality = write_ranker_tables(pairs, tables, measured.frame)["ranker_quality"]
+        quality = write_ranker_tables(pairs, tables, measured.frame, ranker.kind)["ranker_quality"]
         typer.echo(quality[["targets", "method", "n_targets", "ndcg", "top1", "regret"]].round(2).to_string(index=False))
         typer.echo(f"wrote {tables}")
 

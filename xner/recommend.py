@@ -23,7 +23,7 @@ from xner.pipeline import DataSpec
 from xner.ranker import DATA_FEATURES, SHIPPED_RANKER, Ranker, signals_table, train_ranker, transfer_matrix
 from xner.transfer_features import SourceProfile, pair_features
 
-__all__ = ["ENSEMBLE_METHOD", "TARGET_SAMPLE", "MeasuredMatrix", "ensemble_experiment", "ranking_pairs", "recommend",
+__all__ = ["TARGET_SAMPLE", "MeasuredMatrix", "ensemble_experiment", "ranking_pairs", "recommend",
            "train_ranker_from", "write_ranker_tables"]
 
 TARGET_SAMPLE = 1000
@@ -249,11 +249,7 @@ def recommend(
     return ranked[["rank", "source", "predicted_f1", "predicted_lo", "predicted_hi", *DATA_FEATURES]]
 
 
-ENSEMBLE_METHOD = "ridge (data features only)"
-"""Whose recommendations the ensemble experiment follows: the shipped ranker's kind."""
-
-
-def ensemble_experiment(frame: pd.DataFrame, per_target: pd.DataFrame, method: str = ENSEMBLE_METHOD) -> pd.DataFrame:
+def ensemble_experiment(frame: pd.DataFrame, per_target: pd.DataFrame, method: str) -> pd.DataFrame:
     """Does a student of the top-2 recommended teachers beat a student of the top-1?
 
     For each target where ``frame`` has students (and the volume-0 teacher baseline) of both
@@ -291,20 +287,21 @@ def ensemble_experiment(frame: pd.DataFrame, per_target: pd.DataFrame, method: s
     return pd.concat([table, pd.DataFrame([mean])], ignore_index=True)
 
 
-def write_ranker_tables(pairs: pd.DataFrame, out_dir: str | Path,
-                        frame: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+def write_ranker_tables(pairs: pd.DataFrame, out_dir: str | Path, frame: pd.DataFrame | None = None,
+                        kind: str = "ridge") -> dict[str, pd.DataFrame]:
     """The evidence behind a ranker, as CSV tables in ``out_dir``: ``pairs.csv`` (measured F1
     and features per pair), ``feature_correlations.csv``, ``ranker_by_target.csv`` (each
     method's recommendation per held-out target), ``ranker_quality.csv`` (means with CIs) and,
-    where ``frame`` (the results) has students of the recommended teachers,
-    ``ensemble.csv`` (:func:`ensemble_experiment`)."""
+    where ``frame`` (the results) has students of the teachers that the data-features ranker of
+    ``kind`` (the shipped one's) recommends, ``ensemble.csv`` (:func:`ensemble_experiment`)."""
     from xner.analysis import feature_correlations
     from xner.ranker import SIGNAL_FEATURES, leave_one_target_out, quality_summary
 
     per_target = leave_one_target_out(pairs)
     tables = {"pairs": pairs, "feature_correlations": feature_correlations(pairs, (*DATA_FEATURES, *SIGNAL_FEATURES)),
               "ranker_by_target": per_target, "ranker_quality": quality_summary(per_target)}
-    ensemble = ensemble_experiment(frame, per_target) if frame is not None else pd.DataFrame()
+    method = f"{kind} (data features only)"
+    ensemble = ensemble_experiment(frame, per_target, method) if frame is not None else pd.DataFrame()
     if not ensemble.empty:
         tables["ensemble"] = ensemble
     out = Path(out_dir)
