@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from xner.errors import XnerError
+from xner.errors import XnerError, one_of
 from xner.teacher_signals import agreement
 from xner.transfer_features import DATA_FEATURES
 
@@ -197,7 +197,7 @@ class Ranker:
                         "trained_on": data.get("trained_on", {}),
                         "model": {key: data[key] for key in ("means", "scales", "coef", "intercept")}}
             if data["kind"] not in RANKER_KINDS:
-                raise XnerError(f"{path}: unknown ranker kind {data['kind']!r} (known: {', '.join(RANKER_KINDS)})")
+                raise XnerError(f"{path}: {one_of('ranker kind', data['kind'], RANKER_KINDS)}")
             return cls(**{**data, "features": tuple(data["features"])})
         except (TypeError, KeyError) as err:
             raise XnerError(f"{path}: malformed ranker file ({err})") from None
@@ -242,7 +242,7 @@ def fit_ranker(table: pd.DataFrame, features: Sequence[str], *, kind: str = "rid
         model = {"booster": booster.model_to_string(),
                  "calibration": [float(y.mean() - slope * scores.mean()), slope]}
     else:
-        raise XnerError(f"unknown ranker kind {kind!r} (known: {', '.join(RANKER_KINDS)})")
+        raise one_of("ranker kind", kind, RANKER_KINDS)
     return Ranker(kind, tuple(features), model, half_width, dict(trained_on or {}))
 
 

@@ -16,9 +16,9 @@ import pandas as pd
 
 from xner.data.corpus import Sentence
 from xner.data.sampling import nested_subset
-from xner.errors import XnerError
+from xner.errors import XnerError, one_of
 from xner.io import atomic_write
-from xner.paths import cache_dir
+from xner.paths import cache_file
 from xner.pipeline import DataSpec
 from xner.ranker import DATA_FEATURES, SHIPPED_RANKER, Ranker, signals_table, train_ranker, transfer_matrix
 from xner.transfer_features import SourceProfile, pair_features
@@ -71,9 +71,9 @@ def _cached_profile(data: DataSpec, source: str, backbone) -> SourceProfile:
         return compute()
     with open(path, "rb") as handle:
         content = hashlib.file_digest(handle, "sha256").hexdigest()
-    identity = json.dumps([PROFILE_VERSION, content, source, dict(sorted(data.label_map.items())),
-                           None if backbone is None else backbone.fingerprint])
-    cached = cache_dir() / "source-profiles" / f"{hashlib.sha256(identity.encode()).hexdigest()[:32]}.json"
+    identity = [PROFILE_VERSION, content, source, dict(sorted(data.label_map.items())),
+                None if backbone is None else backbone.fingerprint]
+    cached = cache_file("source-profiles", identity, "json")
     if cached.is_file():
         try:
             return SourceProfile.from_json(json.loads(cached.read_text()))
@@ -102,8 +102,8 @@ def _target_text(target: str, dataset: str | None, unlabeled: str | Path | None,
 
 def _features(target: str, target_text: list[Sentence], profiles: Mapping[str, SourceProfile],
               backbone) -> pd.DataFrame:
-    candidates = {source: profile for source, profile in profiles.items() if source != target}
-    return pair_features(candidates, target, target_text, **(
+    """The data features of every candidate in ``profiles`` (the target is none of them)."""
+    return pair_features(profiles, target, target_text, **(
         {"tokenizer": backbone.tokenizer, "normalize": backbone.normalize} if backbone is not None else {}))
 
 
@@ -188,7 +188,6 @@ def train_ranker_from(measured: MeasuredMatrix, out: str | Path = SHIPPED_RANKER
     Returns:
         The ranker and the pairs table it learned from.
     """
-    from xner.errors import one_of
     from xner.ranker import METHODS, RANKER_KINDS, leave_one_target_out
 
     if kind not in ("auto", *RANKER_KINDS):

@@ -443,8 +443,8 @@ MIN_CORRELATED_PAIRS = 3
 def _transfer_sections(
     df: pd.DataFrame, covariates: pd.DataFrame | None, options: Mapping[str, int]
 ) -> list[Section]:
-    has_pairs = "kind" in df and (df["kind"] == "transfer").any()
-    most_pairs = transfer_pairs(df).groupby("model").size().max() if has_pairs else 0
+    pairs = transfer_pairs(df) if "kind" in df and (df["kind"] == "transfer").any() else pd.DataFrame()
+    most_pairs = int(pairs.groupby("model").size().max()) if not pairs.empty else 0
     if most_pairs < MIN_CORRELATED_PAIRS:  # also spares the URIEL lookups (seconds) of a small study
         reason = (f"{most_pairs} (source, target) transfer pair(s): a correlation over pairs needs at least "
                   f"{MIN_CORRELATED_PAIRS}")
@@ -453,7 +453,7 @@ def _transfer_sections(
     table = transfer_correlates(df, covariates, **options)
     sections = [Section("transfer_correlates", "What predicts transfer F1 (over pairs)",
                         table=table, display=_transfer_display(table))]
-    pairs = transfer_pairs(df).dropna(subset=["entity_overlap"])
+    pairs = pairs.dropna(subset=["entity_overlap"])
     if len(pairs) < 2:
         sections.append(Section("overlap_scatter", "Entity overlap vs transfer F1",
                                 skipped="fewer than 2 transfer pairs with entity_overlap"))

@@ -10,11 +10,9 @@ closest listed relative (English).
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib
 import importlib.metadata
 import io
-import json
 import sys
 import warnings
 from collections.abc import Sequence
@@ -25,7 +23,7 @@ from scipy.spatial.distance import cosine
 
 from xner.errors import XnerError
 from xner.io import atomic_write
-from xner.paths import cache_dir
+from xner.paths import cache_file
 
 __all__ = ["URIEL_ALIASES", "uriel_distance"]
 
@@ -63,8 +61,7 @@ def _vectors(feature_set: str) -> dict[str, np.ndarray]:
     from xner.languages import LANGUAGES
 
     registry = sorted({URIEL_ALIASES.get(lang.iso3, lang.iso3) for lang in LANGUAGES})
-    identity = json.dumps([importlib.metadata.version("lang2vec"), feature_set, registry])
-    cached = cache_dir() / "uriel" / f"{hashlib.sha256(identity.encode()).hexdigest()[:32]}.npz"
+    cached = cache_file("uriel", [importlib.metadata.version("lang2vec"), feature_set, registry], "npz")
     if cached.is_file():
         try:
             with np.load(cached) as stored:
