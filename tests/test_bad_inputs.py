@@ -204,6 +204,28 @@ def study(**config: object) -> Callable[[Env], list]:
     return build
 
 
+def recommend_with_ranker(content: str) -> Callable[[Env], list]:
+    """A case: ``xner recommend`` with a ranker file of exactly this text."""
+
+    def build(env: Env) -> list:
+        ranker = env.tmp / "ranker.json"
+        ranker.write_text(content)
+        return ["recommend", "--target", "nl", "--dataset", "wikiann", "--data-dir", env.root, "--ranker", ranker]
+
+    return build
+
+
+def train_ranker_kind(kind: str) -> Callable[[Env], list]:
+    """A case: ``xner train-ranker`` on a results table with ``--kind kind``."""
+
+    def build(env: Env) -> list:
+        table = env.tmp / "results.csv"
+        table.write_text("kind,model,source,target,dataset,perturbation,f1\ntransfer,tiny,de,nl,wikiann,clean,50\n")
+        return ["train-ranker", table, "--out", env.tmp / "ranker.json", "--kind", kind, "--data-dir", env.root]
+
+    return build
+
+
 def train_on(change: Callable[[Path], object], *extra: object) -> Callable[[Env], list]:
     """A case: ``xner train`` on the fixture root after ``change(<root>/wikiann/nl)``."""
 
@@ -295,6 +317,12 @@ CLI_ERRORS = [
      r"1 problem\(s\) found before the first run: model 'no-org/no-model' is not a local directory"),
     ("study with a split file missing", study(languages=["de"], change=lambda root: (root / "wikiann/de/dev.conllu").unlink()),
      r"1 problem\(s\) found before the first run: no 'dev' file in .*wikiann/de; found: test.conllu, train.conllu"),
+    # -- teacher rankers: the file and what is wrong with it
+    ("recommend --ranker not JSON", recommend_with_ranker("{not json"), r"ranker\.json: cannot read the ranker"),
+    ("recommend --ranker of an unknown kind",
+     recommend_with_ranker('{"format": "xner.ranker.v2", "kind": "svm", "features": [], "model": {}, "half_width": 1}'),
+     r"ranker\.json: unknown ranker kind 'svm'; valid: lambdarank, ridge"),
+    ("train-ranker --kind svm", train_ranker_kind("svm"), r"unknown ranker kind 'svm'; valid: auto, lambdarank, ridge"),
     # -- result stores: a damaged store is named, never silently replaced
     *((f"store {damage} in {command}", store_case(command, damage), pattern)
       for damage, pattern in STORE_DAMAGE.items() for command in ("status", "results", "report", "study")),
