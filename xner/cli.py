@@ -271,6 +271,8 @@ def report_command(
     store: str = typer.Argument(..., metavar="STORE", help="Result store (SQLite) or an exported results .csv/.parquet."),
     out: str = typer.Option("report", "--out", "-o", help="Report folder to write."),
     config: str | None = typer.Option(None, "--config", help="Study config file to print in the report."),
+    continues: str | None = typer.Option(
+        None, "--continues", help="An earlier study's store or results table whose curves this study continues."),
     resamples: int = typer.Option(2000, "--resamples", help="Bootstrap resamples per confidence interval."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
 ) -> None:
@@ -279,7 +281,8 @@ def report_command(
 
     from xner.report import write_report
 
-    page = write_report(store, out, Path(config) if config else None, n_resamples=resamples, seed=seed)
+    page = write_report(store, out, Path(config) if config else None, continues=continues, n_resamples=resamples,
+                        seed=seed)
     typer.echo(str(page))
 
 

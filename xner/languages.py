@@ -38,6 +38,7 @@ __all__ = [
     "MASAKHANEWS",
     "RELATIONS",
     "STUDY_PAIRS",
+    "TRAIN_FIELDS",
     "Language",
     "Relation",
     "StudyPair",
@@ -46,6 +47,10 @@ __all__ = [
     "list_languages",
     "study_pairs",
 ]
+
+
+TRAIN_FIELDS: dict[str, str] = {"wikiann": "wikiann_train", "masakhaner2": "masakhaner_train"}
+"""Datasets the registry gives train sizes for, and the :class:`Language` field of each."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +81,17 @@ class Language:
     def code(self) -> str:
         """The short code datasets and configs use: ISO 639-1 if any, else ISO 639-3."""
         return self.iso1 or self.iso3
+
+    def train_sentences(self, dataset: str) -> int | None:
+        """Train-split sentences in ``dataset``; ``None`` where the language is not in it or the
+        registry does not describe the dataset (a user's folder): planning and analyses need
+        the size without reading the data.
+
+        >>> get_language("yo").train_sentences("masakhaner2")
+        6876
+        """
+        field = TRAIN_FIELDS.get(dataset)
+        return getattr(self, field) if field else None
 
 
 Relation = Literal["genetic", "areal", "borrowing", "control", "genetic+areal"]

@@ -45,6 +45,7 @@ from xner.analysis import (
     volume_correlations,
     volume_curves,
 )
+from xner.beyond_split import beyond_the_split
 from xner.errors import XnerError
 from xner.io import atomic_directory
 from xner.tasks.report import document_predictions, document_tables, split_tasks
@@ -127,6 +128,20 @@ def _volume_display(table: pd.DataFrame) -> pd.DataFrame:
             "note": table["note"],
         }
     )
+
+
+def _beyond_split_display(table: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        **_keys(table, ("model", "genus", "source", "target")),
+        "seeds": table["n_seeds"].map(_num),
+        "train split": _volumes(table["split_sentences"]),
+        "whole pool": _volumes(table["pool_sentences"]),
+        "teacher F1": [_num(v, 1) for v in table["teacher_f1"]],
+        "F1 at split end": [_num(v, 1) for v in table["split_f1"]],
+        "F1 at whole pool": [_num(v, 1) for v in table["pool_f1"]],
+        "F1 per doubling, whole range": _ci(table["slope"], table["slope_lo"], table["slope_hi"]),
+        "F1 per doubling, past the split": _ci(table["slope_new"], table["slope_new_lo"], table["slope_new_hi"]),
+    })
 
 
 def _volumes(values: pd.Series) -> list[str]:
@@ -416,6 +431,18 @@ def _volume_sections(df: pd.DataFrame, options: Mapping[str, int]) -> list[Secti
     return sections
 
 
+def _beyond_split_sections(df: pd.DataFrame, options: Mapping[str, int]) -> list[Section]:
+    """Curves continued past the targets' train splits by raw-text pools (:mod:`xner.beyond_split`)."""
+    sections = []
+    for by in ("genus", "target"):
+        name, title = f"beyond_split_by_{by}", f"F1 per doubling past the train split vs over the whole range, per {by}"
+        has_volume = "volume" in df.columns and "dataset" in df.columns
+        table = beyond_the_split(df, by=by, **options) if has_volume else pd.DataFrame()
+        sections.append(Section(name, title, table=table, display=_beyond_split_display(table)) if not table.empty
+                        else Section(name, title, skipped="no student past its target's train split"))
+    return sections
+
+
 def _mixed_sections(df: pd.DataFrame) -> list[Section]:
     sections = []
     for model in sorted(df.loc[df["kind"] == "student", "model"].unique()):
@@ -702,7 +729,8 @@ def _trained_models_section(runs: pd.DataFrame | None) -> Section:
 
 
 def _ner_sections(frame: pd.DataFrame, covariates: pd.DataFrame | None, options: Mapping[str, int]) -> list[Section]:
-    return [*_volume_sections(frame, options), *_transfer_sections(frame, covariates, options),
+    return [*_volume_sections(frame, options), *_beyond_split_sections(frame, options),
+            *_transfer_sections(frame, covariates, options),
             *_robustness_sections(frame, options), *_matrix_sections(frame), *_sensitivity_sections(frame, options)]
 
 
@@ -722,6 +750,25 @@ def _document_sections(frame: pd.DataFrame, runs: pd.DataFrame | None) -> list[S
             "tables/document_predictions.csv (run_id, task, role, source, target, seed, perturbation, index, "
             "gold, predicted): every accuracy above is the share of rows with gold == predicted.")
     return [*sections, Section("document_predictions", title, table=predictions, text=text)]
+
+
+def _continued(frame: pd.DataFrame, earlier: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the earlier study's student rows of the curves (model, source, target)
+    that ``frame``'s students continue; rows of a run ``frame`` already has are dropped."""
+    def curves(table: pd.DataFrame) -> pd.Series:
+        return table[["model", "source", "target"]].astype(str).agg("<-".join, axis=1)
+
+    students = frame[frame["kind"] == "student"]
+    if students.empty:
+        raise XnerError("--continues: the study has no students, so no curve to continue")
+    wanted = set(curves(students))
+    rows = earlier[(earlier["kind"] == "student") & ~earlier["run_id"].isin(frame["run_id"])]
+    if not rows.empty:
+        rows = rows[curves(rows).isin(wanted)]
+    if rows.empty:
+        raise XnerError(f"--continues: the earlier results have no student of this study's curves "
+                        f"({', '.join(sorted(wanted))})")
+    return pd.concat([frame, rows], ignore_index=True)
 
 
 def _load(store_or_frame: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
@@ -854,6 +901,7 @@ def write_report(
     *,
     runs: pd.DataFrame | None = None,
     covariates: pd.DataFrame | None = None,
+    continues: pd.DataFrame | str | Path | None = None,
     n_resamples: int = 2000,
     seed: int = 0,
 ) -> Path:
@@ -870,6 +918,10 @@ def write_report(
             run times, versions and trained models; read from the store when given a store.
         covariates: per-pair covariates for :func:`xner.analysis.transfer_correlates`;
             ``None`` computes URIEL distances (lang2vec; its first use loads for ~10 s).
+        continues: an earlier study's results (store, table or DataFrame) whose curves this
+            study continues: its student rows of the same model, source and target as this
+            study's students join the analysis (this study's runs win where run ids repeat),
+            e.g. the volume study's in-split points under the extended study's raw-text ones.
         n_resamples, seed: bootstrap resamples and seed of every CI.
 
     Returns:
@@ -883,6 +935,8 @@ def write_report(
     frame, stored_runs = _load(store_or_frame)
     if frame.empty:
         raise XnerError("no finished evaluation in the results: nothing to report yet")
+    if continues is not None:
+        frame = _continued(frame, _load(continues)[0])
     frame = _with_genus(frame)
     runs = stored_runs if runs is None else runs
     options = {"n_resamples": n_resamples, "seed": seed}

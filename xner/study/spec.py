@@ -37,7 +37,7 @@ from xner.data.labels import check_label_map, entity_types
 from xner.data.pools import TRAIN, check_sources, file_pool, name_sources
 from xner.decoding import DEFAULT_DECODING, decoding_name
 from xner.errors import XnerError
-from xner.languages import LANGUAGES, STUDY_PAIRS, Language, get_language
+from xner.languages import LANGUAGES, STUDY_PAIRS, TRAIN_FIELDS, Language, get_language
 from xner.options import DistillationOptions, Section, TrainingOptions, fail, validation_message
 from xner.perturb import get_perturbation
 from xner.study.runs import RunRegistry, RunSpec
@@ -56,9 +56,6 @@ __all__ = [
 
 FOLDER_CODE = {"masakhaner2": "iso3", "masakhanews": "iso3"}
 """Datasets whose language folders use ISO 639-3 codes; the others use the short code."""
-
-DATA_FIELD = {"wikiann": "wikiann_train", "masakhaner2": "masakhaner_train"}
-"""Which :class:`~xner.languages.Language` field says a known dataset has the language."""
 
 ALL_TARGETS = "*"
 """Teachers key meaning: every target language of the study."""
@@ -468,8 +465,8 @@ class _Expansion:
         return lang.iso3 if FOLDER_CODE.get(self.dataset(lang)) == "iso3" else lang.code
 
     def has_data(self, lang: Language) -> bool:
-        attribute = DATA_FIELD.get(self.dataset(lang))
-        return attribute is None or getattr(lang, attribute) is not None
+        dataset = self.dataset(lang)
+        return dataset not in TRAIN_FIELDS or lang.train_sentences(dataset) is not None
 
     def natives(self) -> list[Language]:
         listed = [get_language(code) for code in self.study.languages]
@@ -622,7 +619,7 @@ class _Expansion:
         dataset = self.dataset(target)
         if sources != [TRAIN]:
             return size + len(load_split(self.code(target), "train", dataset=dataset, data_dir=self.study.data_dir))
-        train = getattr(target, DATA_FIELD[dataset], None) if dataset in DATA_FIELD else None
+        train = target.train_sentences(dataset)
         if train is None:
             raise XnerError(f"study.volumes: 'all' needs the train size of {target.code} in {dataset}, "
                             "which the language registry does not know; list the volumes as numbers")
