@@ -14,7 +14,8 @@ import time
 import pytest
 
 from xner.data.corpus import Sentence
-from xner.data.pools import TRAIN, pool_digest, read_pool
+from xner.data.pools import TRAIN, draw, pool_digest, read_pool, read_pool_parts
+from xner.data.sampling import nested_subset
 from xner.errors import XnerError
 from xner.study import ResultStore, RunSpec, parse_study
 from xner.study.execute import default_registry
@@ -55,6 +56,21 @@ def test_read_pool_concatenates_in_order_and_drops_labels(pool_file):
     assert forward[0].tokens == backward[-1].tokens == ("Ada", "spoke")
     assert pool_digest(forward) != pool_digest(backward)
     assert read_pool([pool_file], "de", lambda: pytest.fail("the train split is not a source")) == forward[1:]
+
+
+def test_a_volume_takes_the_sources_in_order_so_the_pool_continues_the_split(pool_file, make_corpus):
+    """Within the train split a volume is what a train-only study draws; past it, the whole
+    split's sample plus the file's start: the new points continue the split's curve."""
+    train = [s for s in make_corpus(12, "de", seed=3)]
+    parts = read_pool_parts([TRAIN, pool_file], "de", lambda: train)
+    unlabeled = [s.unlabeled() for s in train]
+    for seed in (0, 1):
+        assert draw(parts, 8, seed) == nested_subset(unlabeled, 8, seed)
+        beyond = draw(parts, 20, seed)
+        assert beyond[:12] == nested_subset(unlabeled, 12, seed) and beyond[12:] == nested_subset(parts[1], 8, seed)
+        assert draw(parts, 30, seed)[:20] == beyond  # nested across volumes
+    with pytest.raises(XnerError, match="volume 38 > 37 unlabeled sentences available"):
+        draw(parts, 38, 0)
 
 
 def test_read_pool_refuses_a_file_changed_since_planning(pool_file):

@@ -4,8 +4,11 @@ A student's volume axis runs over one pool per target. The default pool is the t
 labelled train split with the labels dropped (Wu et al. 2020); a pool file written by
 ``xner data sentences`` (one tokenized sentence a line) extends it past the labelled data.
 Sources are concatenated in the order given -- ``["train", "news.txt"]`` is the train split
-then the file -- and volumes are nested prefixes of one seeded permutation of the whole
-concatenation (:func:`xner.data.sampling.nested_subset`).
+then the file -- and a volume takes them in that order (:func:`draw`): every sentence of a
+source before any of the next, each source in its own seeded permutation. So a volume within
+the first source draws what a study on that source alone draws (:func:`xner.data.sampling.nested_subset`),
+and a larger one is that source's whole sample plus the start of the next: a raw-text pool
+after the train split continues the train split's volume curve, point for point.
 
 A pool is identified by the content hash of its sentences (:func:`pool_digest`): runs
 record it, and a study hashes each file's digest into its run ids, so that editing a pool
@@ -25,9 +28,10 @@ from pathlib import Path
 
 from xner.data.corpus import Sentence
 from xner.data.formats import read_text
+from xner.data.sampling import nested_subset
 from xner.errors import XnerError
 
-__all__ = ["TRAIN", "check_sources", "file_pool", "name_sources", "pool_digest", "read_pool"]
+__all__ = ["TRAIN", "check_sources", "draw", "file_pool", "name_sources", "pool_digest", "read_pool", "read_pool_parts"]
 
 TRAIN = "train"
 """The source name of the target's train split (labels dropped)."""
@@ -86,7 +90,18 @@ def read_pool(
     train: Callable[[], Sequence[Sentence]],
     files: Mapping[str, str] | None = None,
 ) -> list[Sentence]:
-    """The concatenated, unlabeled sentences of a pool's sources, in order.
+    """The concatenated, unlabeled sentences of a pool's sources, in order (see
+    :func:`read_pool_parts`, which this flattens: what a pool's size and digest are taken of)."""
+    return [sentence for part in read_pool_parts(sources, lang, train, files) for sentence in part]
+
+
+def read_pool_parts(
+    sources: Sequence[str | Path],
+    lang: str | None,
+    train: Callable[[], Sequence[Sentence]],
+    files: Mapping[str, str] | None = None,
+) -> list[list[Sentence]]:
+    """The unlabeled sentences of each of a pool's sources, in order.
 
     Args:
         sources: :data:`TRAIN`, pool file paths, or digests that ``files`` maps to paths
@@ -96,21 +111,48 @@ def read_pool(
         files: paths by digest.
 
     Returns:
-        Unlabeled sentences: the sources' sentences one after the other.
+        One list of unlabeled sentences per source.
 
     Raises:
         XnerError: an unreadable pool file, or one whose content changed since its digest
             was taken.
     """
     files = files or {}
-    pool: list[Sentence] = []
+    parts = []
     for source in check_sources([str(s) for s in sources]):
         if source == TRAIN:
-            pool += train()
+            parts.append([s.unlabeled() for s in train()])
             continue
         sentences, digest = file_pool(files.get(source, source), lang)
         if source in files and digest != source:
             raise XnerError(f"{files[source]}: pool file changed since the study was planned "
                             f"(digest {digest}, planned {source}); run the study again to plan its new runs")
-        pool += sentences
-    return [s.unlabeled() for s in pool]
+        parts.append([s.unlabeled() for s in sentences])
+    return parts
+
+
+def draw(parts: Sequence[Sequence[Sentence]], size: int, seed: int) -> list[Sentence]:
+    """``size`` sentences of a pool's sources taken in order: all of a source (in its seeded
+    permutation, :func:`~xner.data.sampling.nested_subset`) before any of the next.
+
+    Nested across sizes for one seed, and equal to ``nested_subset(parts[0], size, seed)``
+    while ``size`` fits in the first source.
+
+    >>> from xner.data.corpus import Sentence
+    >>> parts = [[Sentence((w,)) for w in "abc"], [Sentence((w,)) for w in "xyz"]]
+    >>> sorted(s.tokens[0] for s in draw(parts, 4, seed=0))[:3]
+    ['a', 'b', 'c']
+
+    Raises:
+        XnerError: ``size`` exceeds the pool's sentences.
+    """
+    available = sum(len(part) for part in parts)
+    if size > available:
+        raise XnerError(f"volume {size} > {available} unlabeled sentences available")
+    drawn: list[Sentence] = []
+    for part in parts:
+        take = min(size - len(drawn), len(part))
+        if take <= 0:
+            break
+        drawn += nested_subset(part, take, seed)
+    return drawn

@@ -22,7 +22,7 @@ from typing import Any
 
 from xner.data import dataset_labels
 from xner.data.labels import entity_types
-from xner.data.pools import TRAIN, pool_digest, read_pool
+from xner.data.pools import TRAIN, draw, pool_digest, read_pool_parts
 from xner.data.sampling import nested_subset
 from xner.decoding import DECODINGS
 from xner.distillation.ensemble import Ensemble
@@ -84,10 +84,12 @@ def distill_run(spec: RunSpec, ctx: RunContext) -> dict:
     if p["volume"] == 0:
         return {"volume": 0, "teachers": p["teachers"]}
     teachers = [Tagger.load(ctx.dep(run_id).dir) for run_id in p["teacher_runs"]]
-    pool = read_pool(p.get("pool", [TRAIN]), p["target"], lambda: _data(p, ctx).split(p["target"], "train"), ctx.files)
+    parts = read_pool_parts(p.get("pool", [TRAIN]), p["target"], lambda: _data(p, ctx).split(p["target"], "train"),
+                            ctx.files)
+    pool = [sentence for part in parts for sentence in part]
     if p["volume"] > len(pool):
         raise XnerError(f"volume {p['volume']} > {len(pool)} unlabeled {p['target']} sentences available")
-    unlabeled = nested_subset(pool, p["volume"], p["seed"])
+    unlabeled = draw(parts, p["volume"], p["seed"])
     student_options = options.pop("student")
     config = DistillConfig(**options, train=TrainConfig(**student_options, seed=p["seed"]))
     weighting = teacher_weighting(config.weighting, teachers, ctx.data_dir)
