@@ -1,8 +1,7 @@
 """Inference precision: ``auto`` picked from the CPU's flags, and every mode's F1 on real data.
 
 The slow tests are the guarantee the precision modes rest on: a model trained on real WikiANN
-Spanish tags the real test sentences in bf16 within 0.5 F1 of fp32; int8 does not (yet), so
-``auto`` never picks it (a strict xfail: it fails the day int8 holds F1, to be promoted).
+Spanish tags the real test sentences in bf16 and in int8 within 0.5 F1 of fp32.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ CPU = torch.device("cpu")
 
 
 @pytest.mark.parametrize(("flags", "expected"), [
-    ({"avx512_vnni", "avx512_bf16"}, "bf16"),  # int8 units, but auto never picks int8 (F1)
+    ({"avx512_vnni", "avx512_bf16"}, "bf16"),  # int8 units, but auto never picks int8 (see device.py)
     ({"amx_int8", "amx_bf16"}, "bf16"),
     ({"avx512_vnni"}, "fp32"),
     (set(), "fp32"),
@@ -80,7 +79,5 @@ def test_bf16_stays_within_half_an_f1_point_of_fp32_on_real_data(real_f1):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="int8 (per-channel dynamic quantization) measured -1.5 F1 here; auto never picks it",
-                   strict=True)
 def test_int8_stays_within_half_an_f1_point_of_fp32_on_real_data(real_f1):
     assert abs(real_f1["int8"] - real_f1["fp32"]) <= 0.5, real_f1

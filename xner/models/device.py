@@ -138,9 +138,10 @@ def inference_precision(device: torch.device, precision: str = "auto") -> str:
 
     ``auto`` picks by the hardware: the GPU's mixed-precision dtype on a GPU; on a CPU, bf16
     where it computes bf16 natively (AVX512-BF16, AMX-BF16), else fp32. int8 (ONNX Runtime,
-    :mod:`xner.models.int8`) is never picked by ``auto``: it is 2-3x faster than bf16 but moved
-    entity F1 by 1.2-1.7 points on WikiANN es and MasakhaNER swa test sentences, beyond the
-    0.5 bf16 stays within.
+    block-quantized, :mod:`xner.models.int8`) holds F1 as bf16 does (within 0.5 on WikiANN es
+    and MasakhaNER swa) but is asked for, never picked: on an AVX512-BF16 CPU it is no faster
+    than bf16, and ``auto`` is also what studies predict in, whose numbers must not change
+    with a machine's int8 units.
 
     Raises:
         XnerError: an unknown precision, or int8 on a GPU.
