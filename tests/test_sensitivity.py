@@ -48,6 +48,19 @@ def test_each_setting_recovers_its_slope_and_whole_pool_gain():
         assert row["n_seeds"] == 3 and row["pool"] == 4000
 
 
+def test_a_teacher_run_of_several_targets_is_each_targets_own_baseline():
+    """kin's curves taught by de's teacher runs, 20 F1 higher on kin: the gains stay kin's own."""
+    frame = sensitivity_frame()
+    kin = frame["target"] == "kin"
+    frame.loc[kin, "teacher_runs"] = frame.loc[kin, "teacher_runs"].str.replace("swa", "nl")
+    frame.loc[kin, "f1"] += 20
+    table = setting_gains(frame, n_resamples=200).set_index(["teacher_regime", "student_regime", "target"])
+    for (teacher, student), slope in SLOPES.items():
+        for target in ("de", "kin"):
+            row = table.loc[(teacher, "all" if student == "all" else "top-4", target)]
+            assert row["gain"] == pytest.approx(slope * np.log2(4000 / 250), abs=0.1)
+
+
 def test_the_mixed_model_puts_the_settings_in_the_slope_interactions():
     effects = setting_effects(sensitivity_frame()).set_index("term")
     assert effects.loc["log2_volume", "coef"] == pytest.approx(0.5, abs=0.05)

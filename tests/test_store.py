@@ -148,6 +148,20 @@ def test_student_rows_get_their_teachers_baseline_and_gain(results):
     assert results.frame().query("kind == 'native'").gain.isna().all()
 
 
+def test_a_teacher_run_of_several_targets_is_each_targets_own_baseline():
+    """One English teacher run teaches ewe and yor: each student's gain is over the teacher's
+    evaluation on the student's own target, not on whichever target came first."""
+    from xner.study.store import _with_gain
+
+    rows = [{"kind": "student", "model": "m", "source": "en", "target": target, "dataset": "masakhaner2",
+             "train_size": 2000, "seed": 1, "perturbation": "clean", "teacher_runs": "en-run", "volume": volume,
+             "f1": teacher + 2.0 * (volume > 0)}
+            for target, teacher in (("ewe", 60.0), ("yor", 30.0)) for volume in (0, 2000)]
+    table = _with_gain(pd.DataFrame(rows)).set_index(["target", "volume"])
+    assert table.loc[("ewe", 2000), "teacher_f1"] == 60.0 and table.loc[("yor", 2000), "teacher_f1"] == 30.0
+    assert table.loc[("ewe", 2000), "gain"] == table.loc[("yor", 2000), "gain"] == 2.0
+
+
 def test_relation_of_study_pairs(store):
     s, metrics = evaluation("transfer", "nl", "af", None, {"clean": 60.0})
     store.register([s])

@@ -53,9 +53,10 @@ def with_settings(frame: pd.DataFrame) -> pd.DataFrame:
     rows["teacher_regime"] = rows["teacher_train_layers"].map(_regime)
     student = rows["student_train_layers"].astype(object)
     rows["student_regime"] = np.where(student.astype(str) == "all", "all", "top-" + student.astype(str))
-    # every student's gain is over the volume-0 evaluation of its own teacher runs
-    teacher_f1 = rows[rows["volume"] == 0].groupby("teacher_runs")["f1"].mean()
-    rows["teacher_f1"] = rows["teacher_runs"].map(teacher_f1)
+    # every student's gain is over the volume-0 evaluation of its own teacher runs on its target
+    # (one teacher run, e.g. an English one, teaches several targets)
+    baseline = rows[rows["volume"] == 0].groupby(["teacher_runs", "target"])["f1"].mean().rename("teacher_f1")
+    rows = rows.drop(columns="teacher_f1", errors="ignore").join(baseline, on=["teacher_runs", "target"])
     rows["gain"] = pd.to_numeric(rows["f1"]) - rows["teacher_f1"]
     # volume 0 is the teachers' ensemble: it belongs to every student setting of its teacher
     baselines = rows[rows["volume"] == 0]

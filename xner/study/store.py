@@ -561,7 +561,9 @@ def _with_gain(table: "pd.DataFrame") -> "pd.DataFrame":
         return table.assign(teacher_f1=float("nan"), gain=float("nan"))
     described = table[_TEACHER_KEY].map(str).agg("|".join, axis=1)
     teachers = table["teacher_runs"].where(table["teacher_runs"].notna(), described) if "teacher_runs" in table else described
-    keyed = table.assign(_teachers=teachers + "|" + table["perturbation"].map(str))
+    # one teacher run teaches several targets (an English teacher of every target): the
+    # baseline is its evaluation on this target
+    keyed = table.assign(_teachers=teachers + "|" + table["target"].map(str) + "|" + table["perturbation"].map(str))
     students = (table["kind"] == "student").to_numpy()
     baseline = keyed.loc[students & (table["volume"] == 0).to_numpy(dtype=bool, na_value=False)]
     baseline = baseline[["_teachers", "f1"]].drop_duplicates("_teachers").rename(columns={"f1": "_teacher"})
