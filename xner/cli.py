@@ -547,7 +547,8 @@ def recommend_command(
         ranked = ranked.rename(columns={"uriel_genetic": "genetic", "uriel_featural": "featural",
                                         "subword_overlap": "subwords"})
         ranked = ranked[["rank", "source", "predicted", "genetic", "featural", "subwords"]]
-    print_rows(ranked.to_dict("records"), fmt, title=f"teachers for {target} (predicted zero-shot F1, 90% interval)")
+    rows = ranked.astype(object).where(ranked.notna(), None).to_dict("records")  # no URIEL value: null, not NaN
+    print_rows(rows, fmt, title=f"teachers for {target} (predicted zero-shot F1, 90% interval)")
 
 
 @app.command("train-ranker")
