@@ -58,6 +58,14 @@ def test_a_genus_pools_its_curves():
     assert row["slope_new"] == pytest.approx(0.5, abs=0.2)
 
 
+def test_teacher_run_ids_on_one_side_of_the_split_keep_one_teacher_per_seed():
+    """The earlier table (in-split points) has no teacher run ids, the continuing study's has."""
+    frame = curve("ig", 2.0, 0.0)
+    named = frame.assign(teacher_runs=np.where(frame["volume"] > SPLIT, "ig-teacher-" + frame["seed"].astype(str), None))
+    assert beyond_the_split(named, n_resamples=100)["slope"].item() == pytest.approx(
+        beyond_the_split(frame, n_resamples=100)["slope"].item())
+
+
 def test_curves_that_stay_in_the_split_are_left_out():
     inside = curve("en", 1.0, 1.0, volumes=(0, *IN_SPLIT))
     assert beyond_the_split(inside).empty

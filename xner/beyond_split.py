@@ -63,6 +63,10 @@ def beyond_the_split(frame: pd.DataFrame, by: Grouping = "target", *, n_resample
     """
     rows = frame[(frame["kind"] == "student") & (frame["perturbation"] == "clean") & frame["volume"].notna()].copy()
     rows = rows.astype({"volume": "int64", "f1": "float64"})
+    # A curve's seed is one teacher (a continuing study reuses the earlier study's teacher runs),
+    # but only the newer table names its teacher runs: named on one side of the split and
+    # described on the other, one teacher would pass for two and its slope break at the split.
+    rows = rows.drop(columns="teacher_runs", errors="ignore")
     rows["split_sentences"] = [split_sentences(t, d) for t, d in zip(rows["target"], rows["dataset"])]
     past = rows[rows["volume"] > rows["split_sentences"]]
     if past.empty:
