@@ -107,3 +107,15 @@ def test_real_masakhaner_stats(real_data, source_counts):
         for split in ("dev", "test"):
             assert rows[lang, split]["sentences"] == expected[lang][split]
     assert rows["yor", "train"]["repairs"] == 1  # the declared IOB1 start, counted
+
+
+def test_a_missing_value_is_null_in_json_and_empty_in_csv(capsys):
+    """NaN is not JSON: every command's rows print a missing value as null (CSV: empty)."""
+    from xner.cli import OutputFormat, print_rows
+
+    rows = [{"source": "twi", "distance": float("nan"), "rank": 1}, {"source": "swa", "distance": 0.33, "rank": 2}]
+    print_rows(rows, OutputFormat.json)
+    parsed = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert [row["distance"] for row in parsed] == [None, 0.33]
+    print_rows(rows, OutputFormat.csv)
+    assert capsys.readouterr().out == "source,distance,rank\ntwi,,1\nswa,0.33,2\n"

@@ -12,6 +12,7 @@ import dataclasses
 import enum
 import functools
 import json
+import math
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
@@ -89,7 +90,10 @@ class OutputFormat(str, enum.Enum):
 
 
 def print_rows(rows: Sequence[dict[str, Any]], fmt: OutputFormat, title: str = "") -> None:
-    """Print flat dict rows (same keys in every row) in the chosen format."""
+    """Print flat dict rows (same keys in every row) in the chosen format. A missing value (None
+    or NaN, e.g. a distance URIEL lacks) is ``null`` in JSON (NaN is not JSON) and empty otherwise."""
+    rows = [{key: None if isinstance(value, float) and math.isnan(value) else value for key, value in row.items()}
+            for row in rows]
     if fmt is OutputFormat.json:
         typer.echo(json.dumps(list(rows), indent=2, ensure_ascii=False))
         return
@@ -547,8 +551,7 @@ def recommend_command(
         ranked = ranked.rename(columns={"uriel_genetic": "genetic", "uriel_featural": "featural",
                                         "subword_overlap": "subwords"})
         ranked = ranked[["rank", "source", "predicted", "genetic", "featural", "subwords"]]
-    rows = ranked.astype(object).where(ranked.notna(), None).to_dict("records")  # no URIEL value: null, not NaN
-    print_rows(rows, fmt, title=f"teachers for {target} (predicted zero-shot F1, 90% interval)")
+    print_rows(ranked.to_dict("records"), fmt, title=f"teachers for {target} (predicted zero-shot F1, 90% interval)")
 
 
 @app.command("train-ranker")
