@@ -53,10 +53,10 @@ def beyond_the_split(frame: pd.DataFrame, by: Grouping = "target", *, n_resample
         n_resamples, seed, confidence: the bootstrap's, for the correlations underneath.
 
     Returns:
-        The keys of ``by``, ``n_targets``, ``n_seeds``, ``teacher_f1``; ``split_sentences``
-        and ``pool_sentences`` (the largest volume), ``split_f1`` (mean F1 at the largest
-        volume within the split, NaN where the curve has none) and ``pool_f1`` (at the
-        largest volume) -- a genus's are means over its curves; ``slope, slope_lo, slope_hi,
+        The keys of ``by``, ``n_targets``, ``n_seeds``, ``teacher_f1``; per target
+        ``split_sentences`` and ``pool_sentences`` (the largest volume); ``split_f1`` (mean F1
+        at the largest volume within the split, NaN where the curve has none) and ``pool_f1``
+        (at the largest volume) -- a genus's are means over its curves; ``slope, slope_lo, slope_hi,
         slope_p, n_volumes`` over the whole range, ``slope_new, slope_new_lo, slope_new_hi,
         slope_new_p, n_volumes_new`` over the new range.
         Empty when no student went past its split.
@@ -79,7 +79,9 @@ def beyond_the_split(frame: pd.DataFrame, by: Grouping = "target", *, n_resample
     renamed = {"n_volumes": "n_volumes_new", **{c: c.replace("slope", "slope_new") for c in _SLOPE}}
     table = whole[[*keys, "n_targets", "n_volumes", *_SLOPE, "teacher_f1"]].merge(
         volume_correlations(new, by=by, **options)[[*keys, *renamed]].rename(columns=renamed), on=keys)
-    ends = _curve_ends(rows).groupby(keys)[["n_seeds", "split_sentences", "pool_sentences", "split_f1", "pool_f1"]]
+    # a genus's curves end at different sizes: its row keeps the mean F1s, not a mean size
+    sizes = ["split_sentences", "pool_sentences"] if by == "target" else []
+    ends = _curve_ends(rows).groupby(keys)[["n_seeds", *sizes, "split_f1", "pool_f1"]]
     return table.merge(ends.mean().reset_index(), on=keys)
 
 

@@ -134,8 +134,8 @@ def _beyond_split_display(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         **_keys(table, ("model", "genus", "source", "target")),
         "seeds": table["n_seeds"].map(_num),
-        "train split": _volumes(table["split_sentences"]),
-        "whole pool": _volumes(table["pool_sentences"]),
+        **({"train split": _volumes(table["split_sentences"]), "whole pool": _volumes(table["pool_sentences"])}
+           if "split_sentences" in table else {}),
         "teacher F1": [_num(v, 1) for v in table["teacher_f1"]],
         "F1 at split end": [_num(v, 1) for v in table["split_f1"]],
         "F1 at whole pool": [_num(v, 1) for v in table["pool_f1"]],
