@@ -434,9 +434,9 @@ def _volume_sections(df: pd.DataFrame, options: Mapping[str, int]) -> list[Secti
 def _beyond_split_sections(df: pd.DataFrame, options: Mapping[str, int]) -> list[Section]:
     """Curves continued past the targets' train splits by raw-text pools (:mod:`xner.beyond_split`)."""
     sections = []
+    has_volume = "volume" in df.columns and "dataset" in df.columns
     for by in ("genus", "target"):
         name, title = f"beyond_split_by_{by}", f"F1 per doubling past the train split vs over the whole range, per {by}"
-        has_volume = "volume" in df.columns and "dataset" in df.columns
         table = beyond_the_split(df, by=by, **options) if has_volume else pd.DataFrame()
         sections.append(Section(name, title, table=table, display=_beyond_split_display(table)) if not table.empty
                         else Section(name, title, skipped="no student past its target's train split"))

@@ -131,7 +131,7 @@ def read_pool_parts(
     return parts
 
 
-def draw(parts: Sequence[Sequence[Sentence]], size: int, seed: int) -> list[Sentence]:
+def draw(parts: Sequence[Sequence[Sentence]], size: int, seed: int, lang: str | None = None) -> list[Sentence]:
     """``size`` sentences of a pool's sources taken in order: all of a source (in its seeded
     permutation, :func:`~xner.data.sampling.nested_subset`) before any of the next.
 
@@ -144,11 +144,11 @@ def draw(parts: Sequence[Sequence[Sentence]], size: int, seed: int) -> list[Sent
     ['a', 'b', 'c']
 
     Raises:
-        XnerError: ``size`` exceeds the pool's sentences.
+        XnerError: ``size`` exceeds the pool's sentences (of language ``lang``, the message says).
     """
     available = sum(len(part) for part in parts)
     if size > available:
-        raise XnerError(f"volume {size} > {available} unlabeled sentences available")
+        raise XnerError(f"volume {size} > {available} unlabeled {f'{lang} ' if lang else ''}sentences available")
     drawn: list[Sentence] = []
     for part in parts:
         take = min(size - len(drawn), len(part))

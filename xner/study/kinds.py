@@ -86,10 +86,8 @@ def distill_run(spec: RunSpec, ctx: RunContext) -> dict:
     teachers = [Tagger.load(ctx.dep(run_id).dir) for run_id in p["teacher_runs"]]
     parts = read_pool_parts(p.get("pool", [TRAIN]), p["target"], lambda: _data(p, ctx).split(p["target"], "train"),
                             ctx.files)
+    unlabeled = draw(parts, p["volume"], p["seed"], p["target"])
     pool = [sentence for part in parts for sentence in part]
-    if p["volume"] > len(pool):
-        raise XnerError(f"volume {p['volume']} > {len(pool)} unlabeled {p['target']} sentences available")
-    unlabeled = draw(parts, p["volume"], p["seed"])
     student_options = options.pop("student")
     config = DistillConfig(**options, train=TrainConfig(**student_options, seed=p["seed"]))
     weighting = teacher_weighting(config.weighting, teachers, ctx.data_dir)
