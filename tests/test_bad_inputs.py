@@ -215,6 +215,24 @@ def recommend_with_ranker(content: str) -> Callable[[Env], list]:
     return build
 
 
+def report_continuing(earlier: str | None, students: bool = True) -> Callable[[Env], list]:
+    """A case: ``xner report`` of a results table with ``--continues`` an earlier one whose
+    students are of target ``earlier`` (``None``: no earlier file at all)."""
+
+    def rows(target: str, kind: str) -> str:
+        return "".join(f"{kind}-{target}-{volume},{kind},tiny,nl,{target},wikiann,{volume},0,clean,{50 + volume / 100}\n"
+                       for volume in (0, 100, 200))
+
+    def build(env: Env) -> list:
+        header = "run_id,kind,model,source,target,dataset,volume,seed,perturbation,f1\n"
+        (env.tmp / "study.csv").write_text(header + rows("de", "student" if students else "native"))
+        if earlier is not None:
+            (env.tmp / "earlier.csv").write_text(header + rows(earlier, "student"))
+        return ["report", env.tmp / "study.csv", "--continues", env.tmp / "earlier.csv", "--out", env.tmp / "report"]
+
+    return build
+
+
 def train_ranker_kind(kind: str) -> Callable[[Env], list]:
     """A case: ``xner train-ranker`` on a results table with ``--kind kind``."""
 
@@ -323,6 +341,12 @@ CLI_ERRORS = [
      recommend_with_ranker('{"format": "xner.ranker.v2", "kind": "svm", "features": [], "model": {}, "half_width": 1}'),
      r"ranker\.json: unknown ranker kind 'svm'; valid: lambdarank, ridge"),
     ("train-ranker --kind svm", train_ranker_kind("svm"), r"unknown ranker kind 'svm'; valid: auto, lambdarank, ridge"),
+    # -- reports continuing an earlier study's curves: the file, and what it lacks
+    ("report --continues a missing table", report_continuing(None), r"earlier\.csv: no such results table"),
+    ("report --continues other curves", report_continuing("af"),
+     r"--continues: the earlier results have no student of this study's curves \(tiny<-nl<-de\)"),
+    ("report --continues without students", report_continuing("de", students=False),
+     r"--continues: the study has no students, so no curve to continue"),
     # -- result stores: a damaged store is named, never silently replaced
     *((f"store {damage} in {command}", store_case(command, damage), pattern)
       for damage, pattern in STORE_DAMAGE.items() for command in ("status", "results", "report", "study")),
