@@ -119,7 +119,11 @@ def test_a_document_study_runs_resumably_into_the_store(news_root, tmp_path):
     from xner.report import write_report
 
     write_report(run.store_path, tmp_path / "report", n_resamples=50)
-    predictions = pd.read_csv(tmp_path / "report" / "tables" / "document_predictions.csv")
+    compressed = tmp_path / "report" / "tables" / "document_predictions.csv.gz"
+    first = compressed.read_bytes()
+    write_report(run.store_path, tmp_path / "report", n_resamples=50)
+    assert compressed.read_bytes() == first  # no timestamp in the gzip header: a rerun commits nothing new
+    predictions = pd.read_csv(compressed)
     assert predictions["run_id"].nunique() == len(evaluations)
     recomputed = (predictions.assign(hit=predictions["gold"].astype(str) == predictions["predicted"].astype(str))
                   .groupby(["task", "target", "perturbation"])["hit"].mean() * 100)

@@ -6,6 +6,7 @@ writes, under ``out_dir``::
     results.csv                      the tidy table, one row per (run, test set)
     tables/<name>.csv|.md|.tex       each analysis: full numbers, markdown, LaTeX (booktabs)
     tables/mixed_effects.txt         the mixed model's statsmodels summary
+    tables/document_predictions.csv.gz  every document-task evaluation's per-example answers
     figures/<name>.png|.svg          F1-vs-volume curves, clean-vs-perturbed bars,
                                      overlap-vs-F1 scatter, robustness heatmap
     report.md                        every table, and why a figure or table is missing
@@ -80,6 +81,7 @@ class Section:
     figure: Figure | None = None
     text: str = ""
     skipped: str = ""
+    compressed: bool = False  # write the CSV gzipped (reproducibly: no timestamp), for long tables
 
 
 # ---------------------------------------------------------------- formatting
@@ -747,9 +749,9 @@ def _document_sections(frame: pd.DataFrame, runs: pd.DataFrame | None) -> list[S
         return [*sections, Section("document_predictions", title,
                                    skipped="no run records with predictions (a results table, not a store)")]
     text = (f"{len(predictions):,} predictions of {predictions['run_id'].nunique()} evaluations in "
-            "tables/document_predictions.csv (run_id, task, role, source, target, seed, perturbation, index, "
+            "tables/document_predictions.csv.gz (run_id, task, role, source, target, seed, perturbation, index, "
             "gold, predicted): every accuracy above is the share of rows with gold == predicted.")
-    return [*sections, Section("document_predictions", title, table=predictions, text=text)]
+    return [*sections, Section("document_predictions", title, table=predictions, text=text, compressed=True)]
 
 
 def _continued(frame: pd.DataFrame, earlier: pd.DataFrame) -> pd.DataFrame:
@@ -793,7 +795,11 @@ def _write_section(section: Section, out: Path) -> None:
     if section.table is not None:
         tables = out / "tables"
         tables.mkdir(exist_ok=True)
-        section.table.to_csv(tables / f"{section.name}.csv", index=False)
+        if section.compressed:
+            section.table.to_csv(tables / f"{section.name}.csv.gz", index=False,
+                                 compression={"method": "gzip", "mtime": 0})
+        else:
+            section.table.to_csv(tables / f"{section.name}.csv", index=False)
         if section.display is None:  # a table to recompute from, not to read: only the CSV
             return
         display = section.display.fillna(NA)
