@@ -204,3 +204,25 @@ def test_a_model_without_training_provenance_is_scored_clean_but_not_perturbed(n
     assert rows[0]["overlap"] is None and rows[0]["max_length"] == 16 and len(predictions) == 9
     with pytest.raises(XnerError, match="P4/P5 need the text the model was trained on"):
         evaluate_document_model(model, "ibo", data=data, perturbations=["nearest-unseen-word"])
+
+
+def test_native_models_are_set_against_their_targets_transferred_models():
+    from xner.tasks.report import document_tables
+
+    def row(kind, source, accuracy, perturbation="clean", drop=None):
+        return {"task": "headline.v1", "model": "m", "kind": kind, "source": source, "target": "xho", "seed": 1,
+                "perturbation": perturbation, "accuracy": accuracy, "accuracy_lo": accuracy - 5,
+                "accuracy_hi": accuracy + 5, "examples": 100, "max_length": 128, "overlap": 50.0,
+                "overlap_clean": 50.0, "drop": drop}
+
+    frame = pd.DataFrame([row("native", "xho", 90.0), row("transfer", "sna", 80.0), row("transfer", "yor", 70.0),
+                          row("native", "xho", 60.0, "nearest-unseen-word.v1", 30.0),
+                          row("transfer", "sna", 70.0, "nearest-unseen-word.v1", 10.0),
+                          row("transfer", "yor", 66.0, "nearest-unseen-word.v1", 4.0),
+                          {**row("transfer", "sna", 50.0), "target": "amh"}])  # no native amh: no row
+    table = document_tables(frame)["document_native_vs_transfer"].set_index("perturbation")
+    assert list(table["target"]) == ["xho", "xho"]
+    clean, perturbed = table.loc["clean"], table.loc["nearest-unseen-word.v1"]
+    assert (clean["native_accuracy"], clean["transfer_accuracy"], clean["best_source"]) == (90.0, 75.0, "sna")
+    assert clean["native_minus_best"] == 10.0 and clean["sources"] == 2
+    assert (perturbed["native_drop"], perturbed["transfer_drop"], perturbed["native_minus_best"]) == (30.0, 7.0, -10.0)

@@ -740,7 +740,8 @@ def _document_sections(frame: pd.DataFrame, runs: pd.DataFrame | None) -> list[S
     """Accuracy of the document tasks and its drop under P4/P5 (:mod:`xner.tasks.report`), and
     every evaluation's per-example predictions (from a store)."""
     titles = {"document_accuracy": "Document tasks: accuracy (mean over seeds), clean and perturbed",
-              "document_robustness": "Document tasks: accuracy drop vs the word overlap P4/P5 remove"}
+              "document_robustness": "Document tasks: accuracy drop vs the word overlap P4/P5 remove",
+              "document_native_vs_transfer": "Document tasks: native vs transferred models, per target"}
     sections = [Section(name, titles[name], table=table, display=table.astype(object))
                 for name, table in document_tables(frame).items()]
     title = "Document tasks: per-example predictions"

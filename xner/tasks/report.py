@@ -29,7 +29,10 @@ def document_tables(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
       and its CI bounds, drop from clean, word overlap before (``overlap_clean``) and after;
     - ``document_robustness``: per task, kind (native/transfer) and perturbation: mean accuracy,
       drop and removed overlap over (source, target) pairs, and the Spearman correlation of the
-      drop with the removed overlap across them.
+      drop with the removed overlap across them;
+    - ``document_native_vs_transfer``: per task, target that has a native model, and test
+      condition: the native accuracy against its transferred models' (their mean and the best
+      source), and the drops from clean of both -- the reference study's comparison, per target.
     """
     table = frame.assign(removed_overlap=frame["overlap_clean"].astype(float) - frame["overlap"].astype(float))
     numbers = ["accuracy", "accuracy_lo", "accuracy_hi", "drop", "overlap_clean", "overlap", "removed_overlap"]
@@ -48,7 +51,28 @@ def document_tables(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     ]
     clean = accuracy[accuracy["perturbation"] == "clean"].groupby(["task", "kind"], sort=True)["accuracy"].mean()
     robustness["clean_accuracy"] = [clean.get((task, kind)) for task, kind in zip(robustness["task"], robustness["kind"])]
-    return {"document_accuracy": accuracy.round(2), "document_robustness": robustness.round(3)}
+    return {"document_accuracy": accuracy.round(2), "document_robustness": robustness.round(3),
+            "document_native_vs_transfer": _native_vs_transfer(accuracy).round(2)}
+
+
+def _native_vs_transfer(accuracy: pd.DataFrame) -> pd.DataFrame:
+    """One row per task, target with a native model, and perturbation (see :func:`document_tables`)."""
+    keys = ["task", "target", "perturbation"]
+    native = (accuracy[accuracy["kind"] == "native"].set_index(keys)[["accuracy", "drop"]]
+              .rename(columns={"accuracy": "native_accuracy", "drop": "native_drop"}))
+    transfer = accuracy[accuracy["kind"] == "transfer"].sort_values([*keys, "accuracy", "source"],
+                                                                    ascending=[True, True, True, False, True])
+    groups = transfer.groupby(keys, sort=True)
+    summary = pd.DataFrame({
+        "sources": groups["source"].nunique(),
+        "transfer_accuracy": groups["accuracy"].mean(),
+        "best_source": groups["source"].first(),
+        "best_transfer_accuracy": groups["accuracy"].first(),
+        "transfer_drop": groups["drop"].mean(),
+    })
+    table = native.join(summary, how="inner").reset_index()
+    table["native_minus_best"] = table["native_accuracy"] - table["best_transfer_accuracy"]
+    return table
 
 
 _PREDICTION_PARAMS = ("task", "role", "source", "target", "seed")
