@@ -170,7 +170,7 @@ def test_the_report_gives_document_rows_their_own_sections(tmp_path):
     from xner.report import write_report
 
     rows = []
-    for number, (source, target) in enumerate([("sna", "xho"), ("run", "lug"), ("som", "orm")]):
+    for number, (source, target) in enumerate([("sna", "xho"), ("run", "lug"), ("som", "orm")]):  # transfer only
         for seed in (1, 2):
             clean = {"task": "topic.v1", "model": "m", "kind": "transfer", "source": source, "target": target,
                      "dataset": "masakhanews", "seed": seed, "perturbation": "clean", "accuracy": 60.0 + seed,
@@ -226,3 +226,21 @@ def test_native_models_are_set_against_their_targets_transferred_models():
     assert (clean["native_accuracy"], clean["transfer_accuracy"], clean["best_source"]) == (90.0, 75.0, "sna")
     assert clean["native_minus_best"] == 10.0 and clean["sources"] == 2
     assert (perturbed["native_drop"], perturbed["transfer_drop"], perturbed["native_minus_best"]) == (30.0, 7.0, -10.0)
+
+
+def test_robustness_pools_native_and_transferred_pairs_as_kind_all():
+    from xner.tasks.report import document_tables
+
+    rows = []
+    for kind, source, target, removed, drop in [("native", "xho", "xho", 50.0, 30.0), ("native", "sna", "sna", 40.0, 20.0),
+                                                ("transfer", "sna", "xho", 10.0, 5.0), ("transfer", "xho", "sna", 20.0, 8.0)]:
+        clean = {"task": "topic.v1", "model": "m", "kind": kind, "source": source, "target": target, "seed": 1,
+                 "perturbation": "clean", "accuracy": 90.0, "accuracy_lo": 85.0, "accuracy_hi": 95.0, "examples": 100,
+                 "max_length": 128, "overlap": 60.0, "overlap_clean": 60.0, "drop": None}
+        rows += [clean, {**clean, "perturbation": "random-unseen-word.v1", "accuracy": 90.0 - drop, "drop": drop,
+                         "overlap": 60.0 - removed}]
+    table = document_tables(pd.DataFrame(rows))["document_robustness"].set_index("kind")
+    assert list(table.index) == ["all", "native", "transfer"]
+    pooled = table.loc["all"]
+    assert pooled["pairs"] == 4 and pooled["drop"] == pytest.approx(15.75) and pooled["spearman_drop_overlap"] == 1.0
+    assert table.loc["transfer", "removed_overlap"] == 15.0 and pooled["clean_accuracy"] == 90.0

@@ -23,13 +23,14 @@ def split_tasks(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def document_tables(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Two tables of document-task rows, means over seeds:
+    """Three tables of document-task rows, means over seeds:
 
     - ``document_accuracy``: per task, model, kind, source, target and perturbation: accuracy
       and its CI bounds, drop from clean, word overlap before (``overlap_clean``) and after;
     - ``document_robustness``: per task, kind (native/transfer) and perturbation: mean accuracy,
       drop and removed overlap over (source, target) pairs, and the Spearman correlation of the
-      drop with the removed overlap across them;
+      drop with the removed overlap across them; kind ``all`` pools native and transferred
+      pairs (does the drop follow the removed overlap across both?);
     - ``document_native_vs_transfer``: per task, target that has a native model, and test
       condition: the native accuracy against its transferred models' (their mean and the best
       source), and the drops from clean of both -- the reference study's comparison, per target.
@@ -41,7 +42,8 @@ def document_tables(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
                 .agg(seeds=("seed", "nunique"), examples=("examples", "max"), max_length=("max_length", "max"),
                      **{name: (name, "mean") for name in numbers})
                 .reset_index())
-    perturbed = accuracy[accuracy["perturbation"] != "clean"]
+    kinds = accuracy if accuracy["kind"].nunique() < 2 else pd.concat([accuracy, accuracy.assign(kind="all")])
+    perturbed = kinds[kinds["perturbation"] != "clean"]
     groups = perturbed.groupby(["task", "kind", "perturbation"], dropna=False, sort=True)
     robustness = groups.agg(pairs=("target", "size"), accuracy=("accuracy", "mean"), drop=("drop", "mean"),
                             removed_overlap=("removed_overlap", "mean")).reset_index()
@@ -49,7 +51,7 @@ def document_tables(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
         group["drop"].corr(group["removed_overlap"], method="spearman") if len(group) >= 3 else float("nan")
         for _, group in groups
     ]
-    clean = accuracy[accuracy["perturbation"] == "clean"].groupby(["task", "kind"], sort=True)["accuracy"].mean()
+    clean = kinds[kinds["perturbation"] == "clean"].groupby(["task", "kind"], sort=True)["accuracy"].mean()
     robustness["clean_accuracy"] = [clean.get((task, kind)) for task, kind in zip(robustness["task"], robustness["kind"])]
     return {"document_accuracy": accuracy.round(2), "document_robustness": robustness.round(3),
             "document_native_vs_transfer": _native_vs_transfer(accuracy).round(2)}
