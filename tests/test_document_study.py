@@ -186,7 +186,7 @@ def test_the_report_gives_document_rows_their_own_sections(tmp_path):
     assert accuracy.query("target == 'lug' and perturbation == 'clean'")["accuracy"].item() == 61.5
     (robustness,) = pd.read_csv(tables / "document_robustness.csv").to_dict("records")
     assert robustness["pairs"] == 3 and robustness["drop"] == pytest.approx(2.0)
-    assert robustness["removed_overlap"] == pytest.approx(20.0) and robustness["spearman_drop_overlap"] == 1.0
+    assert robustness["removed_overlap"] == pytest.approx(20.0) and robustness["spearman"] == 1.0
     assert "Document tasks: accuracy drop vs the word overlap" in (tmp_path / "report" / "report.md").read_text()
 
 
@@ -242,5 +242,5 @@ def test_robustness_pools_native_and_transferred_pairs_as_kind_all():
     table = document_tables(pd.DataFrame(rows))["document_robustness"].set_index("kind")
     assert list(table.index) == ["all", "native", "transfer"]
     pooled = table.loc["all"]
-    assert pooled["pairs"] == 4 and pooled["drop"] == pytest.approx(15.75) and pooled["spearman_drop_overlap"] == 1.0
+    assert pooled["pairs"] == 4 and pooled["drop"] == pytest.approx(15.75) and pooled["spearman"] == 1.0 and pooled["pearson_lo"] <= pooled["pearson"]
     assert table.loc["transfer", "removed_overlap"] == 15.0 and pooled["clean_accuracy"] == 90.0

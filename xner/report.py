@@ -736,14 +736,14 @@ def _ner_sections(frame: pd.DataFrame, covariates: pd.DataFrame | None, options:
             *_robustness_sections(frame, options), *_matrix_sections(frame), *_sensitivity_sections(frame, options)]
 
 
-def _document_sections(frame: pd.DataFrame, runs: pd.DataFrame | None) -> list[Section]:
+def _document_sections(frame: pd.DataFrame, runs: pd.DataFrame | None, options: Mapping[str, int]) -> list[Section]:
     """Accuracy of the document tasks and its drop under P4/P5 (:mod:`xner.tasks.report`), and
     every evaluation's per-example predictions (from a store)."""
     titles = {"document_accuracy": "Document tasks: accuracy (mean over seeds), clean and perturbed",
               "document_robustness": "Document tasks: accuracy drop vs the word overlap P4/P5 remove",
               "document_native_vs_transfer": "Document tasks: native vs transferred models, per target"}
     sections = [Section(name, titles[name], table=table, display=table.astype(object))
-                for name, table in document_tables(frame).items()]
+                for name, table in document_tables(frame, **options).items()]
     title = "Document tasks: per-example predictions"
     predictions = document_predictions(runs) if runs is not None else pd.DataFrame()
     if predictions.empty:
@@ -951,7 +951,7 @@ def write_report(
     sections = [
         *(_ner_sections(ner, covariates, options) if not ner.empty else []),
         _trained_models_section(runs),
-        *(_document_sections(documents, runs) if not documents.empty else []),
+        *(_document_sections(documents, runs, options) if not documents.empty else []),
     ]
     facts = _facts(frame, runs, config)
     # Written whole into a temporary folder, then moved in: a full disk leaves no half report.

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from xner.analysis import correlate
+
 __all__ = ["document_predictions", "document_tables", "split_tasks"]
 
 _KEYS = ["task", "model", "kind", "source", "target", "perturbation"]
@@ -22,14 +24,15 @@ def split_tasks(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return frame.loc[~document].reset_index(drop=True), frame.loc[document].reset_index(drop=True)
 
 
-def document_tables(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def document_tables(frame: pd.DataFrame, *, n_resamples: int = 2000, seed: int = 0) -> dict[str, pd.DataFrame]:
     """Three tables of document-task rows, means over seeds:
 
     - ``document_accuracy``: per task, model, kind, source, target and perturbation: accuracy
       and its CI bounds, drop from clean, word overlap before (``overlap_clean``) and after;
     - ``document_robustness``: per task, kind (native/transfer) and perturbation: mean accuracy,
-      drop and removed overlap over (source, target) pairs, and the Spearman correlation of the
-      drop with the removed overlap across them; kind ``all`` pools native and transferred
+      drop and removed overlap over (source, target) pairs, and the correlation of the drop
+      with the removed overlap across them (:func:`xner.analysis.correlate`: Pearson and
+      Spearman, p-values, bootstrap CIs of ``n_resamples`` seeded by ``seed``); kind ``all`` pools native and transferred
       pairs (does the drop follow the removed overlap across both?);
     - ``document_native_vs_transfer``: per task, target that has a native model, and test
       condition: the native accuracy against its transferred models' (their mean and the best
@@ -47,10 +50,10 @@ def document_tables(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     groups = perturbed.groupby(["task", "kind", "perturbation"], dropna=False, sort=True)
     robustness = groups.agg(pairs=("target", "size"), accuracy=("accuracy", "mean"), drop=("drop", "mean"),
                             removed_overlap=("removed_overlap", "mean")).reset_index()
-    robustness["spearman_drop_overlap"] = [
-        group["drop"].corr(group["removed_overlap"], method="spearman") if len(group) >= 3 else float("nan")
-        for _, group in groups
-    ]
+    correlations = pd.DataFrame.from_records(
+        [correlate(group["removed_overlap"], group["drop"], n_resamples=n_resamples, seed=seed) for _, group in groups],
+        index=robustness.index)
+    robustness = robustness.join(correlations)
     clean = kinds[kinds["perturbation"] == "clean"].groupby(["task", "kind"], sort=True)["accuracy"].mean()
     robustness["clean_accuracy"] = [clean.get((task, kind)) for task, kind in zip(robustness["task"], robustness["kind"])]
     return {"document_accuracy": accuracy.round(2), "document_robustness": robustness.round(3),
