@@ -796,11 +796,8 @@ def _write_section(section: Section, out: Path) -> None:
     if section.table is not None:
         tables = out / "tables"
         tables.mkdir(exist_ok=True)
-        if section.compressed:
-            section.table.to_csv(tables / f"{section.name}.csv.gz", index=False,
-                                 compression={"method": "gzip", "mtime": 0})
-        else:
-            section.table.to_csv(tables / f"{section.name}.csv", index=False)
+        suffix, compression = (".csv.gz", {"method": "gzip", "mtime": 0}) if section.compressed else (".csv", None)
+        section.table.to_csv(tables / f"{section.name}{suffix}", index=False, compression=compression)
         if section.display is None:  # a table to recompute from, not to read: only the CSV
             return
         display = section.display.fillna(NA)

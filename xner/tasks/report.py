@@ -32,8 +32,8 @@ def document_tables(frame: pd.DataFrame, *, n_resamples: int = 2000, seed: int =
     - ``document_robustness``: per task, kind (native/transfer) and perturbation: mean accuracy,
       drop and removed overlap over (source, target) pairs, and the correlation of the drop
       with the removed overlap across them (:func:`xner.analysis.correlate`: Pearson and
-      Spearman, p-values, bootstrap CIs of ``n_resamples`` seeded by ``seed``); kind ``all`` pools native and transferred
-      pairs (does the drop follow the removed overlap across both?);
+      Spearman, p-values, bootstrap CIs of ``n_resamples`` seeded by ``seed``); kind ``all``
+      pools native and transferred pairs (does the drop follow the removed overlap across both?);
     - ``document_native_vs_transfer``: per task, target that has a native model, and test
       condition: the native accuracy against its transferred models' (their mean and the best
       source), and the drops from clean of both -- the reference study's comparison, per target.
@@ -51,7 +51,8 @@ def document_tables(frame: pd.DataFrame, *, n_resamples: int = 2000, seed: int =
     robustness = groups.agg(pairs=("target", "size"), accuracy=("accuracy", "mean"), drop=("drop", "mean"),
                             removed_overlap=("removed_overlap", "mean")).reset_index()
     correlations = pd.DataFrame.from_records(
-        [correlate(group["removed_overlap"], group["drop"], n_resamples=n_resamples, seed=seed) for _, group in groups],
+        [correlate(group["removed_overlap"], group["drop"], n_resamples=n_resamples, seed=seed)
+         for _, group in groups],
         index=robustness.index)
     robustness = robustness.join(correlations)
     clean = kinds[kinds["perturbation"] == "clean"].groupby(["task", "kind"], sort=True)["accuracy"].mean()
