@@ -174,7 +174,9 @@ MISSING = {
     "root": (None, {"lang": "de", "data_dir": "{root}/nowhere"}, r"data dir '.*/nowhere' \(from --data-dir\) is not a folder"),
     "dataset folder": ("masakhaner2", {"lang": "swa", "dataset": "masakhaner2"}, r"no dataset folder .*/masakhaner2; datasets there: wikiann"),
     "language folder": (None, {"lang": "fr"}, r"no language folder 'fr' in .*/wikiann; available: de, nl"),
-    "unknown code": (None, {"lang": "zz"}, r"no language folder 'zz' in .*/wikiann; available: de, nl"),
+    "unknown code": (None, {"lang": "zz"}, r"no language folder 'zz' in .*/wikiann; available: de, nl$"),
+    "in another dataset": (None, {"lang": "sw"}, r"no language folder 'sw' in .*/wikiann; available: de, nl; "
+                           r"'sw' is in masakhaner2 \(choose with --dataset\)$"),
     "split file": ("wikiann/de/dev.conllu", {"lang": "de", "split": "dev"}, r"no 'dev' file in .*/wikiann/de; found: test.conllu, train.conllu"),
     "unknown split": (None, {"lang": "de", "split": "valid"}, r"unknown split 'valid'; valid: dev, test, train"),
     "unknown dataset": (None, {"lang": "de", "dataset": "conll03"}, r"unknown dataset 'conll03'; valid: masakhaner2, wikiann, or a folder"),

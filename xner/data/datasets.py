@@ -148,6 +148,17 @@ def data_root(data_dir: str | Path | None = None) -> Path | None:
     return root
 
 
+def missing_language(lang: str, folder: Path) -> XnerError:
+    """The error for a language ``folder`` (a dataset folder) lacks, naming the datasets beside
+    it that have the language: every command defaults to ``--dataset wikiann``, so a MasakhaNER
+    language given without ``--dataset`` otherwise fails with no pointer to the right folder."""
+    codes = _language_codes(lang)
+    others = sorted(sibling.name for sibling in folder.parent.iterdir()
+                    if sibling.is_dir() and sibling != folder and any((sibling / c).is_dir() for c in codes))
+    hint = f"; {lang!r} is in {', '.join(others)} (choose with --dataset)" if others else ""
+    return XnerError(f"no language folder {lang!r} in {folder}; available: {_listing(folder)}{hint}")
+
+
 def _listing(folder: Path) -> str:
     names = sorted(p.name for p in folder.iterdir() if p.is_dir())
     return ", ".join(names) if names else "(none)"
@@ -260,7 +271,7 @@ def find_split(
     for code in _language_codes(lang):
         if (folder / code).is_dir():
             return _split_file(folder / code, split)
-    raise XnerError(f"no language folder {lang!r} in {folder}; available: {_listing(folder)}")
+    raise missing_language(lang, folder)
 
 
 def parse_hf(

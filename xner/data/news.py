@@ -21,7 +21,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from xner.data.datasets import LABELS_FILE, SPLITS, _language_codes, _listing, _split_file, data_root
+from xner.data.datasets import LABELS_FILE, SPLITS, _language_codes, _listing, _split_file, data_root, missing_language
 from xner.errors import XnerError
 
 __all__ = ["NEWS_COLUMNS", "ChoiceItem", "Document", "find_document_split", "has_split", "language_folder", "load_documents", "news_categories", "read_news"]
@@ -134,7 +134,7 @@ def language_folder(lang: str, dataset: str = "masakhanews", data_dir: str | Pat
     for code in _language_codes(lang):
         if (folder / code).is_dir():
             return folder / code
-    raise XnerError(f"no language folder {lang!r} in {folder}; available: {_listing(folder)}")
+    raise missing_language(lang, folder)
 
 
 def has_split(lang: str, split: str, dataset: str = "masakhanews", data_dir: str | Path | None = None) -> bool:
