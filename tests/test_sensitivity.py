@@ -70,6 +70,17 @@ def test_the_mixed_model_puts_the_settings_in_the_slope_interactions():
     assert (effects["lo"] <= effects["coef"]).all() and (effects["coef"] <= effects["hi"]).all()
 
 
+def test_without_the_weak_teacher_all_layer_cell_the_model_fits_the_main_effects():
+    frame = sensitivity_frame()
+    frame = frame[~((frame["teacher_train_layers"] == 4) & (frame["student_train_layers"] == "all"))]
+    effects = setting_effects(frame).set_index("term")
+    assert "log2_volume:strong_teacher:all_layer_student" not in effects.index
+    assert effects.loc["log2_volume", "coef"] == pytest.approx(0.5, abs=0.05)
+    assert effects.loc["log2_volume:strong_teacher", "coef"] == pytest.approx(1.0, abs=0.05)
+    # the strong-teacher cells' slopes are 1.5 (top-4) and 2.0 (all layers)
+    assert effects.loc["log2_volume:all_layer_student", "coef"] == pytest.approx(0.5, abs=0.05)
+
+
 def test_volume_zero_is_every_student_settings_baseline():
     rows = with_settings(sensitivity_frame())
     baselines = rows[rows["volume"] == 0]

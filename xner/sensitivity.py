@@ -97,6 +97,8 @@ def setting_effects(frame: pd.DataFrame, *, confidence: float = 0.95) -> pd.Data
     indicators; the reference is the volume study's regime, a weak teacher and a top-K
     student) with a random intercept per target (statsmodels MixedLM, REML): the
     ``log2_volume:...`` interaction terms say by how much each setting changes F1 per doubling.
+    Without one of the four cells (a fractional design) the model is
+    ``gain ~ log2_volume * (strong_teacher + all_layer_student)``.
 
     Returns:
         ``term, coef, se, p, lo, hi``; empty when the design has a single setting.
@@ -109,7 +111,10 @@ def setting_effects(frame: pd.DataFrame, *, confidence: float = 0.95) -> pd.Data
     factors = [name for name in ("strong_teacher", "all_layer_student") if sweep[name].nunique() > 1]
     if not factors or sweep["target"].nunique() < 2:
         return pd.DataFrame(columns=["term", "coef", "se", "p", "lo", "hi"])
-    formula = "gain ~ log2_volume * " + " * ".join(factors)
+    # a fractional design (a cell of the 2 x 2 left out) cannot separate the teacher x student
+    # interaction from the main effects: fit the main effects and their slope changes only
+    crossed = len(factors) == 1 or sweep.groupby(factors).ngroups == 4
+    formula = "gain ~ log2_volume * " + (" * ".join(factors) if crossed else f"({' + '.join(factors)})")
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         fit = smf.mixedlm(formula, sweep, groups=sweep["target"]).fit(reml=True)
