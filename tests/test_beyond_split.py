@@ -100,3 +100,38 @@ def test_continuing_nothing_is_a_one_line_error(tmp_path):
                                       str(tmp_path / "other.csv"), "--out", str(tmp_path / "r")])
     assert result.exit_code == 2
     assert "--continues: the earlier results have no student of this study's curves (embedded<-ig<-yo)" in result.output
+
+
+def _continue(tmp_path, earlier: pd.DataFrame, extended: pd.DataFrame):
+    earlier.to_csv(tmp_path / "volume.csv", index=False)
+    extended.to_csv(tmp_path / "extended.csv", index=False)
+    return CliRunner().invoke(app, ["report", str(tmp_path / "extended.csv"), "--continues",
+                                    str(tmp_path / "volume.csv"), "--out", str(tmp_path / "r"), "--resamples", "50"])
+
+
+def test_a_teacher_rerun_under_a_new_run_id_is_joined_once(tmp_path):
+    """The same teacher evaluated by both studies (an id that changed with the spec, same F1):
+    its volume-0 row enters the curve once, the continuing study's."""
+    whole = curve("ig", 2.0, 0.0)
+    extended = whole[(whole["volume"] == 0) | (whole["volume"] > SPLIT)].copy()
+    extended["run_id"] = "new-" + extended["run_id"]
+    result = _continue(tmp_path, whole[whole["volume"] <= SPLIT], extended)
+    assert result.exit_code == 0, result.output
+    results = pd.read_csv(tmp_path / "r" / "results.csv")
+    assert len(results) == len(whole)
+    assert set(results.loc[results["volume"] == 0, "run_id"]) == {"new-ig-0-1", "new-ig-0-2"}
+
+
+def test_a_curve_continued_from_another_teacher_is_refused(tmp_path):
+    """A teacher that scores otherwise (xner changed between the studies) would make the change
+    look like a volume effect past the split: one line, naming the curve and both scores."""
+    whole = curve("ig", 2.0, 0.0)
+    extended = whole[(whole["volume"] == 0) | (whole["volume"] > SPLIT)].copy()
+    extended.loc[extended["seed"] == 1, "f1"] += 2.5
+    extended["run_id"] = "new-" + extended["run_id"]
+    result = _continue(tmp_path, whole[whole["volume"] <= SPLIT], extended)
+    assert result.exit_code == 2
+    line = result.output.strip()
+    assert "\n" not in line and line.startswith("error: --continues: the earlier results' teacher of yo <- ig "
+                                                "(embedded, seed 1, clean) scores ")
+    assert "not the same teacher or not scored the same way" in line

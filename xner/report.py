@@ -771,7 +771,34 @@ def _continued(frame: pd.DataFrame, earlier: pd.DataFrame) -> pd.DataFrame:
     if rows.empty:
         raise XnerError(f"--continues: the earlier results have no student of this study's curves "
                         f"({', '.join(sorted(wanted))})")
-    return pd.concat([frame, rows], ignore_index=True)
+    return pd.concat([frame, _without_shared_teachers(students, rows)], ignore_index=True)
+
+
+def _without_shared_teachers(students: pd.DataFrame, earlier: pd.DataFrame) -> pd.DataFrame:
+    """The earlier student rows minus the teachers (volume 0) this study also evaluated, after
+    checking that both studies' teachers score the same: a curve continues only from the same
+    teacher under the same scoring. A changed xner (training, decoding) gives other teachers
+    under other run ids; their points joined would show the change as a volume effect.
+
+    Raises:
+        XnerError: a teacher (model, source, target, seed, perturbation) scores differently.
+    """
+    keys = ["model", "source", "target", "seed", "perturbation"]
+
+    def teachers(table: pd.DataFrame) -> pd.Series:
+        zero = table[pd.to_numeric(table["volume"], errors="coerce") == 0]
+        return zero.astype({key: str for key in keys}).groupby(keys)["f1"].mean()
+
+    mine, theirs = teachers(students), teachers(earlier)
+    for key in mine.index.intersection(theirs.index):
+        if abs(mine[key] - theirs[key]) > 1e-6:
+            model, source, target, seed, perturbation = key
+            raise XnerError(
+                f"--continues: the earlier results' teacher of {target} <- {source} ({model}, seed {seed}, "
+                f"{perturbation}) scores {theirs[key]:.2f} F1, this study's {mine[key]:.2f}: not the same teacher "
+                "or not scored the same way, so the curves cannot be joined (run the whole curve in one study)")
+    shared = earlier.astype({key: str for key in keys}).set_index(keys).index.isin(mine.index)
+    return earlier[~(shared & (pd.to_numeric(earlier["volume"], errors="coerce") == 0).to_numpy())]
 
 
 def _load(store_or_frame: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
