@@ -539,7 +539,7 @@ def _sensitivity_sections(df: pd.DataFrame, options: Mapping[str, int]) -> list[
                     teacher=gains["teacher_f1"].map(_num), student=gains["student_f1"].map(_num),
                     gain=_ci(gains["gain"], gains["gain_lo"], gains["gain_hi"]),
                     per_doubling=_ci(gains["slope"], gains["slope_lo"], gains["slope_hi"]))),
-        Section("setting_effects", "gain ~ log2(volume) x strong teacher x all-layer student (mixed model)",
+        Section("setting_effects", "gain ~ log2(volume) x teacher strength, student capacity (mixed model)",
                 table=effects, display=effects.assign(coef=_ci(effects["coef"], effects["lo"], effects["hi"]),
                                                       p=_p(effects["p"]))[["term", "coef", "p"]]),
         Section("decoding_gains", "Whole-pool gain under each decoding", table=decodings, display=decodings.round(2)),
