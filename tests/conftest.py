@@ -83,6 +83,7 @@ def write_lines(tmp_path: Path) -> Callable[..., Path]:
 
     def write(text: str | bytes, name: str = "data.txt") -> Path:
         path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         data = text.encode("utf-8") if isinstance(text, str) else text
         path.write_bytes(gzip.compress(data, mtime=0) if name.endswith(".gz") else data)
         return path

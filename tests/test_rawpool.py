@@ -52,6 +52,28 @@ def test_jsonl_plain_text_and_folders(write_lines, tmp_path):
     assert texts(tmp_path / "docs") == ["Habari za leo.", "Asante sana.", "Mstari wa kwanza.\nMstari wa pili.\n"]
 
 
+WIKI = ('<doc id="12" url="https://yo.wikipedia.org/wiki?curid=12" title="Lagos">\nLagos\n\n'
+        "Lagos jẹ́ ìlú tó tóbi jùlọ.\nÀwọn ènìyàn púpọ̀ ń gbé ibẹ̀.\n</doc>\n"
+        '<doc id="13" url="https://yo.wikipedia.org/wiki?curid=13" title="Ọ̀yọ́">\nỌ̀yọ́\n\nỌ̀yọ́ jẹ́ ìlú àtijọ́.\n</doc>\n')
+
+
+def test_wikiextractor_files_are_recognised_by_content(write_lines, tmp_path):
+    """WikiExtractor writes extensionless files: its tags, titles and JSON keys must not become
+    pool sentences (read as plain text, they would)."""
+    write_lines(WIKI, "wiki/AA/wiki_00")
+    assert texts(tmp_path / "wiki") == ["\nLagos jẹ́ ìlú tó tóbi jùlọ.\nÀwọn ènìyàn púpọ̀ ń gbé ibẹ̀.\n", "\nỌ̀yọ́ jẹ́ ìlú àtijọ́.\n"]
+    where = [where for where, _ in read_documents(tmp_path / "wiki")]
+    assert where == [f"{tmp_path / 'wiki/AA/wiki_00'}:1", f"{tmp_path / 'wiki/AA/wiki_00'}:7"]
+    record = {"id": "12", "revid": "1", "url": "u", "title": "Lagos", "text": "Lagos jẹ́ ìlú tó tóbi jùlọ."}
+    write_lines(json.dumps(record, ensure_ascii=False) + "\n", "json/AA/wiki_00")
+    assert texts(tmp_path / "json") == ["Lagos jẹ́ ìlú tó tóbi jùlọ."]
+    write_lines("{ not JSON, but a text line }\n", "plain")
+    assert texts(tmp_path / "plain") == ["{ not JSON, but a text line }\n"]
+    truncated = write_lines(WIKI[: WIKI.index("</doc>")], "cut/wiki_00")
+    with pytest.raises(XnerError, match=r"wiki_00: 1 <doc> tags but 0 complete articles \(a truncated WikiExtractor file\?\)"):
+        list(read_documents(truncated))
+
+
 @pytest.mark.parametrize(("name", "content", "message"), [
     ("bin.txt", b"abc\x00def", "bin.txt: binary file (NUL bytes), not text"),
     ("latin.txt", "café au lait".encode("latin-1"), "latin.txt: not UTF-8 text (invalid continuation byte at byte 3)"),

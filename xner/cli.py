@@ -176,7 +176,7 @@ def data_validate_command(
 @data_app.command("sentences")
 @user_errors
 def data_sentences_command(
-    inputs: list[str] = typer.Argument(..., help="Text files (a document or paragraph a line), folders, .gz, JSONL, TSV/CSV."),
+    inputs: list[str] = typer.Argument(..., help="Text files (a document or paragraph a line), folders, .gz, JSONL, TSV/CSV, WikiExtractor output."),
     lang: str = typer.Option(..., "--lang", help="Language of the text (the target whose test sets are kept out)."),
     out: str = typer.Option(..., "--out", help="Pool file to write: one tokenized sentence a line."),
     dataset: str = typer.Option("wikiann", "--dataset", help="Labelled dataset whose --exclude splits are kept out."),

@@ -8,8 +8,15 @@ documents, one line per paragraph, and rejects what is not text with one line na
 - ``*.tsv`` / ``*.csv``: a header row, then records (quoted fields may hold tabs and newlines,
   as in MasakhaNEWS: read with the csv module, not line by line); its ``text_fields`` are
   documents (MasakhaNEWS: ``headline`` and ``text``);
+- WikiExtractor's output (files ``wiki_00``... without a suffix), recognised by content: its
+  default form (articles between ``<doc id=... title=...>`` and ``</doc>``, each opening with
+  its title line, which is dropped: a title is not a sentence) and its ``--json`` form (one
+  JSON object a line, read as JSONL: its ``text`` field);
 - anything else: plain UTF-8 text, one document or paragraph a line;
 - each may be gzipped (``.gz``).
+
+Read as plain text, WikiExtractor's files would put every ``<doc ...>`` tag or JSON line into
+the pool as a "sentence" of tokens: hence the sniffing.
 
 >>> import tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "news.jsonl"
@@ -24,6 +31,7 @@ import csv
 import gzip
 import io
 import json
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -35,6 +43,8 @@ TEXT_FIELDS = ("headline", "text")
 """Fields of a JSONL or TSV record read as text by default (those a record has)."""
 
 _DELIMITERS = {".tsv": "\t", ".csv": ","}
+_WIKI_OPEN = r'<doc id="[^"]*"[^>]*>'
+_WIKI_DOC = re.compile(_WIKI_OPEN + r"\n(?P<body>.*?)</doc>", re.S)
 
 
 def _decoded(path: Path) -> str:
@@ -86,6 +96,30 @@ def _table(path: Path, text: str, delimiter: str, fields: Sequence[str]) -> Iter
         yield from _fields({k: v for k, v in record.items() if v}, f"{path}:{reader.line_num}", fields)
 
 
+def _wikiextractor(path: Path, text: str) -> Iterator[tuple[str, str]]:
+    """Articles of WikiExtractor's default output, without their title lines."""
+    found = 0
+    for found, match in enumerate(_WIKI_DOC.finditer(text), 1):
+        _title, _, body = match["body"].partition("\n")
+        yield f"{path}:{text.count(chr(10), 0, match.start()) + 1}", body
+    opened = text.count("<doc ")
+    if found != opened:
+        raise XnerError(f"{path}: {opened} <doc> tags but {found} complete articles (a truncated WikiExtractor file?)")
+
+
+def _sniffed(text: str) -> str:
+    """``wikiextractor``, ``jsonl`` or ``text``: the form of a file its name does not tell."""
+    first = text.lstrip()[:4096].partition("\n")[0]
+    if re.fullmatch(_WIKI_OPEN, first.strip()):
+        return "wikiextractor"
+    if first.startswith("{"):
+        try:
+            return "jsonl" if isinstance(json.loads(first), dict) else "text"
+        except json.JSONDecodeError:
+            return "text"
+    return "text"
+
+
 def read_documents(path: str | Path, text_fields: Sequence[str] = TEXT_FIELDS) -> Iterator[tuple[str, str]]:
     """``(where, text)`` of every document under ``path`` (see the module docstring).
 
@@ -109,9 +143,12 @@ def read_documents(path: str | Path, text_fields: Sequence[str] = TEXT_FIELDS) -
         raise XnerError(f"{path}: no such file or folder")
     text = _decoded(path)
     suffix = Path(path.stem).suffix if path.suffix == ".gz" else path.suffix
-    if suffix in (".jsonl", ".json"):
+    form = "jsonl" if suffix in (".jsonl", ".json") else "table" if suffix in _DELIMITERS else _sniffed(text)
+    if form == "jsonl":
         yield from _jsonl(path, text, text_fields)
-    elif suffix in _DELIMITERS:
+    elif form == "table":
         yield from _table(path, text, _DELIMITERS[suffix], text_fields)
+    elif form == "wikiextractor":
+        yield from _wikiextractor(path, text)
     else:
         yield str(path), text
