@@ -177,6 +177,18 @@ def test_cli_bad_input_exits_2_with_one_line(write_lines, tmp_path, data_root):
     assert not (tmp_path / "o.txt").exists()
 
 
+@pytest.mark.parametrize("inside", ["news/pool.txt", "news/deeper/pool.txt", "news/a.txt"])
+def test_cli_refuses_to_write_the_pool_into_its_input(write_lines, tmp_path, data_root, inside):
+    write_lines("Simba ilishinda mechi jana.\n", "news/a.txt")
+    inputs = [str(tmp_path / "news")] if inside != "news/a.txt" else [str(tmp_path / "news" / "a.txt")]
+    result = CliRunner().invoke(app, ["data", "sentences", *inputs, "--lang", "swa", "--out", str(tmp_path / inside),
+                                      "--dataset", "masakhaner2", "--data-dir", str(data_root)])
+    assert result.exit_code == 2
+    assert result.stderr == (f"error: --out {tmp_path / inside}: inside the input {inputs[0]}; a rerun would read the "
+                             "pool back as raw text: write it elsewhere\n")
+    assert (tmp_path / "news" / "a.txt").read_text() == "Simba ilishinda mechi jana.\n"
+
+
 @pytest.mark.slow
 def test_masakhanews_yor_pool_has_no_masakhaner_dev_or_test_sentence(real_data, tmp_path):
     news = sorted((real_data / "masakhanews" / "yor").glob("*.tsv.gz"))

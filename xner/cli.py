@@ -191,8 +191,9 @@ def data_sentences_command(
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format"),
 ) -> None:
     """Raw text to an unlabeled pool: split, tokenize, filter, deduplicate, keep test sets out; count every step."""
-    from xner.data.rawpool import build_pool, write_pool
+    from xner.data.rawpool import build_pool, check_output, write_pool
 
+    check_output(out, inputs)
     splits, also = _names(exclude), _names(overlap)
 
     def labelled(names: list[str]) -> list:

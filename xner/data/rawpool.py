@@ -37,7 +37,7 @@ from xner.data.rawfiles import TEXT_FIELDS, read_documents
 from xner.data.rawtext import sentences_from_text
 from xner.errors import XnerError
 
-__all__ = ["PoolCounts", "build_pool", "write_pool"]
+__all__ = ["PoolCounts", "build_pool", "check_output", "write_pool"]
 
 
 @dataclass
@@ -136,6 +136,22 @@ def _removed_by(
     if seen.exact(tokens):
         return "duplicates_exact"
     return None if seen.add(tokens) else "duplicates_near"
+
+
+def check_output(out: str | Path, inputs: Sequence[str | Path]) -> None:
+    """Refuse a pool file that is one of the inputs or lies in an input folder: the next run of
+    the same command would read the previous pool back as raw text (and the tokenized copies
+    of its sentences would pass as duplicates of nothing).
+
+    Raises:
+        XnerError: naming the output and the input that holds it.
+    """
+    target = Path(out).resolve()
+    for source in inputs:
+        folder = Path(source).resolve()
+        if target == folder or folder in target.parents:
+            raise XnerError(f"--out {out}: inside the input {source}; a rerun would read the pool back as raw "
+                            "text: write it elsewhere")
 
 
 def write_pool(path: str | Path, sentences: Iterable[Sequence[str]]) -> Path:
