@@ -68,10 +68,43 @@ def test_write_read_write_is_exact(write_corpus, make_corpus, tmp_path, fmt, nam
         ("en:Ada\tB-PER\nen:spoke\tO\n", "rahimi"),
         ("en:Ada\tB-PER\nspoke\tO\n", "conll"),  # one unprefixed token: not Rahimi
         ("\n\nAda B-PER\n", "conll-space"),  # detection skips leading blank lines
+        ("Ada NNP B-PER\n", "conll2002"),
+        ("Ada NNP B-NP B-PER\n", "conll2003"),
     ],
 )
 def test_detect_format(text, fmt):
     assert detect_format(text.split("\n")) == fmt
+
+
+CONLL2003 = """-DOCSTART- -X- -X- O
+
+EU NNP B-NP I-ORG
+rejects VBZ B-VP O
+German JJ B-NP I-MISC
+call NN I-NP O
+
+Peter NNP B-NP I-PER
+Blackburn NNP I-NP I-PER
+
+-DOCSTART- -X- -X- O
+
+BRUSSELS NNP B-NP I-LOC
+"""
+
+
+def test_conll2003_files_read_past_pos_chunk_and_docstart(write_lines):
+    """The CoNLL-2003 distribution: 4 space-separated columns, IOB1 tags, -DOCSTART- lines."""
+    path = write_lines(CONLL2003, "eng.train")
+    report = parse_conll(path, repair=True, lang="en")
+    assert report.format == "conll2003" and report.repairs == 4  # each IOB1 chunk start
+    assert [s.tokens for s in report.sentences] == [("EU", "rejects", "German", "call"), ("Peter", "Blackburn"),
+                                                    ("BRUSSELS",)]
+    assert report.sentences[0].tags == ("B-ORG", "O", "B-MISC", "O")
+    with pytest.raises(XnerError, match=r"eng.train:3: .*I-ORG"):  # line numbers of the file itself
+        parse_conll(path, lang="en")
+    assert read_conll(write_lines("De Art O\nKamer N B-ORG\n", "ned.train"))[0].tags == ("O", "B-ORG")
+    with pytest.raises(XnerError, match=r"only.txt:1: no sentences \(only -DOCSTART- lines\)"):
+        parse_conll(write_lines("-DOCSTART- -X- O\n\n", "only.txt"))
 
 
 def test_original_file_bytes_survive_a_round_trip(write_lines, tmp_path):

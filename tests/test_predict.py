@@ -46,10 +46,12 @@ def conll_rows(path: Path) -> list[list[list[str]]]:
     return [[line.split("\t") for line in block.splitlines()] for block in blocks if block.strip()]
 
 
-@pytest.mark.parametrize("layout", ["conll", "conll-space", "indexed"])
+@pytest.mark.parametrize("layout", ["conll", "conll-space", "indexed", "conll2003"])
 def test_conll_input_keeps_tokens_and_order_and_matches_predict(models, test_set, tmp_path, layout):
     tagger, root = models
     source = write_conll(test_set, tmp_path / "in.txt", format=layout)
+    if layout == "conll2003":  # as distributed: a -DOCSTART- line and its blank line first
+        source.write_text("-DOCSTART- -X- -X- O\n\n" + source.read_text())
     summary = predict_file(root / "full", [source], tmp_path / "out.conll", precision="fp32")
     rows = conll_rows(tmp_path / "out.conll")
     assert [tuple(token for token, _ in sentence) for sentence in rows] == [s.tokens for s in test_set]
@@ -147,6 +149,16 @@ def _corrupt_metadata(root: Path, tmp_path: Path) -> Path:
     shutil.copytree(root / "compact", broken)
     (broken / "xner.json").write_text("{")
     return broken
+
+
+def test_a_file_named_conll_is_read_as_conll_whatever_its_lines(models, tmp_path):
+    """A layout xner does not read, in a file whose name says CoNLL: a layout error, where
+    sniffing alone would have tagged its tag columns as words of prose."""
+    _, root = models
+    path = tmp_path / "in.conll"
+    path.write_text("Pablo\tB-PER\textra\tcolumns\n")
+    with pytest.raises(XnerError, match=r"in.conll:1: cannot tell the token-line layout"):
+        predict_file(root / "full", [path], tmp_path / "out.conll", precision="fp32")
 
 
 @pytest.mark.parametrize(("model", "text", "message"), [

@@ -26,12 +26,13 @@ from typing import TextIO
 import numpy as np
 
 from xner.data.corpus import Sentence, entity_spans
-from xner.data.formats import FORMATS, detect_format
+from xner.data.formats import DOCSTART, FORMATS, detect_format
 from xner.decoding import decode
 from xner.errors import XnerError, one_of
 
 __all__ = ["INPUT_FORMATS", "OUTPUT_FORMATS", "Tagged", "predict_file", "read_input"]
 
+_CONLL_SUFFIXES = ("conll", "conllu", "conll02", "conll03", "iob", "iob2", "bio")
 INPUT_FORMATS = ("auto", "conll", "text")
 """``conll``: a token per line (any :data:`xner.data.FORMATS` layout, or the token alone), blank
 lines between sentences, tags ignored; ``text``: raw text, a paragraph per line; ``auto``: CoNLL
@@ -177,17 +178,22 @@ def read_input(path: str | Path, input_format: str = "auto", lang: str = "en") -
 
 
 def _sniff(path: Path) -> str:
-    """``conll`` when the first non-blank lines all look like token lines, else ``text``."""
+    """``conll`` when the file's name says so (``.conll``, ``.iob``...) or its first non-blank
+    lines all look like token lines, else ``text``: a CoNLL file in a layout xner does not read
+    gets a layout error, not tagged as prose."""
+    if path.name.removesuffix(".gz").rpartition(".")[2] in _CONLL_SUFFIXES:
+        return "conll"
     head = [line for line in _head(path) if line.strip()]
     token_lines = all(len(line.split()) == 1 or _is_token_line(line) for line in head)
     return "conll" if head and token_lines else "text"
 
 
 def _is_token_line(line: str) -> bool:
-    """``token<sep>tag`` (any CoNLL layout): at most three fields, the last an IOB tag."""
+    """``token<sep>tag`` (any CoNLL layout): at most four fields, the last an IOB tag; or a
+    ``-DOCSTART-`` line."""
     fields = line.split()
     last = fields[-1]
-    return len(fields) <= 3 and (last == "O" or last[:2] in ("B-", "I-", "E-", "S-"))
+    return line.startswith(DOCSTART) or (len(fields) <= 4 and (last == "O" or last[:2] in ("B-", "I-", "E-", "S-")))
 
 
 def _head(path: Path) -> list[str]:
@@ -225,6 +231,8 @@ def _conll_sentences(path: Path, lines: Iterable[tuple[int, str]]) -> Iterator[t
     start = 0
     for number, line in lines:
         line = line.rstrip()
+        if line.startswith(DOCSTART):  # a document boundary, not a token
+            continue
         if not line:
             if tokens:
                 yield start, tuple(tokens)
@@ -256,10 +264,10 @@ def _token(path: Path, number: int, line: str, layout: str) -> str:
         return line.strip()
     fmt = FORMATS[layout]
     fields = line.split(fmt.sep)
-    if len(fields) != len(fmt.fields) or not fields[-2].strip():
+    if len(fields) != len(fmt.fields) or not fields[fmt.token_field].strip():
         raise XnerError(f"{path}:{number}: expected {len(fmt.fields)} fields ({', '.join(fmt.fields)}) as on the "
                         f"file's first line, got {line!r}")
-    token = fields[-2]
+    token = fields[fmt.token_field]
     return token.partition(":")[2] if fmt.lang_prefix else token
 
 

@@ -4,17 +4,21 @@ One sentence is a block of token lines ended by a blank line; each line holds a 
 IOB2 tag. The formats differ only in the fields of a line, so they are rows of one table
 (:data:`FORMATS`) read by one parser:
 
-============  =========================  =====================================================
-name          line                       where it is used
-============  =========================  =====================================================
-conll         ``Obama<TAB>B-PER``        CoNLL-2003 style 2-column files
-conll-space   ``Obama B-PER``            MasakhaNER 2.0 (Adelani et al. 2022)
-indexed       ``0<TAB>Obama<TAB>B-PER``  WikiANN as distributed by Babelscape/wikineural
-rahimi        ``en:Obama<TAB>B-PER``     WikiANN splits of Rahimi et al. (2019), XTREME PAN-X
-============  =========================  =====================================================
+============  ============================  ==================================================
+name          line                          where it is used
+============  ============================  ==================================================
+conll         ``Obama<TAB>B-PER``           CoNLL-2003 style 2-column files
+conll-space   ``Obama B-PER``               MasakhaNER 2.0 (Adelani et al. 2022), CoNLL-2002 es
+conll2002     ``Obama NNP B-PER``           CoNLL-2002 Dutch: token, POS, tag
+conll2003     ``Obama NNP B-NP B-PER``      CoNLL-2003: token, POS, chunk, tag
+indexed       ``0<TAB>Obama<TAB>B-PER``     WikiANN as distributed by Babelscape/wikineural
+rahimi        ``en:Obama<TAB>B-PER``        WikiANN splits of Rahimi et al. (2019), XTREME PAN-X
+============  ============================  ==================================================
 
 Files may be gzip-compressed (``.gz``); the format is detected from the first sentence unless
-forced. Every defect stops reading with one line naming ``file:line``: a line with the wrong
+forced. The POS and chunk columns of the CoNLL-2002/2003 layouts are read past (written as
+``_``), and their ``-DOCSTART-`` lines (document boundaries, each followed by a blank line)
+are skipped in any layout. CoNLL-2003's own tags are IOB1: read them with ``repair=True``. Every defect stops reading with one line naming ``file:line``: a line with the wrong
 number of fields, an unknown tag (listing the valid ones), ``I-X`` not continuing an ``X``
 chunk, an empty token, an empty sentence, an empty file. With ``repair=True`` the two defects
 that have one safe reading are fixed and counted instead: an IOB1 chunk start ``I-X`` becomes
@@ -43,6 +47,7 @@ from xner.errors import XnerError, one_of
 from xner.io import atomic_write
 
 __all__ = [
+    "DOCSTART",
     "FORMATS",
     "LineFormat",
     "ReadReport",
@@ -65,6 +70,7 @@ class LineFormat:
         indexed: a first field holds the token's position in its sentence (written 0-based).
         lang_prefix: the token field is ``lang:token`` (Rahimi et al. 2019).
         example: one line of the format.
+        between: columns between token and tag that xner reads past (CoNLL-2003: POS, chunk).
     """
 
     name: str
@@ -72,12 +78,18 @@ class LineFormat:
     indexed: bool
     lang_prefix: bool
     example: str
+    between: tuple[str, ...] = ()
 
     @property
     def fields(self) -> tuple[str, ...]:
         """Field names of a line, e.g. ``("index", "token", "tag")``."""
         token = "lang:token" if self.lang_prefix else "token"
-        return ("index", token, "tag") if self.indexed else (token, "tag")
+        return ("index",) * self.indexed + (token, *self.between, "tag")
+
+    @property
+    def token_field(self) -> int:
+        """Position of the token among a line's fields."""
+        return int(self.indexed)
 
 
 FORMATS: dict[str, LineFormat] = {
@@ -85,6 +97,9 @@ FORMATS: dict[str, LineFormat] = {
     for fmt in (
         LineFormat("conll", "\t", indexed=False, lang_prefix=False, example="Obama\tB-PER"),
         LineFormat("conll-space", " ", indexed=False, lang_prefix=False, example="Obama B-PER"),
+        LineFormat("conll2002", " ", indexed=False, lang_prefix=False, example="Obama NNP B-PER", between=("pos",)),
+        LineFormat("conll2003", " ", indexed=False, lang_prefix=False, example="Obama NNP B-NP B-PER",
+                   between=("pos", "chunk")),
         LineFormat("indexed", "\t", indexed=True, lang_prefix=False, example="0\tObama\tB-PER"),
         LineFormat("rahimi", "\t", indexed=False, lang_prefix=True, example="en:Obama\tB-PER"),
     )
@@ -92,6 +107,8 @@ FORMATS: dict[str, LineFormat] = {
 """Every supported line format by name."""
 
 _SEP_NAMES = {"\t": "a tab", " ": "a space"}
+DOCSTART = "-DOCSTART-"
+"""How CoNLL-2002/2003 files mark a document boundary (a line of its own, then a blank line)."""
 MAX_TOKEN_CHARS = 1000
 """A longer token is no word (a lost sentence boundary, a pasted document or binary data)."""
 _QUOTE_CHARS = 80
@@ -170,7 +187,7 @@ def detect_format(lines: Sequence[str], source: str = "<lines>") -> str:
     if tabs == 1:
         return "rahimi" if all(_LANG_PREFIX.match(line) for line in sentence) else "conll"
     if tabs == 0 and " " in first.strip():
-        return "conll-space"
+        return {2: "conll-space", 3: "conll2002", 4: "conll2003"}.get(len(first.strip().split(" ")), "conll-space")
     valid = "; ".join(f"{fmt.name} ({fmt.example!r})" for fmt in FORMATS.values())
     raise XnerError(
         f"{source}:{start + 1}: cannot tell the line format from {quote(first)}; "
@@ -208,12 +225,12 @@ def _split_line(line: str, fmt: LineFormat) -> tuple[str | None, str, str, str |
             f"{_SEP_NAMES[fmt.sep]}, got {len(parts)}: {quote(line)}"
         )
     index = parts[0] if fmt.indexed else None
-    token, tag = parts[-2], parts[-1]
+    token, tag = parts[fmt.token_field], parts[-1]
     lang = None
     if fmt.lang_prefix:
         lang, colon, token = token.partition(":")
         if not colon or not lang:
-            raise XnerError(f"expected lang:token, got {quote(parts[-2])}")
+            raise XnerError(f"expected lang:token, got {quote(parts[fmt.token_field])}")
     return index, token, tag, lang
 
 
@@ -316,7 +333,7 @@ def _fast_sentence(
     columns: list[tuple[str, ...]], fmt: LineFormat, lang: str | None
 ) -> Sentence | None:
     """One clean sentence from its columns, or ``None`` when a field needs a closer look."""
-    tokens, tags = columns[-2], columns[-1]
+    tokens, tags = columns[fmt.token_field], columns[-1]
     if fmt.indexed:
         first = columns[0][0]
         if not first.isdigit() or columns[0] != tuple(
@@ -332,6 +349,23 @@ def _fast_sentence(
     if not all(map(str.strip, tokens)):
         return None
     return Sentence(tokens, tags, lang)
+
+
+def _without_docstarts(lines: list[str]) -> tuple[list[str], list[int]]:
+    """The lines without CoNLL ``-DOCSTART-`` lines and the blank line after each, with the
+    (1-based) number each kept line has in the file, for error messages."""
+    if not any(line.startswith(DOCSTART) for line in lines):
+        return lines, list(range(1, len(lines) + 1))
+    kept, numbers = [], []
+    after_docstart = False
+    for number, line in enumerate(lines, 1):
+        if line.startswith(DOCSTART) or (after_docstart and not line.strip()):
+            after_docstart = line.startswith(DOCSTART)
+            continue
+        after_docstart = False
+        kept.append(line)
+        numbers.append(number)
+    return kept, numbers
 
 
 def parse_conll(
@@ -359,7 +393,9 @@ def parse_conll(
         XnerError: the first defect, as ``file:line: what is wrong``.
     """
     path = Path(path)
-    lines = _read_lines(path)
+    lines, numbers = _without_docstarts(_read_lines(path))
+    if not lines:
+        raise XnerError(f"{path}:1: no sentences (only -DOCSTART- lines)")
     fmt = _get_format(detect_format(lines, str(path)) if format == "auto" else format)
     valid = frozenset(labels) if labels is not None else None
     with _gc_paused():
@@ -368,7 +404,7 @@ def parse_conll(
         return ReadReport(str(path), fmt.name, sentences)
     builder = SentenceBuilder(valid, repair)
     sentences = []
-    for lineno, raw in enumerate(lines, 1):
+    for lineno, raw in zip(numbers, lines):
         line = raw.rstrip()
         try:
             if line:
@@ -410,7 +446,7 @@ def read_conll(
 def _format_line(fmt: LineFormat, index: int, token: str, tag: str, lang: str | None) -> str:
     if not token.strip() or fmt.sep in token or "\n" in token:
         raise XnerError(f"token {token!r} cannot be written in format {fmt.name!r}")
-    fields = [f"{lang}:{token}" if fmt.lang_prefix else token, tag]
+    fields = [f"{lang}:{token}" if fmt.lang_prefix else token, *("_" for _ in fmt.between), tag]
     return fmt.sep.join([str(index), *fields] if fmt.indexed else fields)
 
 
