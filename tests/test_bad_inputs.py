@@ -317,6 +317,9 @@ CLI_ERRORS = [
      r"train\.conllu:2: I-ORG follows O: .*repair=True \(--repair in xner train, evaluate and data\)"),
     # -- options and study configs accepted before although meaningless
     ("train --epochs 0", lambda env: [*env.train(env.tmp / "m"), "--epochs", 0], r"TrainConfig: epochs: must be >= 1"),
+    ("evaluate --label-map into a type the model lacks (a typo)",
+     lambda env: [*env.evaluate(env.models["full"]), "--label-map", "ORG=ORGANISATION"],
+     r"label map ORG=ORGANISATION: the model has no type 'ORGANISATION' \(its types: .*\); map ORG to one of them or to O"),
     ("study --workers 0", study(args=["--workers", 0]), r"workers must be at least 1, got 0"),
     ("study train_sizes: []", study(train_sizes=[]), r"train_sizes: .*at least 1 item"),
     ("study seeds: [true]", study(seeds=[True]), r"study\.seeds\[0\]: input should be a valid integer, got True"),

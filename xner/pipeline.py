@@ -14,7 +14,7 @@ from xner.data import dataset_labels, load_split
 from xner.data.sampling import nested_subset
 from xner.decoding import DEFAULT_DECODING
 from xner.errors import XnerError
-from xner.data.labels import apply_label_map
+from xner.data.labels import apply_label_map, entity_types
 from xner.evaluation import evaluate_perturbed
 from xner.models.tagger import Tagger, TrainConfig, check_model_destination
 
@@ -109,6 +109,7 @@ def evaluate_model(
     """
     from xner.perturb import build_resources
 
+    _check_map_targets(data.label_map, tagger.labels)
     test = data.split(lang, split)[:limit]
     resources = None
     if perturbations:
@@ -122,6 +123,17 @@ def evaluate_model(
     rows = evaluate_perturbed(tagger, test, perturbations, resources, data_labels=data.labels,
                               decoding=decoding, rate=rate, seed=seed, n_resamples=n_resamples, precision=precision)
     return [{"target": lang, "split": split, **row} for row in rows]
+
+
+def _check_map_targets(label_map: Mapping[str, str], model_labels: Sequence[str]) -> None:
+    """Refuse a label map that renames data types into a type the model does not predict:
+    its entities could then only be missed, exactly as if mapped to O -- almost surely a typo
+    (``--label-map GPE=LCO``), which would otherwise pass silently."""
+    types = entity_types(model_labels)
+    for source, target in label_map.items():
+        if target != "O" and target not in types:
+            raise XnerError(f"label map {source}={target}: the model has no type {target!r} (its types: "
+                            f"{', '.join(types)}); map {source} to one of them or to O")
 
 
 def training_sentences(tagger: Tagger, data_dir=None) -> list | None:
