@@ -14,7 +14,7 @@ from xner.data import dataset_labels, load_split
 from xner.data.sampling import nested_subset
 from xner.decoding import DEFAULT_DECODING
 from xner.errors import XnerError
-from xner.data.labels import apply_label_map, entity_types
+from xner.data.labels import OUTSIDE, apply_label_map, entity_types
 from xner.evaluation import evaluate_perturbed
 from xner.models.tagger import Tagger, TrainConfig, check_model_destination
 
@@ -131,7 +131,7 @@ def _check_map_targets(label_map: Mapping[str, str], model_labels: Sequence[str]
     (``--label-map GPE=LCO``), which would otherwise pass silently."""
     types = entity_types(model_labels)
     for source, target in label_map.items():
-        if target != "O" and target not in types:
+        if target != OUTSIDE and target not in types:
             raise XnerError(f"label map {source}={target}: the model has no type {target!r} (its types: "
                             f"{', '.join(types)}); map {source} to one of them or to O")
 

@@ -27,12 +27,13 @@ import numpy as np
 
 from xner.data.corpus import Sentence, entity_spans
 from xner.data.formats import DOCSTART, FORMATS, detect_format
+from xner.data.rawfiles import content_suffix
 from xner.decoding import decode
 from xner.errors import XnerError, one_of
 
 __all__ = ["INPUT_FORMATS", "OUTPUT_FORMATS", "Tagged", "predict_file", "read_input"]
 
-_CONLL_SUFFIXES = ("conll", "conllu", "conll02", "conll03", "iob", "iob2", "bio")
+_CONLL_SUFFIXES = (".conll", ".conllu", ".conll02", ".conll03", ".iob", ".iob2", ".bio")
 INPUT_FORMATS = ("auto", "conll", "text")
 """``conll``: a token per line (any :data:`xner.data.FORMATS` layout, or the token alone), blank
 lines between sentences, tags ignored; ``text``: raw text, a paragraph per line; ``auto``: CoNLL
@@ -181,7 +182,7 @@ def _sniff(path: Path) -> str:
     """``conll`` when the file's name says so (``.conll``, ``.iob``...) or its first non-blank
     lines all look like token lines, else ``text``: a CoNLL file in a layout xner does not read
     gets a layout error, not tagged as prose."""
-    if path.name.removesuffix(".gz").rpartition(".")[2] in _CONLL_SUFFIXES:
+    if content_suffix(path) in _CONLL_SUFFIXES:
         return "conll"
     head = [line for line in _head(path) if line.strip()]
     token_lines = all(len(line.split()) == 1 or _is_token_line(line) for line in head)

@@ -18,8 +18,9 @@ rahimi        ``en:Obama<TAB>B-PER``        WikiANN splits of Rahimi et al. (201
 Files may be gzip-compressed (``.gz``); the format is detected from the first sentence unless
 forced. The POS and chunk columns of the CoNLL-2002/2003 layouts are read past (written as
 ``_``), and their ``-DOCSTART-`` lines (document boundaries, each followed by a blank line)
-are skipped in any layout. CoNLL-2003's own tags are IOB1: read them with ``repair=True``. Every defect stops reading with one line naming ``file:line``: a line with the wrong
-number of fields, an unknown tag (listing the valid ones), ``I-X`` not continuing an ``X``
+are skipped in any layout. CoNLL-2003's own tags are IOB1: read them with ``repair=True``.
+Every defect stops reading with one line naming ``file:line``: a line with the wrong number
+of fields, an unknown tag (listing the valid ones), ``I-X`` not continuing an ``X``
 chunk, an empty token, an empty sentence, an empty file. With ``repair=True`` the two defects
 that have one safe reading are fixed and counted instead: an IOB1 chunk start ``I-X`` becomes
 ``B-X``, and a line holding a tag but no token is dropped.

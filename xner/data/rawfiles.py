@@ -37,7 +37,7 @@ from pathlib import Path
 
 from xner.errors import XnerError
 
-__all__ = ["TEXT_FIELDS", "read_documents"]
+__all__ = ["TEXT_FIELDS", "content_suffix", "read_documents"]
 
 TEXT_FIELDS = ("headline", "text")
 """Fields of a JSONL or TSV record read as text by default (those a record has)."""
@@ -45,6 +45,12 @@ TEXT_FIELDS = ("headline", "text")
 _DELIMITERS = {".tsv": "\t", ".csv": ","}
 _WIKI_OPEN = r'<doc id="[^"]*"[^>]*>'
 _WIKI_DOC = re.compile(_WIKI_OPEN + r"\n(?P<body>.*?)</doc>", re.S)
+
+
+def content_suffix(path: Path) -> str:
+    """The suffix that says what a file holds, under a ``.gz`` (``news.tsv.gz`` -> ``.tsv``;
+    ``''`` for none, as WikiExtractor's ``wiki_00``)."""
+    return Path(path.stem).suffix if path.suffix == ".gz" else path.suffix
 
 
 def _decoded(path: Path) -> str:
@@ -142,7 +148,7 @@ def read_documents(path: str | Path, text_fields: Sequence[str] = TEXT_FIELDS) -
     if not path.exists():
         raise XnerError(f"{path}: no such file or folder")
     text = _decoded(path)
-    suffix = Path(path.stem).suffix if path.suffix == ".gz" else path.suffix
+    suffix = content_suffix(path)
     form = "jsonl" if suffix in (".jsonl", ".json") else "table" if suffix in _DELIMITERS else _sniffed(text)
     if form == "jsonl":
         yield from _jsonl(path, text, text_fields)
