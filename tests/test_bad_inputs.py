@@ -204,6 +204,18 @@ def study(**config: object) -> Callable[[Env], list]:
     return build
 
 
+
+def study_with_a_file_at(relative: str) -> Callable[[Env], list]:
+    """A case: ``xner study`` whose output folder (or a folder in it) is a plain file."""
+
+    def build(env: Env) -> list:
+        taken = env.tmp / "out" / relative
+        taken.parent.mkdir(parents=True, exist_ok=True)
+        taken.write_text("not a folder")
+        return study(output_dir=str(env.tmp / "out" / "study"))(env)
+
+    return build
+
 def recommend_with_ranker(content: str) -> Callable[[Env], list]:
     """A case: ``xner recommend`` with a ranker file of exactly this text."""
 
@@ -320,6 +332,9 @@ CLI_ERRORS = [
     ("evaluate --label-map into a type the model lacks (a typo)",
      lambda env: [*env.evaluate(env.models["full"]), "--label-map", "ORG=ORGANISATION"],
      r"label map ORG=ORGANISATION: the model has no type 'ORGANISATION' \(its types: .*\); map ORG to one of them or to O"),
+    ("study output_dir is a file", study_with_a_file_at("study"),
+     r"out/study: is a file, not a folder \(a study writes its store and run folders there"),
+    ("study runs folder is a file", study_with_a_file_at("study/runs"), r"out/study/runs: is a file, not a folder"),
     ("study --workers 0", study(args=["--workers", 0]), r"workers must be at least 1, got 0"),
     ("study train_sizes: []", study(train_sizes=[]), r"train_sizes: .*at least 1 item"),
     ("study seeds: [true]", study(seeds=[True]), r"study\.seeds\[0\]: input should be a valid integer, got True"),

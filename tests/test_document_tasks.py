@@ -8,7 +8,8 @@ import pytest
 
 from xner.data.news import ChoiceItem, Document
 from xner.errors import XnerError
-from xner.models.tagger import TrainConfig
+from xner.models.checksums import CHECKSUMS_FILE
+from xner.models.tagger import Tagger, TrainConfig
 from xner.tasks import get_task, list_tasks
 from xner.tasks.headline import choice_items
 from xner.models.document_model import DocumentModel
@@ -124,6 +125,30 @@ def test_document_model_refuses_ner_and_unknown_categories():
     with pytest.raises(XnerError, match="categories politics are not among the model's"):
         model.evaluate([Document("x", category="politics")])
 
+
+
+@pytest.fixture
+def saved_topic_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("XNER_CACHE", str(tmp_path / "cache"))
+    model = DocumentModel.create("tiny", task="topic", labels=("health", "sports"), seed=0)
+    return model.save(tmp_path / "topic", compact=True)
+
+
+def test_ner_loaders_refuse_a_document_model_in_one_line(saved_topic_model):
+    # xner predict, distill and NER evaluation load with Tagger.load: a headline or topic model
+    # there used to fail inside torch with a classifier size mismatch
+    with pytest.raises(XnerError, match=r"topic: a topic\.v1 model \(a document task\), not an NER tagger; "
+                                        r"`xner evaluate` scores it"):
+        Tagger.load(saved_topic_model)
+
+
+@pytest.mark.parametrize(("metadata", "reason"), [("{", "JSONDecodeError"), ("[]", "not a JSON object"),
+                                                   ('{"task": "topic"}', "KeyError: 'labels'")])
+def test_document_model_with_unreadable_metadata_fails_in_one_line(saved_topic_model, metadata, reason):
+    (saved_topic_model / CHECKSUMS_FILE).unlink()  # a folder saved before checksums: read unverified
+    (saved_topic_model / "xner.json").write_text(metadata)
+    with pytest.raises(XnerError, match=rf"topic/xner\.json: corrupt model metadata \({reason}"):
+        DocumentModel.load(saved_topic_model)
 
 class _Vectors:
     """Word vectors by hand: a word's vector is its row in a fixed table (others: zero)."""

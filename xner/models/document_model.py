@@ -24,7 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -36,9 +35,8 @@ import torch
 from torch import nn
 
 from xner.data.news import ChoiceItem, Document
-from xner.errors import XnerError
+from xner.errors import XnerError, one_line
 from xner.models.backbone import Backbone, load_backbone
-from xner.models.checksums import verify_checksums
 from xner.models.batching import epoch_batches, length_batches, pad_batch
 from xner.models.device import (
     autocast, inference_precision, kernel_precision, seed_everything, training_kernels,
@@ -46,7 +44,8 @@ from xner.models.device import (
 from xner.models.encoding import EncodedCorpus
 from xner.models.features import FrozenFeatures, frozen_features
 from xner.models.finetuned import (
-    _DELTA_WEIGHTS, _METADATA, FineTuned, _apply_delta, _pretrained_reference, _progress, _trainable_state,
+    _DELTA_WEIGHTS, FineTuned, _apply_delta, _pretrained_reference, _progress, _trainable_state, corrupt_metadata,
+    read_model_metadata,
 )
 from xner.models.hooks import EpochLog, checkpoint_keeper
 from xner.models.tagger import TrainConfig
@@ -309,26 +308,24 @@ class DocumentModel(FineTuned):
             XnerError: not an xner model directory, or a model of another task (NER).
         """
         directory = Path(directory)
-        meta_path = directory / _METADATA
-        if not meta_path.is_file():
-            raise XnerError(f"{directory}: not an xner model directory (no {_METADATA}); train one with `xner train`")
-        verify_checksums(directory)
-        metadata = json.loads(meta_path.read_text())
+        metadata = read_model_metadata(directory)
         task = get_task(metadata.get("task", "ner"))
         if task.head is None:
             raise XnerError(f"{directory}: an NER model; evaluate it with --task ner")
-        labels = tuple(metadata["labels"])
+        try:
+            labels = tuple(metadata["labels"])
+            n_frozen, base = int(metadata["n_frozen"]), (metadata["backbone"], metadata["backbone_fingerprint"])
+        except (ValueError, KeyError, TypeError) as err:
+            raise corrupt_metadata(directory, one_line(err)) from None
         if metadata.get("weights") == "delta":
-            backbone, network = _pretrained_reference(metadata["backbone"], metadata["backbone_fingerprint"], labels,
-                                                      saved_in=directory, head=task.head)
+            backbone, network = _pretrained_reference(*base, labels, saved_in=directory, head=task.head)
             _apply_delta(network, directory / _DELTA_WEIGHTS)
         else:
             import transformers
 
             backbone = load_backbone(str(directory))
             network = getattr(transformers, task.head).from_pretrained(directory)
-        model = cls(backbone=backbone, labels=labels, model=network, n_frozen=int(metadata["n_frozen"]),
-                    metadata=metadata, base_name=metadata["backbone"],
-                    base_fingerprint=metadata["backbone_fingerprint"], task=task.name)
+        model = cls(backbone=backbone, labels=labels, model=network, n_frozen=n_frozen, metadata=metadata,
+                    base_name=base[0], base_fingerprint=base[1], task=task.name)
         model.model.to(model.device)
         return model

@@ -19,18 +19,44 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from xner.errors import XnerError
+from xner.errors import XnerError, one_line
 from xner.models.backbone import Backbone, load_backbone
+from xner.models.checksums import verify_checksums
 from xner.models.device import default_device
 from xner.models.split import freeze_bottom, num_layers
 
-__all__ = ["FineTuned", "check_model_destination"]
+__all__ = ["FineTuned", "check_model_destination", "corrupt_metadata", "read_model_metadata"]
 
 _METADATA = "xner.json"
 _DELTA_WEIGHTS = "xner-delta.safetensors"
 # Seed of the head a compact model is stored as a delta against (any fixed value works).
 _REFERENCE_SEED = 0
 
+
+
+def read_model_metadata(directory: Path) -> dict:
+    """The ``xner.json`` record of a model folder, checked before any weights are read: the
+    folder is an xner model, every file matches its checksum, and the record is a JSON object.
+
+    Raises:
+        XnerError: one line naming the folder or file.
+    """
+    meta_path = directory / _METADATA
+    if not meta_path.is_file():
+        raise XnerError(f"{directory}: not an xner model directory (no {_METADATA}); train one with `xner train`")
+    verify_checksums(directory)
+    try:
+        metadata = json.loads(meta_path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise corrupt_metadata(directory, one_line(err)) from None
+    if not isinstance(metadata, dict):
+        raise corrupt_metadata(directory, "not a JSON object")
+    return metadata
+
+
+def corrupt_metadata(directory: Path, reason: str) -> XnerError:
+    """The one-line error of a model folder whose ``xner.json`` cannot be used."""
+    return XnerError(f"{directory / _METADATA}: corrupt model metadata ({reason}); restore the folder or retrain")
 
 @dataclass
 class FineTuned:

@@ -24,7 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,7 +40,6 @@ from xner.decoding import DEFAULT_DECODING, SELECTION_DECODING, decode
 from xner.errors import XnerError, one_line
 from xner.models.backbone import Backbone, load_backbone
 from xner.models.batching import epoch_batches, length_batches, pad_batch
-from xner.models.checksums import verify_checksums
 from xner.models.device import (
     autocast, inference_precision, kernel_precision, seed_everything, training_kernels,
 )
@@ -49,8 +47,8 @@ from xner.models.encoding import EncodedCorpus, encode_corpus
 from xner.models.features import FrozenFeatures, frozen_features
 from xner.models.int8 import int8_network
 from xner.models.finetuned import (
-    _DELTA_WEIGHTS, _METADATA, FineTuned, _apply_delta, _pretrained_reference, _progress, _trainable_state,
-    check_model_destination,
+    _DELTA_WEIGHTS, FineTuned, _apply_delta, _pretrained_reference, _progress, _trainable_state,
+    check_model_destination, corrupt_metadata, read_model_metadata,
 )
 from xner.models.hooks import EpochLog, TrainHook, checkpoint_keeper
 from xner.models.split import TopLayers, num_layers
@@ -318,16 +316,16 @@ class Tagger(FineTuned):
                 ``xner.json``, or weights that cannot be read.
         """
         directory = Path(directory)
-        meta_path = directory / _METADATA
-        if not meta_path.is_file():
-            raise XnerError(f"{directory}: not an xner model directory (no {_METADATA}); train one with `xner train`")
-        verify_checksums(directory)
+        metadata = read_model_metadata(directory)
+        task = str(metadata.get("task", "ner"))
+        if task.split(".")[0] != "ner":
+            raise XnerError(f"{directory}: a {task} model (a document task), not an NER tagger; "
+                            "`xner evaluate` scores it, NER commands need an NER model")
         try:
-            metadata = json.loads(meta_path.read_text())
             labels = tuple(metadata["labels"])
             n_frozen, base = int(metadata["n_frozen"]), (metadata["backbone"], metadata["backbone_fingerprint"])
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
-            raise XnerError(f"{meta_path}: corrupt model metadata ({one_line(err)}); restore the folder or retrain") from None
+        except (ValueError, KeyError, TypeError) as err:
+            raise corrupt_metadata(directory, one_line(err)) from None
         if metadata.get("weights") == "delta":
             backbone, network = _pretrained_reference(*base, labels, saved_in=directory)
             _apply_delta(network, directory / _DELTA_WEIGHTS)

@@ -117,6 +117,17 @@ def _dumps(value: Any) -> str | None:
     return None if value is None else json.dumps(value, sort_keys=True)
 
 
+
+def _check_folder(folder: Path) -> None:
+    """A folder the store needs, or a missing one it can create: a file there (or above it)
+    would otherwise surface as a bare ``File exists`` on the first write."""
+    for place in (folder, *folder.parents):
+        if place.exists():
+            if not place.is_dir():
+                raise XnerError(f"{place}: is a file, not a folder (a study writes its store and run folders "
+                                "there: set output_dir or --store elsewhere)")
+            return
+
 class ResultStore:
     """A study's runs in SQLite (WAL) and their artifacts under ``runs_dir``.
 
@@ -137,6 +148,8 @@ class ResultStore:
         if self.path.is_file() and self.path.stat().st_size == 0:  # never silently a new, empty store
             raise XnerError(f"{self.path}: the result store is empty (0 bytes: truncated or overwritten); "
                             "restore it from a backup, or delete it to start the study over")
+        for folder in (self.path.parent, self.runs_dir):
+            _check_folder(folder)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
         self._conn.row_factory = sqlite3.Row
