@@ -197,3 +197,18 @@ def test_missing_input_file_is_named(models, tmp_path):
     _, root = models
     with pytest.raises(XnerError, match=r"absent.conll: no such file"):
         predict_file(root / "full", [tmp_path / "absent.conll"], tmp_path / "out")
+
+
+def test_a_failure_half_way_leaves_the_previous_output_untouched(models, test_set, tmp_path):
+    # tagged chunks stream to a temporary file that replaces the output only when complete: a bad
+    # line (or a kill) after the first chunks must not leave a half-tagged file under the final name
+    _, root = models
+    good = write_conll(test_set[:20], tmp_path / "good.conll")
+    bad = tmp_path / "bad.conll"
+    bad.write_text(good.read_text() + "\nPablo\tB-PER\textra\n")
+    out = tmp_path / "out.conll"
+    out.write_text("the previous output\n")
+    with pytest.raises(XnerError, match=r"bad.conll:\d+: expected 2 fields"):
+        predict_file(root / "full", [good, bad], out, precision="fp32", chunk_size=5)
+    assert out.read_text() == "the previous output\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.conll", "good.conll", "out.conll"]

@@ -24,7 +24,7 @@ from rich.table import Table
 
 from xner.decoding import DEFAULT_DECODING
 from xner.errors import XnerError, one_line
-from xner.io import atomic_write
+from xner.io import atomic_file, atomic_write
 from xner.languages import list_languages, study_pairs
 from xner.options import DEFAULT_STUDENT, DistillationOptions, TrainingOptions
 from xner.data.datasets import SPLITS, dataset_labels, load_split
@@ -422,7 +422,7 @@ def _evaluate_documents(model_dir: str, lang: str, dataset: str, data_dir: str |
                                                                                     choices),
                                             split=split, perturbations=kinds, seed=seed, limit=limit)
     if predictions:
-        with open(predictions, "w", encoding="utf-8", newline="") as handle:
+        with atomic_file(predictions) as handle:
             writer = csv.DictWriter(handle, fieldnames=list(records[0]), lineterminator="\n")
             writer.writeheader()
             writer.writerows(records)

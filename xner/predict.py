@@ -30,6 +30,7 @@ from xner.data.formats import DOCSTART, FORMATS, detect_format
 from xner.data.rawfiles import content_suffix
 from xner.decoding import decode
 from xner.errors import XnerError, one_of
+from xner.io import atomic_file
 
 __all__ = ["INPUT_FORMATS", "OUTPUT_FORMATS", "Tagged", "predict_file", "read_input"]
 
@@ -298,9 +299,7 @@ def _output(out: str | Path | None) -> Iterator[TextIO]:
     if out is None:
         yield sys.stdout
         return
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
+    with atomic_file(out) as handle:  # a killed run leaves no half-tagged file under the final name
         yield handle
 
 

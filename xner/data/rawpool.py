@@ -36,6 +36,7 @@ from xner.data.neardup import NearDuplicates
 from xner.data.rawfiles import TEXT_FIELDS, read_documents
 from xner.data.rawtext import sentences_from_text
 from xner.errors import XnerError
+from xner.io import atomic_write
 
 __all__ = ["PoolCounts", "build_pool", "check_output", "write_pool"]
 
@@ -155,8 +156,7 @@ def check_output(out: str | Path, inputs: Sequence[str | Path]) -> None:
 
 
 def write_pool(path: str | Path, sentences: Iterable[Sequence[str]]) -> Path:
-    """Write a pool one sentence a line, tokens separated by single spaces (UTF-8)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(" ".join(tokens) + "\n" for tokens in sentences), encoding="utf-8")
-    return path
+    """Write a pool one sentence a line, tokens separated by single spaces (UTF-8), atomically:
+    a killed run must not leave a truncated pool that a study would then draw from (its
+    content hash would simply name the truncated text)."""
+    return atomic_write(path, "".join(" ".join(tokens) + "\n" for tokens in sentences))
