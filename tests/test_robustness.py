@@ -137,3 +137,10 @@ def test_killed_with_sigkill_it_resumes_without_redoing_finished_runs(data_root,
         after = {r.id: r.finished for r in store.records("done")}
     assert len(after) == 4 and {run: after[run] for run in before} == before
     assert len(pd.read_csv(out)) == 4
+
+
+@pytest.mark.parametrize("limit", [0, -1])
+def test_a_test_limit_below_one_fails_before_any_training(limit, tmp_path):
+    # [:0] scored no sentence and reported F1 0.00; [:-1] dropped the last one
+    with pytest.raises(XnerError, match=rf"test_limit: .* must be at least 1, got {limit}"):
+        robustness(parse_pairs("nl:de"), model="tiny", test_limit=limit, models_dir=tmp_path)

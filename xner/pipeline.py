@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from xner.data import dataset_labels, load_split
-from xner.data.sampling import nested_subset
+from xner.data.sampling import first, nested_subset
 from xner.decoding import DEFAULT_DECODING
 from xner.errors import XnerError
 from xner.data.labels import OUTSIDE, apply_label_map, entity_types
@@ -110,7 +110,7 @@ def evaluate_model(
     from xner.perturb import build_resources
 
     _check_map_targets(data.label_map, tagger.labels)
-    test = data.split(lang, split)[:limit]
+    test = first(data.split(lang, split), limit)
     resources = None
     if perturbations:
         recorded = tagger.metadata.get("languages") or [None]

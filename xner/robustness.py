@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from xner.data.datasets import find_split
+from xner.data.sampling import check_limit
 from xner.decoding import DEFAULT_DECODING
 from xner.errors import XnerError
 from xner.languages import STUDY_PAIRS, get_language
@@ -139,6 +140,7 @@ def robustness(
         XnerError: a run failed (the store keeps why: ``xner status <models_dir>/study.sqlite``).
     """
     config = config or TrainConfig()
+    check_limit(test_limit, "test_limit")
     ready, missing = available_pairs(pairs, data_dir)
     registry = default_registry()
     planned = [(pair, kind, _evaluation(pair, kind, data_dir, model, train_size, config, perturbations, rate,

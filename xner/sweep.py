@@ -25,6 +25,7 @@ from xner.distillation.losses import distill_loss_name
 from xner.distillation.student import DistillConfig
 from xner.distillation.weighting import teacher_language
 from xner.data.pools import TRAIN, name_sources, pool_digest, read_pool
+from xner.data.sampling import check_limit
 from xner.decoding import DEFAULT_DECODING
 from xner.errors import XnerError
 from xner.languages import get_language
@@ -78,6 +79,7 @@ def volume_sweep(
         XnerError: a run failed (the store keeps why: ``xner status <models_dir>/study.sqlite``).
     """
     config = config or DistillConfig()
+    check_limit(test_limit, "test_limit")
     if not teachers:
         raise XnerError("a sweep needs at least one teacher model folder")
     loaded = [Tagger.load(path) for path in teachers]

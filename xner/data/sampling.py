@@ -24,11 +24,29 @@ from xner.data.corpus import Sentence
 from xner.data.formats import read_text
 from xner.errors import XnerError
 
-__all__ = ["ALL", "nested_subset", "subset_indices", "unlabeled_pool"]
+__all__ = ["ALL", "check_limit", "first", "nested_subset", "subset_indices", "unlabeled_pool"]
 
 ALL = -1
 """``size`` meaning every sentence (``None`` means the same)."""
 
+
+
+def first(items: Sequence, limit: int | None) -> list:
+    """The first ``limit`` items (all with ``None``), for scoring on the head of a test split.
+
+    Raises:
+        XnerError: ``limit`` below 1 -- a slice would silently score nothing (0) or drop the
+            last items (negative) and report an F1 of it.
+    """
+    return list(items[:check_limit(limit)])
+
+
+def check_limit(limit: int | None, name: str = "limit") -> int | None:
+    """``limit`` itself, if it is None or at least 1 (see :func:`first`); studies check it
+    before their first run, not at their first evaluation."""
+    if limit is not None and limit < 1:
+        raise XnerError(f"{name}: the number of test sentences/documents to score must be at least 1, got {limit}")
+    return limit
 
 def nested_subset(sentences: Sequence[Sentence], size: int | None, seed: int) -> list[Sentence]:
     """The first ``size`` sentences of a seeded permutation: nested across sizes, per seed.

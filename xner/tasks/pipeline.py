@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from xner.data.news import Document, has_split, load_documents, news_categories
-from xner.data.sampling import nested_subset
+from xner.data.sampling import first, nested_subset
 from xner.errors import XnerError
 from xner.models.tagger import TrainConfig
 from xner.tasks import get_task
@@ -145,7 +145,7 @@ def evaluate_document_model(document_model: DocumentModel, lang: str, *, data: D
     from xner.paths import cache_dir
     from xner.perturb.documents import document_resources, perturb_documents, word_overlap
 
-    test = data.examples(document_model.task, lang, split)[:limit]
+    test = first(data.examples(document_model.task, lang, split), limit)
     if document_model.labels:
         check_categories(test, document_model.labels, f"{lang} {split}")
     max_length = max_length or document_model.metadata["trainings"][-1]["config"]["max_length"]
