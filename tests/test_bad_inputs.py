@@ -328,6 +328,8 @@ CLI_ERRORS = [
     ("I-X after O in train", train_on(iob1_train_split),
      r"train\.conllu:2: I-ORG follows O: .*repair=True \(--repair in xner train, evaluate and data\)"),
     # -- options and study configs accepted before although meaningless
+    ("train --train-size 0 (it saved an untrained model)", lambda env: [*env.train(env.tmp / "m"), "--train-size", 0],
+     r"train_size: 0 training sentences/documents would train nothing"),
     ("train --epochs 0", lambda env: [*env.train(env.tmp / "m"), "--epochs", 0], r"TrainConfig: epochs: must be >= 1"),
     ("evaluate --label-map into a type the model lacks (a typo)",
      lambda env: [*env.evaluate(env.models["full"]), "--label-map", "ORG=ORGANISATION"],

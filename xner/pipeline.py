@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from xner.data import dataset_labels, load_split
-from xner.data.sampling import first, nested_subset
+from xner.data.sampling import first, nested_subset, training_subset
 from xner.decoding import DEFAULT_DECODING
 from xner.errors import XnerError
 from xner.data.labels import OUTSIDE, apply_label_map, entity_types
@@ -63,7 +63,7 @@ def train_model(
     config = config or TrainConfig()
     if out is not None:
         check_model_destination(out, overwrite)
-    train = nested_subset(data.split(lang, "train"), train_size, config.seed)
+    train = training_subset(data.split(lang, "train"), train_size, config.seed)
     dev = data.split(lang, "dev")
     tagger = Tagger.create(model, labels=data.labels, seed=config.seed)
     tagger.fit(train, dev=dev, config=config, progress=progress)

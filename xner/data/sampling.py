@@ -24,7 +24,7 @@ from xner.data.corpus import Sentence
 from xner.data.formats import read_text
 from xner.errors import XnerError
 
-__all__ = ["ALL", "check_limit", "first", "nested_subset", "subset_indices", "unlabeled_pool"]
+__all__ = ["ALL", "check_limit", "first", "nested_subset", "subset_indices", "training_subset", "unlabeled_pool"]
 
 ALL = -1
 """``size`` meaning every sentence (``None`` means the same)."""
@@ -69,6 +69,20 @@ def nested_subset(sentences: Sequence[Sentence], size: int | None, seed: int) ->
     """
     return [sentences[i] for i in subset_indices(len(sentences), size, seed)]
 
+
+
+def training_subset(items: Sequence, size: int | None, seed: int) -> list:
+    """:func:`nested_subset` of a train split for a model to learn from, which must not be
+    empty: size 0 is a volume (the teacher itself) but no training set -- the model would
+    be saved untrained, its head still random, after zero updates.
+
+    Raises:
+        XnerError: ``size`` is 0, or a bad size (see :func:`subset_indices`).
+    """
+    if size == 0:
+        raise XnerError("train_size: 0 training sentences/documents would train nothing; give at least 1 "
+                        "(or -1 / none for the whole train split)")
+    return nested_subset(items, size, seed)
 
 def subset_indices(available: int, size: int | None, seed: int) -> tuple[int, ...]:
     """Indices of :func:`nested_subset`'s sentences (nested across sizes for one seed).

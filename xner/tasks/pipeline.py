@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from xner.data.news import Document, has_split, load_documents, news_categories
-from xner.data.sampling import first, nested_subset
+from xner.data.sampling import first, nested_subset, training_subset
 from xner.errors import XnerError
 from xner.models.tagger import TrainConfig
 from xner.tasks import get_task
@@ -81,7 +81,7 @@ def train_document_model(task: str, lang: str, *, data: DocumentData = DocumentD
         check_model_destination(out, overwrite)
     config = config or TrainConfig()
     task = get_task(task).name
-    train = nested_subset(data.examples(task, lang, "train"), train_size, config.seed)
+    train = training_subset(data.examples(task, lang, "train"), train_size, config.seed)
     labels = data.categories(lang) if get_task(task).base == "topic" else ()
     document_model = DocumentModel.create(model, task=task, labels=labels, seed=config.seed)
     document_model.fit(train, dev=data.examples(task, lang, "dev"), config=config, progress=progress)
