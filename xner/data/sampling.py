@@ -30,7 +30,6 @@ ALL = -1
 """``size`` meaning every sentence (``None`` means the same)."""
 
 
-
 def first(items: Sequence, limit: int | None) -> list:
     """The first ``limit`` items (all with ``None``), for scoring on the head of a test split.
 
@@ -47,6 +46,7 @@ def check_limit(limit: int | None, name: str = "limit") -> int | None:
     if limit is not None and limit < 1:
         raise XnerError(f"{name}: the number of test sentences/documents to score must be at least 1, got {limit}")
     return limit
+
 
 def nested_subset(sentences: Sequence[Sentence], size: int | None, seed: int) -> list[Sentence]:
     """The first ``size`` sentences of a seeded permutation: nested across sizes, per seed.
@@ -70,7 +70,6 @@ def nested_subset(sentences: Sequence[Sentence], size: int | None, seed: int) ->
     return [sentences[i] for i in subset_indices(len(sentences), size, seed)]
 
 
-
 def training_subset(items: Sequence, size: int | None, seed: int) -> list:
     """:func:`nested_subset` of a train split for a model to learn from, which must not be
     empty: size 0 is a volume (the teacher itself) but no training set -- the model would
@@ -83,6 +82,7 @@ def training_subset(items: Sequence, size: int | None, seed: int) -> list:
         raise XnerError("train_size: 0 training sentences/documents would train nothing; give at least 1 "
                         "(or -1 / none for the whole train split)")
     return nested_subset(items, size, seed)
+
 
 def subset_indices(available: int, size: int | None, seed: int) -> tuple[int, ...]:
     """Indices of :func:`nested_subset`'s sentences (nested across sizes for one seed).

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from xner.data.news import ChoiceItem, Document
-from xner.errors import XnerError, one_line
+from xner.errors import XnerError
 from xner.models.backbone import Backbone, load_backbone
 from xner.models.batching import epoch_batches, length_batches, pad_batch
 from xner.models.device import (
@@ -44,8 +44,7 @@ from xner.models.device import (
 from xner.models.encoding import EncodedCorpus
 from xner.models.features import FrozenFeatures, frozen_features
 from xner.models.finetuned import (
-    _DELTA_WEIGHTS, FineTuned, _apply_delta, _pretrained_reference, _progress, _trainable_state, corrupt_metadata,
-    read_model_metadata,
+    _DELTA_WEIGHTS, FineTuned, _apply_delta, _pretrained_reference, _progress, _trainable_state, read_model_metadata,
 )
 from xner.models.hooks import EpochLog, checkpoint_keeper
 from xner.models.tagger import TrainConfig
@@ -308,24 +307,21 @@ class DocumentModel(FineTuned):
             XnerError: not an xner model directory, or a model of another task (NER).
         """
         directory = Path(directory)
-        metadata = read_model_metadata(directory)
-        task = get_task(metadata.get("task", "ner"))
+        record = read_model_metadata(directory)
+        task = get_task(record.metadata.get("task", "ner"))
         if task.head is None:
             raise XnerError(f"{directory}: an NER model; evaluate it with --task ner")
-        try:
-            labels = tuple(metadata["labels"])
-            n_frozen, base = int(metadata["n_frozen"]), (metadata["backbone"], metadata["backbone_fingerprint"])
-        except (ValueError, KeyError, TypeError) as err:
-            raise corrupt_metadata(directory, one_line(err)) from None
-        if metadata.get("weights") == "delta":
-            backbone, network = _pretrained_reference(*base, labels, saved_in=directory, head=task.head)
+        if record.metadata.get("weights") == "delta":
+            backbone, network = _pretrained_reference(record.base_name, record.base_fingerprint, record.labels,
+                                                      saved_in=directory, head=task.head)
             _apply_delta(network, directory / _DELTA_WEIGHTS)
         else:
             import transformers
 
             backbone = load_backbone(str(directory))
             network = getattr(transformers, task.head).from_pretrained(directory)
-        model = cls(backbone=backbone, labels=labels, model=network, n_frozen=n_frozen, metadata=metadata,
-                    base_name=base[0], base_fingerprint=base[1], task=task.name)
+        model = cls(backbone=backbone, labels=record.labels, model=network, n_frozen=record.n_frozen,
+                    metadata=record.metadata, base_name=record.base_name, base_fingerprint=record.base_fingerprint,
+                    task=task.name)
         model.model.to(model.device)
         return model

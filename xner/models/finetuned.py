@@ -25,7 +25,7 @@ from xner.models.checksums import verify_checksums
 from xner.models.device import default_device
 from xner.models.split import freeze_bottom, num_layers
 
-__all__ = ["FineTuned", "check_model_destination", "corrupt_metadata", "read_model_metadata"]
+__all__ = ["FineTuned", "ModelRecord", "check_model_destination", "read_model_metadata"]
 
 _METADATA = "xner.json"
 _DELTA_WEIGHTS = "xner-delta.safetensors"
@@ -33,10 +33,22 @@ _DELTA_WEIGHTS = "xner-delta.safetensors"
 _REFERENCE_SEED = 0
 
 
+@dataclass(frozen=True)
+class ModelRecord:
+    """What a saved model's ``xner.json`` says, checked: the record itself and the fields every
+    loader needs before it can build the network."""
 
-def read_model_metadata(directory: Path) -> dict:
+    metadata: dict
+    labels: tuple[str, ...]
+    n_frozen: int
+    base_name: str
+    base_fingerprint: str
+
+
+def read_model_metadata(directory: Path) -> ModelRecord:
     """The ``xner.json`` record of a model folder, checked before any weights are read: the
-    folder is an xner model, every file matches its checksum, and the record is a JSON object.
+    folder is an xner model, every file matches its checksum, and the record is a JSON object
+    with labels, frozen layers and the backbone it was trained from.
 
     Raises:
         XnerError: one line naming the folder or file.
@@ -48,15 +60,19 @@ def read_model_metadata(directory: Path) -> dict:
     try:
         metadata = json.loads(meta_path.read_text())
     except (ValueError, UnicodeDecodeError) as err:
-        raise corrupt_metadata(directory, one_line(err)) from None
+        raise _corrupt(meta_path, one_line(err)) from None
     if not isinstance(metadata, dict):
-        raise corrupt_metadata(directory, "not a JSON object")
-    return metadata
+        raise _corrupt(meta_path, "not a JSON object")
+    try:
+        return ModelRecord(metadata, tuple(metadata["labels"]), int(metadata["n_frozen"]), metadata["backbone"],
+                           metadata["backbone_fingerprint"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise _corrupt(meta_path, one_line(err)) from None
 
 
-def corrupt_metadata(directory: Path, reason: str) -> XnerError:
-    """The one-line error of a model folder whose ``xner.json`` cannot be used."""
-    return XnerError(f"{directory / _METADATA}: corrupt model metadata ({reason}); restore the folder or retrain")
+def _corrupt(meta_path: Path, reason: str) -> XnerError:
+    return XnerError(f"{meta_path}: corrupt model metadata ({reason}); restore the folder or retrain")
+
 
 @dataclass
 class FineTuned:

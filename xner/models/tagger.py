@@ -48,7 +48,7 @@ from xner.models.features import FrozenFeatures, frozen_features
 from xner.models.int8 import int8_network
 from xner.models.finetuned import (
     _DELTA_WEIGHTS, FineTuned, _apply_delta, _pretrained_reference, _progress, _trainable_state,
-    check_model_destination, corrupt_metadata, read_model_metadata,
+    check_model_destination, read_model_metadata,
 )
 from xner.models.hooks import EpochLog, TrainHook, checkpoint_keeper
 from xner.models.split import TopLayers, num_layers
@@ -316,23 +316,19 @@ class Tagger(FineTuned):
                 ``xner.json``, or weights that cannot be read.
         """
         directory = Path(directory)
-        metadata = read_model_metadata(directory)
-        task = str(metadata.get("task", "ner"))
+        record = read_model_metadata(directory)
+        task = str(record.metadata.get("task", "ner"))
         if task.split(".")[0] != "ner":
             raise XnerError(f"{directory}: a {task} model (a document task), not an NER tagger; "
                             "`xner evaluate` scores it, NER commands need an NER model")
-        try:
-            labels = tuple(metadata["labels"])
-            n_frozen, base = int(metadata["n_frozen"]), (metadata["backbone"], metadata["backbone_fingerprint"])
-        except (ValueError, KeyError, TypeError) as err:
-            raise corrupt_metadata(directory, one_line(err)) from None
-        if metadata.get("weights") == "delta":
-            backbone, network = _pretrained_reference(*base, labels, saved_in=directory)
+        if record.metadata.get("weights") == "delta":
+            backbone, network = _pretrained_reference(record.base_name, record.base_fingerprint, record.labels,
+                                                      saved_in=directory)
             _apply_delta(network, directory / _DELTA_WEIGHTS)
         else:
             backbone, network = _full_model(directory)
-        tagger = cls(backbone=backbone, labels=labels, model=network, n_frozen=n_frozen, metadata=metadata,
-                     base_name=base[0], base_fingerprint=base[1])
+        tagger = cls(backbone=backbone, labels=record.labels, model=network, n_frozen=record.n_frozen,
+                     metadata=record.metadata, base_name=record.base_name, base_fingerprint=record.base_fingerprint)
         tagger.model.to(tagger.device)
         return tagger
 

@@ -117,7 +117,6 @@ def _dumps(value: Any) -> str | None:
     return None if value is None else json.dumps(value, sort_keys=True)
 
 
-
 def _check_folder(folder: Path) -> None:
     """A folder the store needs, or a missing one it can create: a file there (or above it)
     would otherwise surface as a bare ``File exists`` on the first write."""
@@ -127,6 +126,7 @@ def _check_folder(folder: Path) -> None:
                 raise XnerError(f"{place}: is a file, not a folder (a study writes its store and run folders "
                                 "there: set output_dir or --store elsewhere)")
             return
+
 
 class ResultStore:
     """A study's runs in SQLite (WAL) and their artifacts under ``runs_dir``.
