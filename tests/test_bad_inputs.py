@@ -416,6 +416,17 @@ def test_saved_folders_carry_checksums_of_every_file(saved_models):
 
 # -- studies: run folders ----------------------------------------------------------------------------
 
+def made_from(store, run_id: str) -> set[str]:
+    """Every run made, directly or not, from run ``run_id``."""
+    found, stack = set(), [run_id]
+    while stack:
+        parent = stack.pop()
+        children = {r.id for r in store.records() if parent in r.spec.deps} - found
+        found |= children
+        stack.extend(children)
+    return found
+
+
 def test_a_done_run_whose_folder_was_deleted_is_redone_and_its_dependents_succeed(tmp_path, counted):
     store = run(tmp_path / "out")
     teacher = next(r for r in store.records("done") if r.kind == "train" and r.spec.params["lang"] == "en")
@@ -429,6 +440,45 @@ def test_a_done_run_whose_folder_was_deleted_is_redone_and_its_dependents_succee
     assert again.status_counts()["done"] == len(again.records())
     assert executions(counted)[teacher.id] == 2 and all(executions(counted)[i] == 2 for i in dependents)
     assert (tmp_path / "out" / "runs" / teacher.id / "model.json").is_file()
+
+
+def test_a_redone_teacher_redoes_the_done_runs_made_from_the_lost_one(tmp_path, counted):
+    """One student still to do needs the lost teacher: the teacher is redone, and so is every
+    run already made from it -- a rerun need not give the same model, and a curve must not mix
+    two teachers -- while runs of other teachers stay done."""
+    store = run(tmp_path / "out")
+    teacher = next(r for r in store.records("done") if r.kind == "train" and r.spec.params["lang"] == "en")
+    derived = made_from(store, teacher.id)
+    student = next(r.id for r in store.records() if r.kind == "distill" and teacher.id in r.spec.deps)
+    with store._transaction() as conn:
+        conn.execute("UPDATE runs SET status = 'pending' WHERE id = ?", (student,))
+    store.close()
+    shutil.rmtree(tmp_path / "out" / "runs" / teacher.id)
+
+    again = run(tmp_path / "out")
+    assert again.status_counts()["done"] == len(again.records())
+    counts = executions(counted)
+    assert {i for i, n in counts.items() if n == 2} == {teacher.id, *derived}
+    assert len(derived) > 2 and all(n == 1 for i, n in counts.items() if i not in derived | {teacher.id})
+
+
+def test_a_lost_folder_nothing_still_needs_is_not_redone(tmp_path, counted):
+    """Every run made from the teacher is done: its results stand and nothing reads the folder,
+    so nothing runs again (a later run that needs it would redo it then)."""
+    store = run(tmp_path / "out")
+    teacher = next(r for r in store.records("done") if r.kind == "train" and r.spec.params["lang"] == "en")
+    store.close()
+    shutil.rmtree(tmp_path / "out" / "runs" / teacher.id)
+
+    again = run(tmp_path / "out")
+    assert again.status_counts()["done"] == len(again.records())
+    assert set(executions(counted).values()) == {1}
+    with again._transaction() as conn:  # a later run that needs it: it and what was made from it run again
+        conn.execute("UPDATE runs SET status = 'pending' WHERE id = ?",
+                     (next(r.id for r in again.records() if r.kind == "evaluate" and teacher.id in r.spec.deps),))
+    again.close()
+    run(tmp_path / "out")
+    assert executions(counted)[teacher.id] == 2
 
 
 def test_stores_from_before_the_folder_table_record_the_folders_they_have(tmp_path):

@@ -46,6 +46,7 @@ def test_token_budget_is_respected(lengths, batch_tokens):
     assert covered(batches) == list(range(len(lengths)))
     for batch in batches:  # padded size within budget, unless one sentence alone exceeds it
         assert len(batch) == 1 or lengths[batch].max() * len(batch) <= batch_tokens
+        assert len(set(lengths[batch].tolist())) == 1  # one length: no sentence is padded
     order = np.concatenate(batches) if batches else np.zeros(0, np.int64)
     np.testing.assert_array_equal(order, np.argsort(lengths, kind="stable"))  # prediction: sorted
 
@@ -53,7 +54,8 @@ def test_token_budget_is_respected(lengths, batch_tokens):
 @pytest.mark.parametrize(("lengths", "batch_tokens", "expected"), [
     ([3, 3, 3, 3], 6, [[0, 1], [2, 3]]),
     ([3, 3, 3, 3], 5, [[0], [1], [2], [3]]),
-    ([5, 1, 2, 9], 10, [[1, 2], [0], [3]]),  # 1+2 padded to 2 -> 4; then 5; 9 alone
+    ([5, 1, 2, 9], 10, [[1], [2], [0], [3]]),  # never mixed lengths, even where they would fit
+    ([2, 3, 2, 2, 3], 100, [[0, 2, 3], [1, 4]]),
     ([12, 2], 10, [[1], [0]]),  # too long for the budget: alone, not dropped
     ([4, 4, 4], 100, [[0, 1, 2]]),
     ([], 10, []),

@@ -332,3 +332,16 @@ def test_int8_features_are_cached_apart_and_close_to_fp32(model, encoded, comput
     assert len(computes) == 2
     difference = [np.abs(rows(quantized, i) - rows(exact, i)).max() for i in range(len(encoded))]
     assert 0 < max(difference) < 0.5
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_sentences_features_do_not_depend_on_what_it_was_computed_with(model, encoded, monkeypatch, tmp_path,
+                                                                        precision):
+    """Cached features are shared between runs, so which sentences first computed them together
+    must not matter: each sentence alone, in a fresh cache, gives the very bits the whole corpus
+    gives (a sentence padded to a longer neighbour's width would differ in the last bits)."""
+    together = features_of(model, encoded, precision=precision)
+    for i in range(len(encoded)):
+        monkeypatch.setenv("XNER_CACHE", str(tmp_path / f"alone-{i}"))
+        alone = features_of(model, encoded.subset(np.array([i])), precision=precision)
+        np.testing.assert_array_equal(rows(alone, 0), rows(together, i))

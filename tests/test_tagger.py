@@ -230,6 +230,17 @@ def test_probabilities_are_distributions_per_word(trained, data):
         assert (q.argmax(axis=1) == p.argmax(axis=1)).all()  # ...same ranking
 
 
+@pytest.mark.parametrize(("train_layers", "precision"), [(None, "fp32"), (1, "fp32"), (1, "bf16")])
+def test_a_sentences_probabilities_do_not_depend_on_its_batch(data, monkeypatch, tmp_path, train_layers, precision):
+    """Teacher soft labels are cached per sentence and shared between runs and volumes: a
+    sentence labelled alone (fresh caches) gets the very bits it gets among all the others."""
+    tagger = train_tagger(data["train"], train_layers=train_layers)
+    together = tagger.predict_proba(data["test"], precision=precision)
+    for i, sentence in enumerate(data["test"]):
+        monkeypatch.setenv("XNER_CACHE", str(tmp_path / f"alone-{i}"))
+        np.testing.assert_array_equal(tagger.predict_proba([sentence], precision=precision)[0], together[i])
+
+
 def long_sentence(sentences, n_tokens: int = 600) -> Sentence:
     """One sentence of the first ``n_tokens`` words of ``sentences`` joined (a run-on document)."""
     tokens = [t for s in sentences for t in s.tokens][:n_tokens]

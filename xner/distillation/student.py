@@ -75,8 +75,9 @@ def soft_labels(
 def teacher_distributions(teacher: Tagger, sentences: Sequence[Sentence], temperature: float = 1.0,
                           precision: str = "auto") -> list[np.ndarray]:
     """One teacher's per-word distributions, computed only for sentences not cached yet."""
-    # v2: sentences longer than the model's max_length are predicted whole (windows), not cut
-    key = f"v2|{teacher.fingerprint}|{temperature}" + ("" if precision == "auto" else f"|{precision}")
+    # v2: sentences longer than the model's max_length are predicted whole (windows), not cut;
+    # v3: predicted in exact-length batches, so a sentence's entry does not depend on its batch
+    key = f"v3|{teacher.fingerprint}|{temperature}" + ("" if precision == "auto" else f"|{precision}")
     name = hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
     store = FeatureStore.open(cache_dir() / "soft-labels" / name)
 

@@ -39,7 +39,7 @@ from xner.paths import cache_dir
 
 __all__ = ["FeatureStore", "FrozenFeatures", "content_key", "frozen_features"]
 
-_FORMAT_VERSION = 2
+_FORMAT_VERSION = 3  # 3: computed in exact-length batches (xner.models.batching), not in mixed ones
 
 
 @dataclass(frozen=True)

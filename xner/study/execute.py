@@ -191,12 +191,14 @@ class Executor(ABC):
         reporter = progress or RichReporter()
         with store.session():
             store.register(by_id.values())
+            redone, made_from = store.redo_lost(by_id.keys())
             schedule = _Schedule(by_id, store.statuses())
             kinds = {name: registry.get(name) for name in {by_id[i].kind for i in schedule.todo}}
             counts: Counter[str] = Counter()
             reporter.start(len(schedule.todo), len(by_id) - len(schedule.todo))
-            if store.redone:
-                reporter.log(f"{len(store.redone)} done runs lost their run folders: they run again")
+            if redone:
+                reporter.log(f"{len(redone)} done runs lost the run folders that runs still to do need: they run "
+                             f"again, with the {len(made_from)} done runs made from them")
             self._open()
             try:
                 in_flight: dict[Hashable, tuple[RunSpec, Path]] = {}

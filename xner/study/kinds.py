@@ -12,7 +12,13 @@ evaluate v3: F1 under every decoding of :mod:`xner.decoding`, ``f1`` by the para
 Long sentences (over ``max_length`` subwords) are now split into word windows instead of cut:
 that changes train and distill results only for corpora holding such sentences (7 of WikiANN
 en's 20,000 train sentences, 1-3 in a few other splits), so their versions were kept, and
-the runs of existing stores -- all of whose other results stand -- stay done.
+the runs of existing stores -- all of whose other results stand -- stay done. Likewise when
+cached frozen features and teacher soft labels came to be computed in exact-length batches
+(:mod:`xner.models.batching`; before, a sentence's cached bits depended on which run first
+computed it and with which neighbours, so on run order and on the cache's history): the new
+entries live under new cache keys, and a store's done runs stay done, each made by the xner
+that ran it; a run redone for a lost folder takes the runs made from it along
+(:meth:`xner.study.store.ResultStore.redo_lost`), so a curve never mixes two teachers.
 """
 
 from __future__ import annotations

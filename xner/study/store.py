@@ -25,13 +25,15 @@ per run and test set), adding the columns derived from specs and from other runs
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import fcntl
 import json
 import os
 import shutil
 import sqlite3
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,7 +174,6 @@ class ResultStore:
                             f"(`sqlite3 {self.path.name} .recover` may save its rows)")
         self._check_schema()
         self._session = uuid.uuid4().hex[:12]  # names this process's temporary run folders
-        self.redone: list[str] = []  # done runs whose lost folder this session redoes
 
     def _has_table(self, name: str) -> bool:
         query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
@@ -270,7 +271,6 @@ class ResultStore:
             try:
                 with self._runs_dir_session():
                     self.recover()
-                    self.redone = self.redo_lost()
                     yield self
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
@@ -308,20 +308,42 @@ class ResultStore:
                 pass
         return live
 
-    def redo_lost(self) -> list[str]:
-        """Reset to ``pending`` the done runs whose published folder no longer exists.
+    def redo_lost(self, planned: Collection[str]) -> tuple[list[str], list[str]]:
+        """Reset to ``pending`` the done runs whose lost folder a planned run still to do needs,
+        and every done run made from them.
 
-        Their dependents would fail on every rerun; redone, they run again.
+        A done run whose published folder is gone matters only to the runs that will read it
+        (a lost teacher fails its pending students on every rerun); one nobody waits for keeps
+        its result. Redone, a model need not be bit for bit the one it replaces (another
+        xner, another machine), so the runs already made from the lost one are redone with
+        it: a curve never mixes the students of one teacher with the evaluation of another.
+        Args:
+            planned: the ids of the study's runs (a store may hold runs of an earlier
+                version of its config, which nobody will run).
 
         Returns:
-            The ids of the runs reset.
+            ``(lost runs redone, done runs made from them, reset with them)``.
         """
+        records = self.records()
+        status = {record.id: record.status for record in records}
+        dependents: dict[str, list[str]] = defaultdict(list)
+        for record in records:
+            for dep in record.spec.deps:
+                dependents[dep].append(record.id)
         rows = self._conn.execute("SELECT f.id FROM folders f JOIN runs r ON r.id = f.id WHERE r.status = 'done'")
         lost = [row["id"] for row in rows if not self.run_dir(row["id"]).is_dir()]
+        needed = [i for i in lost if any(status[child] != "done" and child in planned for child in dependents[i])]
+        made_from, seen, stack = [], set(needed), [child for i in needed for child in dependents[i]]
+        while stack:
+            child = stack.pop()
+            if child not in seen:
+                seen.add(child)
+                made_from += [child] if status[child] == "done" else []
+                stack.extend(dependents[child])
         with self._transaction() as conn:
-            conn.executemany("UPDATE runs SET status = 'pending' WHERE id = ?", [(i,) for i in lost])
-            conn.executemany("DELETE FROM folders WHERE id = ?", [(i,) for i in lost])
-        return lost
+            conn.executemany("UPDATE runs SET status = 'pending' WHERE id = ?", [(i,) for i in needed + made_from])
+            conn.executemany("DELETE FROM folders WHERE id = ?", [(i,) for i in needed + made_from])
+        return needed, made_from
 
     def recover(self) -> tuple[int, int]:
         """Reset ``running`` rows to ``pending`` and delete temporary run folders of dead sessions.
