@@ -442,10 +442,13 @@ def test_a_done_run_whose_folder_was_deleted_is_redone_and_its_dependents_succee
     assert (tmp_path / "out" / "runs" / teacher.id / "model.json").is_file()
 
 
-def test_a_redone_teacher_redoes_the_done_runs_made_from_the_lost_one(tmp_path, counted):
-    """One student still to do needs the lost teacher: the teacher is redone, and so is every
-    run already made from it -- a rerun need not give the same model, and a curve must not mix
-    two teachers -- while runs of other teachers stay done."""
+@pytest.mark.parametrize("changed", [False, True], ids=["same model", "another model"])
+def test_a_redone_teacher_redoes_the_runs_made_from_the_lost_one_if_it_changed(tmp_path, counted, monkeypatch,
+                                                                               changed):
+    """One student still to do needs the lost teacher: the teacher is redone first. If it makes
+    the very model it made before (same fingerprint), what was made from it stands; if not (another
+    xner), every run already made from it is redone too -- a curve must not mix two teachers --
+    while runs of other teachers stay done."""
     store = run(tmp_path / "out")
     teacher = next(r for r in store.records("done") if r.kind == "train" and r.spec.params["lang"] == "en")
     derived = made_from(store, teacher.id)
@@ -454,12 +457,15 @@ def test_a_redone_teacher_redoes_the_done_runs_made_from_the_lost_one(tmp_path, 
         conn.execute("UPDATE runs SET status = 'pending' WHERE id = ?", (student,))
     store.close()
     shutil.rmtree(tmp_path / "out" / "runs" / teacher.id)
+    if changed:
+        monkeypatch.setenv("MODEL_SALT", "another xner")
 
     again = run(tmp_path / "out")
     assert again.status_counts()["done"] == len(again.records())
     counts = executions(counted)
-    assert {i for i, n in counts.items() if n == 2} == {teacher.id, *derived}
-    assert len(derived) > 2 and all(n == 1 for i, n in counts.items() if i not in derived | {teacher.id})
+    redone = {teacher.id, *derived} if changed else {teacher.id, student}
+    assert {i for i, n in counts.items() if n == 2} == redone
+    assert len(derived) > 2 and all(n == 1 for i, n in counts.items() if i not in redone)
 
 
 def test_a_lost_folder_nothing_still_needs_is_not_redone(tmp_path, counted):

@@ -62,12 +62,13 @@ def train(spec, ctx):
         raise ValueError(f"no training data for {p['lang']}\nsecond line")
     if ctx.data_dir and (ctx.data_dir / p["dataset"] / p["lang"] / "crash").exists():
         os._exit(3)  # the process dies (as when the OS kills it for memory)
-    with ctx.timed("fit"):
-        weight = _weight(p["lang"], p["seed"], p["train_size"], p["training"]["epochs"])
+    with ctx.timed("fit"):  # MODEL_SALT stands for another xner, whose model differs
+        salt = [os.environ["MODEL_SALT"]] if "MODEL_SALT" in os.environ else []
+        weight = _weight(p["lang"], p["seed"], p["train_size"], p["training"]["epochs"], *salt)
         ctx.progress(1, 1)
     _write_model(ctx.run_dir, weight)
     ctx.log(f"trained {p['lang']}")
-    return {"f1": weight}
+    return {"f1": weight, "fingerprint": str(weight)}
 
 
 @KINDS.register("distill", version=1)
@@ -141,7 +142,7 @@ def test_outcome_records_metrics_timings_versions(tmp_path):
     store = run(tmp_path)
     record = next(r for r in store.records() if r.kind == "train")
     expected = _weight(record.spec.params["lang"], record.spec.params["seed"], None, 1)
-    assert record.metrics == {"f1": expected}
+    assert record.metrics == {"f1": expected, "fingerprint": str(expected)}
     assert record.timings["seconds"] >= record.timings["fit"] >= 0
     assert set(record.versions) == {"xner", "torch", "transformers", "python"}
     assert record.host and record.started <= record.finished

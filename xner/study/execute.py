@@ -118,6 +118,11 @@ class RichReporter:
             self.console.print(f"{skipped} runs already done (resumed from the store)", highlight=False)
         self._runs = self._progress.add_task("runs", total=total)
 
+    def grow(self, extra: int) -> None:
+        """More runs to do than announced (done runs made from a lost one that changed)."""
+        if self._runs is not None:
+            self._progress.update(self._runs, total=self._progress.tasks[self._runs].total + extra)
+
     def started(self, spec: RunSpec) -> None:
         self._inner[spec.id] = self._progress.add_task(f"  {spec.kind} {spec.id}", total=None)
 
@@ -150,6 +155,13 @@ def _reuse_key(spec: RunSpec) -> tuple[str, ...]:
     language = params.get("target", params.get("lang", ""))
     fields = (params.get("model"), params.get("dataset"), language, params.get("train_size"), params.get("seed"))
     return (*(str(value) for value in fields), spec.id)
+
+
+def _same_model(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> bool:
+    """Whether a redone run made the model it made before (by the ``fingerprint`` its kind
+    reports; a run without one is taken to have changed)."""
+    old, new = (before or {}).get("fingerprint"), (after or {}).get("fingerprint")
+    return old is not None and old == new
 
 
 def _now() -> str:
@@ -189,35 +201,50 @@ class Executor(ABC):
         """
         by_id = {spec.id: spec for spec in specs}
         reporter = progress or RichReporter()
+        counts: Counter[str] = Counter()
         with store.session():
             store.register(by_id.values())
-            redone, made_from = store.redo_lost(by_id.keys())
-            schedule = _Schedule(by_id, store.statuses())
-            kinds = {name: registry.get(name) for name in {by_id[i].kind for i in schedule.todo}}
-            counts: Counter[str] = Counter()
-            reporter.start(len(schedule.todo), len(by_id) - len(schedule.todo))
-            if redone:
-                reporter.log(f"{len(redone)} done runs lost the run folders that runs still to do need: they run "
-                             f"again, with the {len(made_from)} done runs made from them")
+            lost = store.lost_needed(by_id.keys())
+            store.redo(lost)
+            statuses = store.statuses()
+            todo = [i for i in by_id if statuses[i] != "done"]
+            kinds = {name: registry.get(name) for name in {by_id[i].kind for i in todo}}
+            reporter.start(len(todo), len(by_id) - len(todo))
             self._open()
             try:
-                in_flight: dict[Hashable, tuple[RunSpec, Path]] = {}
-                while schedule.ready or in_flight:
-                    while schedule.ready and len(in_flight) < self.capacity:
-                        spec = by_id[schedule.pop()]
-                        task = RunTask(spec, kinds[spec.kind], store.temp_dir(spec.id), _dependencies(spec, by_id, store))
-                        store.mark_running(spec.id, _now())
-                        reporter.started(spec)
-                        in_flight[self._submit(self._prepare(task, reporter))] = (spec, task.run_dir)
-                    for handle, outcome in self._wait(list(in_flight)):
-                        spec, temp = in_flight.pop(handle)
-                        for run_id, result in _record(spec, temp, outcome, store, schedule):
-                            counts[result.status] += 1
-                            reporter.finished(by_id[run_id], result, kinds[by_id[run_id].kind])
+                if lost:
+                    reporter.log(f"{len(lost)} done runs lost the run folders that runs still to do need: they run again")
+                    self._execute(_Schedule({i: by_id[i] for i in lost}, statuses), by_id, kinds, store, reporter, counts)
+                    changed = [i for i, old in lost.items() if not _same_model(old.metrics, store.get(i).metrics)]
+                    made_from = store.made_from(changed)
+                    store.redo(made_from)
+                    if made_from:
+                        reporter.log(f"{len(changed)} of them made another model than before: the {len(made_from)} "
+                                     "done runs made from the old one run again")
+                        kinds.update({by_id[i].kind: registry.get(by_id[i].kind) for i in made_from})
+                        reporter.grow(len(made_from))
+                self._execute(_Schedule(by_id, store.statuses()), by_id, kinds, store, reporter, counts)
             finally:
                 self._close()
                 reporter.close()
         return counts
+
+    def _execute(self, schedule: "_Schedule", by_id: Mapping[str, RunSpec], kinds: Mapping[str, RunKind],
+                 store: ResultStore, reporter: RichReporter, counts: Counter[str]) -> None:
+        """Run a schedule's runs as they become ready, ``capacity`` at a time, recording each."""
+        in_flight: dict[Hashable, tuple[RunSpec, Path]] = {}
+        while schedule.ready or in_flight:
+            while schedule.ready and len(in_flight) < self.capacity:
+                spec = by_id[schedule.pop()]
+                task = RunTask(spec, kinds[spec.kind], store.temp_dir(spec.id), _dependencies(spec, by_id, store))
+                store.mark_running(spec.id, _now())
+                reporter.started(spec)
+                in_flight[self._submit(self._prepare(task, reporter))] = (spec, task.run_dir)
+            for handle, outcome in self._wait(list(in_flight)):
+                spec, temp = in_flight.pop(handle)
+                for run_id, result in _record(spec, temp, outcome, store, schedule):
+                    counts[result.status] += 1
+                    reporter.finished(by_id[run_id], result, kinds[by_id[run_id].kind])
 
     def _prepare(self, task: RunTask, reporter: RichReporter) -> RunTask:
         """The task as submitted; the sequential executor wires in live progress."""

@@ -61,7 +61,7 @@ def teacher_run(spec: RunSpec, ctx: RunContext) -> dict:
         raise XnerError(f"{p['path']}: the model changed since the runs were planned (fingerprint "
                         f"{tagger.fingerprint[:12]}, planned {p['fingerprint'][:12]}); plan again")
     tagger.save(ctx.run_dir, compact=True)
-    return {"languages": tagger.metadata.get("languages") or []}
+    return {"languages": tagger.metadata.get("languages") or [], "fingerprint": tagger.fingerprint}
 
 
 @register_run_kind("train", version=3)
@@ -77,7 +77,8 @@ def train_run(spec: RunSpec, ctx: RunContext) -> dict:
     history = record["history"]
     ctx.log(f"trained {p['lang']}: {record['train_sentences']} sentences, best epoch {record['best_epoch']}")
     return {"train_sentences": record["train_sentences"], "best_epoch": record["best_epoch"],
-            "dev_f1": history[record["best_epoch"] - 1].get("dev_f1"), "epochs_run": len(history)}
+            "dev_f1": history[record["best_epoch"] - 1].get("dev_f1"), "epochs_run": len(history),
+            "fingerprint": tagger.fingerprint}
 
 
 @register_run_kind("distill", version=3, show=("teachers", "target", "model", "seed", "train_size", "volume"))
@@ -102,7 +103,7 @@ def distill_run(spec: RunSpec, ctx: RunContext) -> dict:
     student.save(ctx.run_dir, compact=True)
     info = student.metadata["distillation"]
     return {"volume": p["volume"], "kept": info["kept"], "teacher_weights_mean": info["teacher_weights_mean"],
-            "pool": pool_digest(pool), "pool_sentences": len(pool)}
+            "pool": pool_digest(pool), "pool_sentences": len(pool), "fingerprint": student.fingerprint}
 
 
 @register_run_kind("evaluate", version=3, show=("role", "source", "target", "model", "seed", "volume"))

@@ -308,42 +308,52 @@ class ResultStore:
                 pass
         return live
 
-    def redo_lost(self, planned: Collection[str]) -> tuple[list[str], list[str]]:
-        """Reset to ``pending`` the done runs whose lost folder a planned run still to do needs,
-        and every done run made from them.
+    def lost_needed(self, planned: Collection[str]) -> dict[str, RunRecord]:
+        """The done runs whose published folder is gone and that a planned run still to do
+        needs (directly, or through another such run), by id.
 
-        A done run whose published folder is gone matters only to the runs that will read it
-        (a lost teacher fails its pending students on every rerun); one nobody waits for keeps
-        its result. Redone, a model need not be bit for bit the one it replaces (another
-        xner, another machine), so the runs already made from the lost one are redone with
-        it: a curve never mixes the students of one teacher with the evaluation of another.
+        A lost folder nobody waits for does not matter: its run's results stand. One a
+        pending run will read must be made again (:meth:`redo`).
+
         Args:
             planned: the ids of the study's runs (a store may hold runs of an earlier
                 version of its config, which nobody will run).
-
-        Returns:
-            ``(lost runs redone, done runs made from them, reset with them)``.
         """
-        records = self.records()
-        status = {record.id: record.status for record in records}
+        records = {record.id: record for record in self.records()}
+        rows = self._conn.execute("SELECT f.id FROM folders f JOIN runs r ON r.id = f.id WHERE r.status = 'done'")
+        lost = {row["id"] for row in rows if not self.run_dir(row["id"]).is_dir()}
+        stack = [dep for i in planned if i in records and records[i].status != "done" for dep in records[i].spec.deps]
+        needed: dict[str, RunRecord] = {}
+        while stack:
+            run_id = stack.pop()
+            if run_id in lost and run_id not in needed:
+                needed[run_id] = records[run_id]
+                stack.extend(records[run_id].spec.deps)  # its own lost inputs are made again first
+        return needed
+
+    def redo(self, run_ids: Iterable[str]) -> None:
+        """Reset done runs to ``pending`` (their folder, if any, is no longer theirs)."""
+        ids = [(i,) for i in run_ids]
+        with self._transaction() as conn:
+            conn.executemany("UPDATE runs SET status = 'pending' WHERE id = ?", ids)
+            conn.executemany("DELETE FROM folders WHERE id = ?", ids)
+
+    def made_from(self, run_ids: Collection[str]) -> list[str]:
+        """The done runs made, directly or not, from any of ``run_ids`` (those excluded)."""
         dependents: dict[str, list[str]] = defaultdict(list)
-        for record in records:
+        status = {}
+        for record in self.records():
+            status[record.id] = record.status
             for dep in record.spec.deps:
                 dependents[dep].append(record.id)
-        rows = self._conn.execute("SELECT f.id FROM folders f JOIN runs r ON r.id = f.id WHERE r.status = 'done'")
-        lost = [row["id"] for row in rows if not self.run_dir(row["id"]).is_dir()]
-        needed = [i for i in lost if any(status[child] != "done" and child in planned for child in dependents[i])]
-        made_from, seen, stack = [], set(needed), [child for i in needed for child in dependents[i]]
+        found, seen, stack = [], set(run_ids), [child for i in run_ids for child in dependents[i]]
         while stack:
             child = stack.pop()
             if child not in seen:
                 seen.add(child)
-                made_from += [child] if status[child] == "done" else []
+                found += [child] if status[child] == "done" else []
                 stack.extend(dependents[child])
-        with self._transaction() as conn:
-            conn.executemany("UPDATE runs SET status = 'pending' WHERE id = ?", [(i,) for i in needed + made_from])
-            conn.executemany("DELETE FROM folders WHERE id = ?", [(i,) for i in needed + made_from])
-        return needed, made_from
+        return found
 
     def recover(self) -> tuple[int, int]:
         """Reset ``running`` rows to ``pending`` and delete temporary run folders of dead sessions.
