@@ -21,11 +21,11 @@ def pool_counts(target: str) -> dict[str, int]:
     return dict(zip(steps["step"], steps["count"]))
 
 
-@pytest.mark.parametrize("by", ["target", "genus"])
+@pytest.mark.parametrize("by", ["target", "genus", "family"])
 def test_slopes_past_the_split_recompute_from_the_runs(by):
     committed = pd.read_csv(EXTENDED / "tables" / f"beyond_split_by_{by}.csv").sort_values(by).reset_index(drop=True)
     recomputed = beyond_the_split(pd.read_csv(EXTENDED / "results.csv"), by=by).sort_values(by).reset_index(drop=True)
-    assert len(committed) >= 2 and list(recomputed[by]) == list(committed[by])
+    assert len(committed) >= 1 and list(recomputed[by]) == list(committed[by])
     pd.testing.assert_frame_equal(recomputed[COLUMNS], committed[COLUMNS], check_exact=False, rtol=1e-9)
 
 

@@ -134,7 +134,7 @@ def _volume_display(table: pd.DataFrame) -> pd.DataFrame:
 
 def _beyond_split_display(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
-        **_keys(table, ("model", "genus", "source", "target")),
+        **_keys(table, ("model", "family", "genus", "source", "target")),
         "seeds": table["n_seeds"].map(_num),
         **({"train split": _volumes(table["split_sentences"]), "whole pool": _volumes(table["pool_sentences"])}
            if "split_sentences" in table else {}),
@@ -437,7 +437,7 @@ def _beyond_split_sections(df: pd.DataFrame, options: Mapping[str, int]) -> list
     """Curves continued past the targets' train splits by raw-text pools (:mod:`xner.beyond_split`)."""
     sections = []
     has_volume = "volume" in df.columns and "dataset" in df.columns
-    for by in ("genus", "target"):
+    for by in ("family", "genus", "target"):
         name, title = f"beyond_split_by_{by}", f"F1 per doubling past the train split vs over the whole range, per {by}"
         table = beyond_the_split(df, by=by, **options) if has_volume else pd.DataFrame()
         sections.append(Section(name, title, table=table, display=_beyond_split_display(table)) if not table.empty
