@@ -251,6 +251,18 @@ def test_runs_of_one_language_run_together(tmp_path):
     assert recorder.order == [f"{kind} {lang}" for lang in ("de", "nl") for _ in (1, 2) for kind in ("train", "evaluate")]
 
 
+def test_the_larger_student_of_a_language_starts_first():
+    from xner.study.execute import _Schedule
+
+    base = {"model": "m", "dataset": "d", "target": "de", "train_size": 100, "seed": 1}
+    specs = [RunSpec("distill", 1, {**base, "volume": volume}) for volume in (250, 0, 4000, 1000)]
+    specs.append(RunSpec("evaluate", 1, {**base, "volume": None, "role": "transfer"}))
+    schedule = _Schedule({spec.id: spec for spec in specs}, {})
+    order = [schedule.pop() for _ in specs]
+    volumes = [next(s for s in specs if s.id == run_id).params["volume"] for run_id in order]
+    assert volumes[:3] == [4000, 1000, 250] and set(volumes[3:]) == {0, None}
+
+
 def results(store: ResultStore):
     return store.frame().drop(columns="seconds").sort_values(["run_id", "perturbation"]).reset_index(drop=True)
 

@@ -112,8 +112,7 @@ def evaluate_run(spec: RunSpec, ctx: RunContext) -> dict:
     p = spec.params
     if "task" in p:
         return evaluate_documents_run(p, ctx)
-    model_dep = ctx.dep(p["model_run"])
-    predictor = _predictor(model_dep, ctx)
+    predictor, tagger = _predictor(ctx.dep(p["model_run"]), ctx)
     data = _data(p, ctx)
     kinds = [k for k in p["perturbations"] if k != "clean"]
     source = p["source"].split("+")[0]
@@ -122,7 +121,7 @@ def evaluate_run(spec: RunSpec, ctx: RunContext) -> dict:
                               train_lang=source, rate=p["rate"], seed=p["seed"], n_resamples=max(p["bootstrap"], 1),
                               limit=p["test_size"], decoding=p["decoding"])
     overlap = {}
-    if isinstance(predictor, Tagger) and (trained_on := training_sentences(predictor, ctx.data_dir)):
+    if tagger is not None and (trained_on := training_sentences(tagger, ctx.data_dir)):
         overlap = entity_overlap(trained_on, data.split(p["target"], p["split"])[: p["test_size"]])
     decodings = [f"f1_{name.split('.')[0]}{end}" for name in DECODINGS for end in ("", "_lo", "_hi")]
     keep = ("perturbation", "precision", "recall", "f1", "f1_lo", "f1_hi", "decoding", *decodings, "drop",
@@ -131,18 +130,22 @@ def evaluate_run(spec: RunSpec, ctx: RunContext) -> dict:
     return {"rows": rows, "f1": rows[0]["f1"]}
 
 
-def _predictor(dep, ctx: RunContext):
-    """The model a run evaluates: a saved tagger, or (distill volume 0) the teachers' ensemble.
+def _predictor(dep, ctx: RunContext) -> tuple[Ensemble, Tagger | None]:
+    """The model a run evaluates, and the tagger whose training data the entity overlap is
+    measured against (none for the teachers' ensemble of a distill run of volume 0).
 
-    A tagger predicts the test set itself, not through the per-sentence cache of the
-    teachers' soft labels: WikiANN repeats sentences across splits (144 of quick.yaml's 4,000
-    unlabeled de sentences are also among its 2,000 test sentences), and a cached sentence
-    keeps the value of the batch it was first computed in, which differs slightly in bf16;
-    caching evaluations there moved quick.yaml's students by up to 0.8 F1."""
+    The model is always an :class:`Ensemble` (of one saved tagger, or of the teachers), whose
+    word distributions are cached per sentence with its soft labels: a teacher's transfer
+    evaluation and the volume-0 evaluation of the same teacher predict the test set once, and
+    a perturbed test set predicts only the sentences the perturbation changed. The numbers are
+    those of predicting afresh, bit for bit: an ensemble of one is that model, and a sentence's
+    probabilities do not depend on the batch that first computed them (exact-length batches)."""
     if dep.spec.kind == "distill" and dep.spec.params["volume"] == 0:
         teachers = [Tagger.load(ctx.dep(run_id).dir) for run_id in dep.spec.params["teacher_runs"]]
-        return Ensemble(teachers, teacher_weighting(dep.spec.params["distillation"]["weighting"], teachers, ctx.data_dir))
-    return Tagger.load(dep.dir)
+        return Ensemble(teachers, teacher_weighting(dep.spec.params["distillation"]["weighting"], teachers,
+                                                    ctx.data_dir)), None
+    tagger = Tagger.load(dep.dir)
+    return Ensemble([tagger], teacher_weighting("uniform", [tagger])), tagger
 
 
 @register_run_kind("signals", version=1)
