@@ -468,6 +468,25 @@ def test_a_redone_teacher_redoes_the_runs_made_from_the_lost_one_if_it_changed(t
     assert len(derived) > 2 and all(n == 1 for i, n in counts.items() if i not in redone)
 
 
+def test_a_lost_run_needed_by_another_lost_run_is_made_again_first(tmp_path, counted):
+    """A pending evaluation needs a lost student, whose own teacher is lost too: the teacher is
+    made again, then the student, then the evaluation; the teacher's other runs stand."""
+    store = run(tmp_path / "out")
+    teacher = next(r for r in store.records("done") if r.kind == "train" and r.spec.params["lang"] == "en")
+    student = next(r for r in store.records() if r.kind == "distill" and r.spec.deps == (teacher.id,)
+                   and r.spec.params["volume"])
+    evaluation = next(r.id for r in store.records() if r.kind == "evaluate" and student.id in r.spec.deps)
+    with store._transaction() as conn:
+        conn.execute("UPDATE runs SET status = 'pending' WHERE id = ?", (evaluation,))
+    store.close()
+    for lost in (teacher.id, student.id):
+        shutil.rmtree(tmp_path / "out" / "runs" / lost)
+
+    again = run(tmp_path / "out")
+    assert again.status_counts()["done"] == len(again.records())
+    assert {i for i, n in executions(counted).items() if n == 2} == {teacher.id, student.id, evaluation}
+
+
 def test_a_lost_folder_nothing_still_needs_is_not_redone(tmp_path, counted):
     """Every run made from the teacher is done: its results stand and nothing reads the folder,
     so nothing runs again (a later run that needs it would redo it then)."""
