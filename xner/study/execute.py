@@ -208,21 +208,24 @@ class Executor(ABC):
             store.redo(lost)
             statuses = store.statuses()
             todo = [i for i in by_id if statuses[i] != "done"]
-            kinds = {name: registry.get(name) for name in {by_id[i].kind for i in todo}}
+            remade = {i: record.spec for i, record in lost.items()}  # as stored: the config may have moved on
+            names = {by_id[i].kind for i in todo} | {spec.kind for spec in remade.values()}
+            kinds = {name: registry.get(name) for name in names}
             reporter.start(len(todo), len(by_id) - len(todo))
             self._open()
             try:
                 if lost:
                     reporter.log(f"{len(lost)} done runs lost the run folders that runs still to do need: they run again")
-                    self._execute(_Schedule({i: by_id[i] for i in lost}, statuses), by_id, kinds, store, reporter, counts)
+                    self._execute(_Schedule(remade, statuses), {**by_id, **remade}, kinds, store, reporter, counts)
                     changed = [i for i, old in lost.items() if not _same_model(old.metrics, store.get(i).metrics)]
                     made_from = store.made_from(changed)
                     store.redo(made_from)
                     if made_from:
                         reporter.log(f"{len(changed)} of them made another model than before: the {len(made_from)} "
                                      "done runs made from the old one run again")
-                        kinds.update({by_id[i].kind: registry.get(by_id[i].kind) for i in made_from})
-                        reporter.grow(len(made_from))
+                        again = [i for i in made_from if i in by_id]  # runs of an older config stay pending
+                        kinds.update({by_id[i].kind: registry.get(by_id[i].kind) for i in again})
+                        reporter.grow(len(again))
                 self._execute(_Schedule(by_id, store.statuses()), by_id, kinds, store, reporter, counts)
             finally:
                 self._close()

@@ -25,14 +25,13 @@ per run and test set), adding the columns derived from specs and from other runs
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import fcntl
 import json
 import os
 import shutil
 import sqlite3
 import uuid
+from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
