@@ -473,14 +473,18 @@ def study_command(
     workers: int | None = typer.Option(None, "--workers", help="Process pool size / Ray runs in flight."),
     address: str | None = typer.Option(None, "--address", help="Ray cluster: auto or HOST:PORT (default: local)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only count the runs the study has and still needs."),
+    only: list[str] = typer.Option([], "--only", help="KEY=VALUE (repeatable): only the runs whose params match, "
+                                   "with their dependencies, e.g. --only target=de --only seed=1."),
 ) -> None:
     """Run every run of a study that is not done yet, print the results table and write the report."""
     from collections import Counter
 
     from xner.study import ResultStore, run_study
+    from xner.study.restrict import parse_filters
 
     try:
-        run = run_study(config, store, executor, workers=workers, address=address, dry_run=dry_run)
+        run = run_study(config, store, executor, workers=workers, address=address, dry_run=dry_run,
+                        only=parse_filters(only))
     except KeyboardInterrupt:
         typer.echo("interrupted: every finished run is kept in the store; run the same command to resume",
                    err=True)

@@ -58,6 +58,7 @@ from xner.study.runs import (
     one_line,
 )
 from xner.study.preflight import preflight
+from xner.study.restrict import restrict_runs
 from xner.study.spec import Study, load_study, parse_study
 from xner.study.store import ResultStore
 
@@ -559,6 +560,7 @@ def run_study(
     registry: RunRegistry | None = None,
     progress: RichReporter | None = None,
     report: bool = True,
+    only: Mapping[str, str] | None = None,
 ) -> StudyRun:
     """Run every run of a study that is not done yet, then write its report.
 
@@ -574,6 +576,8 @@ def run_study(
         progress: the progress reporter (default: rich, on stderr).
         report: write the report (:func:`xner.report.write_report`) into
             ``<output_dir>/report`` at the end, when there are results.
+        only: run a restricted sample: the runs whose params match these ``key: value``
+            pairs, with their dependencies (:func:`xner.study.restrict.restrict_runs`).
 
     Returns:
         A :class:`StudyRun`; the results are in ``ResultStore(run.store_path).frame()``.
@@ -581,7 +585,7 @@ def run_study(
     >>> run = run_study("configs/quick.yaml", executor="ray")  # doctest: +SKIP
     """
     study = _as_study(config)
-    specs = study.expand(registry or default_registry())
+    specs = restrict_runs(study.expand(registry or default_registry()), only or {})
     if registry is None:  # xner's own kinds: their data and models are known before any run
         preflight(study, specs)
     registry = registry or default_registry()
