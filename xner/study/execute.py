@@ -56,11 +56,12 @@ from xner.study.runs import (
     RunTask,
     execute_run,
     one_line,
+    reachable,
 )
 from xner.study.preflight import preflight
 from xner.study.restrict import restrict_runs
 from xner.study.spec import Study, load_study, parse_study
-from xner.study.store import ResultStore
+from xner.study.store import ResultStore, RunRecord
 
 __all__ = [
     "EXECUTORS",
@@ -300,28 +301,23 @@ class _Schedule:
 
     def failed(self, run_id: str) -> list[str]:
         """A run failed: every run that depends on it, directly or not, cannot run."""
-        blocked, stack = [], list(self.dependents.pop(run_id, []))
-        while stack:
-            child = stack.pop()
-            if child not in self.blocked:
-                self.blocked.add(child)
-                blocked.append(child)
-                stack.extend(self.dependents.pop(child, []))
+        below = reachable(self.dependents.pop(run_id, []), lambda child: self.dependents.pop(child, []))
+        blocked = [child for child in below if child not in self.blocked]
+        self.blocked.update(blocked)
         return blocked
 
 
 def _dependencies(spec: RunSpec, by_id: Mapping[str, RunSpec], store: ResultStore) -> dict[str, Dependency]:
     """Every run ``spec`` depends on, directly or transitively (all done by now)."""
-    found: dict[str, Dependency] = {}
-    stack = list(spec.deps)
-    while stack:
-        run_id = stack.pop()
-        if run_id in found:
-            continue
-        record = store.get(run_id)
-        found[run_id] = Dependency(by_id.get(run_id, record.spec), store.run_dir(run_id), record.metrics or {})
-        stack.extend(record.spec.deps)
-    return found
+    records: dict[str, RunRecord] = {}
+
+    def deps_of(run_id: str) -> tuple[str, ...]:
+        records[run_id] = store.get(run_id)
+        return records[run_id].spec.deps
+
+    order = reachable(spec.deps, deps_of)
+    return {run_id: Dependency(by_id.get(run_id, records[run_id].spec), store.run_dir(run_id),
+                               records[run_id].metrics or {}) for run_id in order}
 
 
 def _record(

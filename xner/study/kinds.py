@@ -17,8 +17,9 @@ cached frozen features and teacher soft labels came to be computed in exact-leng
 (:mod:`xner.models.batching`; before, a sentence's cached bits depended on which run first
 computed it and with which neighbours, so on run order and on the cache's history): the new
 entries live under new cache keys, and a store's done runs stay done, each made by the xner
-that ran it; a run redone for a lost folder takes the runs made from it along
-(:meth:`xner.study.store.ResultStore.redo_lost`), so a curve never mixes two teachers.
+that ran it; a run redone for a lost folder that now makes another model (its ``fingerprint``
+differs) takes the runs made from it along (:meth:`xner.study.store.ResultStore.made_from`), so
+a curve never mixes two teachers.
 """
 
 from __future__ import annotations

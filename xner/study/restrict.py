@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from xner.errors import XnerError
-from xner.study.runs import RunSpec
+from xner.study.runs import RunSpec, reachable
 
 __all__ = ["parse_filters", "restrict_runs"]
 
@@ -49,14 +49,9 @@ def restrict_runs(specs: Sequence[RunSpec], only: Mapping[str, str]) -> list[Run
         if key not in keys:
             raise XnerError(f"--only {key}=...: no run has the key {key!r}; keys: {', '.join(sorted(keys))}")
     by_id = {spec.id: spec for spec in specs}
-    stack = [spec.id for spec in specs if all(_value(spec, key) == value for key, value in only.items())]
-    if not stack:
+    matching = [spec.id for spec in specs if all(_value(spec, key) == value for key, value in only.items())]
+    if not matching:
         wanted = " ".join(f"{key}={value}" for key, value in only.items())
         raise XnerError(f"--only {wanted}: no run of the study matches")
-    kept: set[str] = set()
-    while stack:
-        run_id = stack.pop()
-        if run_id not in kept:
-            kept.add(run_id)
-            stack.extend(dep for dep in by_id[run_id].deps if dep in by_id)
+    kept = set(reachable(matching, lambda run: [dep for dep in by_id[run].deps if dep in by_id]))
     return [spec for spec in specs if spec.id in kept]

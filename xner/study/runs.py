@@ -27,7 +27,7 @@ import platform
 import socket
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,6 +49,7 @@ __all__ = [
     "REGISTRY",
     "execute_run",
     "one_line",
+    "reachable",
     "register_run_kind",
     "run_id",
 ]
@@ -62,6 +63,23 @@ DEFAULT_RESOURCES: Mapping[str, float] = {"num_cpus": 1, "num_gpus": 0}
 def _canonical_json(value: Any) -> str:
     """JSON with sorted keys and no whitespace: equal values give equal text (and hashes)."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def reachable(starts: Iterable[str], neighbours: Callable[[str], Iterable[str]]) -> list[str]:
+    """Every run reached from ``starts`` (themselves included) by following ``neighbours`` --
+    a run's dependencies, or the runs that depend on it -- each once, in the order first reached.
+
+    >>> reachable(["c"], {"c": ["b"], "b": ["a"], "a": []}.get)
+    ['c', 'b', 'a']
+    """
+    reached: dict[str, None] = {}
+    stack = list(starts)
+    while stack:
+        run = stack.pop()
+        if run not in reached:
+            reached[run] = None
+            stack.extend(neighbours(run))
+    return list(reached)
 
 
 def run_id(kind: str, version: int, params: Mapping[str, Any], deps: tuple[str, ...]) -> str:

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from xner.errors import XnerError, one_of
 from xner.io import TEMP_PREFIX, atomic_file, atomic_write
 from xner.languages import STUDY_PAIRS, get_language
-from xner.study.runs import RunOutcome, RunSpec
+from xner.study.runs import RunOutcome, RunSpec, reachable
 from xner.study.schema import PARAMS_SCHEMA, upgrade
 
 if TYPE_CHECKING:
@@ -321,14 +321,11 @@ class ResultStore:
         records = {record.id: record for record in self.records()}
         rows = self._conn.execute("SELECT f.id FROM folders f JOIN runs r ON r.id = f.id WHERE r.status = 'done'")
         lost = {row["id"] for row in rows if not self.run_dir(row["id"]).is_dir()}
-        stack = [dep for i in planned if i in records and records[i].status != "done" for dep in records[i].spec.deps]
-        needed: dict[str, RunRecord] = {}
-        while stack:
-            run_id = stack.pop()
-            if run_id in lost and run_id not in needed:
-                needed[run_id] = records[run_id]
-                stack.extend(records[run_id].spec.deps)  # its own lost inputs are made again first
-        return needed
+        to_do = [i for i in planned if i in records and records[i].status != "done"]
+        starts = [dep for i in to_do for dep in records[i].spec.deps if dep in lost]
+        # a lost run's own lost inputs are made again first
+        needed = reachable(starts, lambda run: [dep for dep in records[run].spec.deps if dep in lost])
+        return {run: records[run] for run in needed}
 
     def redo(self, run_ids: Iterable[str]) -> None:
         """Reset done runs to ``pending`` (their folder, if any, is no longer theirs)."""
@@ -345,14 +342,8 @@ class ResultStore:
             status[record.id] = record.status
             for dep in record.spec.deps:
                 dependents[dep].append(record.id)
-        found, seen, stack = [], set(run_ids), [child for i in run_ids for child in dependents[i]]
-        while stack:
-            child = stack.pop()
-            if child not in seen:
-                seen.add(child)
-                found += [child] if status[child] == "done" else []
-                stack.extend(dependents[child])
-        return found
+        return [run for run in reachable(run_ids, dependents.__getitem__)
+                if run not in run_ids and status[run] == "done"]
 
     def recover(self) -> tuple[int, int]:
         """Reset ``running`` rows to ``pending`` and delete temporary run folders of dead sessions.
