@@ -78,6 +78,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="configs/quick.yaml")
     parser.add_argument("--data-dir", default=os.environ.get("XNER_DATA_DIR", "../shared/data"))
+    parser.add_argument("--seeds", help="comma-separated seeds instead of the config's (later seeds reuse caches)")
     return parser.parse_args()
 
 
@@ -95,7 +96,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         os.environ["XNER_CACHE"] = str(Path(work) / "cache")
         embedded_model_dir()  # the one-off conversion of the embedded encoder is not the study's
-        config = load_study(args.config).model_copy(update={"output_dir": Path(work) / "study"})
+        update: dict = {"output_dir": Path(work) / "study"}
+        if args.seeds:
+            update["seeds"] = [int(seed) for seed in args.seeds.split(",")]
+        config = load_study(args.config).model_copy(update=update)
         started = clock.last = time.perf_counter()
         run = run_study(config, executor="sequential")
         clock._charge()

@@ -13,11 +13,13 @@ from transformers import PreTrainedTokenizerFast
 
 from xner.data.corpus import Sentence
 from xner.errors import XnerError
+import xner.metrics
 from xner.metrics import (
     PRIMARY_METRIC,
     bootstrap_f1,
     entity_overlap,
     entity_scores,
+    entity_sets,
     pair_overlap,
     subword_overlap,
 )
@@ -107,6 +109,24 @@ def noisy_corpus(n: int, seed: int = 0) -> tuple[list[list[str]], list[list[str]
     gold = [["B-PER", "I-PER", "O", "B-LOC"] for _ in range(n)]
     pred = [[t if rng.random() < 0.8 else "O" for t in s] for s in gold]
     return gold, pred
+
+
+def test_entity_sets_read_repeated_sequences_as_seqeval_does_across_calls_and_clearings(monkeypatch):
+    """The per-process memo of tag sequences gives seqeval's strict-IOB2 entities, whether a
+    sequence is new, seen in an earlier call, repeated within a call, or read after the memo
+    was cleared for space."""
+    from seqeval.scheme import Entities
+
+    monkeypatch.setattr(xner.metrics, "_ENTITIES", {})
+    monkeypatch.setattr(xner.metrics, "_ENTITIES_KEPT", 40)
+    rng = random.Random(3)
+    pool = random_tags(rng, 60)
+    for _ in range(6):
+        sequences = [rng.choice(pool) for _ in range(25)]
+        expected = [{(e.start, e.end, e.tag) for e in sentence}
+                    for sentence in Entities(sequences, IOB2, suffix=False).entities]
+        assert [set(found) for found in entity_sets(sequences)] == expected
+        assert len(xner.metrics._ENTITIES) <= 40
 
 
 def test_bootstrap_contains_point_estimate_and_matches_entity_scores():

@@ -53,11 +53,29 @@ def _check_aligned(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]])
             raise XnerError(f"sentence {index}: {len(g)} gold tags but {len(p)} predicted tags")
 
 
-def entity_sets(sequences: Sequence[Sequence[str]]) -> list[set[tuple[int, int, str]]]:
+Entity = tuple[int, int, str]
+
+_ENTITIES: dict[tuple[str, ...], frozenset[Entity]] = {}
+_ENTITIES_KEPT = 200_000  # tag sequences; a few dozen MB at most
+
+
+def entity_sets(sequences: Sequence[Sequence[str]]) -> list[frozenset[Entity]]:
     """Strict-IOB2 entities of each sentence as ``{(start, end, type)}`` (seqeval's reading):
-    what :class:`EntityCounts` compares; compute a gold side once to score several predictions."""
-    found = Entities([list(seq) for seq in sequences], IOB2, suffix=False).entities
-    return [{(e.start, e.end, e.tag) for e in sentence} for sentence in found]
+    what :class:`EntityCounts` compares; compute a gold side once to score several predictions.
+
+    seqeval reads each distinct tag sequence once per process: an evaluation scores the same
+    sentences under three decodings, clean and perturbed, and most of those tag sequences
+    repeat (they are what a tenth of a study's evaluation time went to)."""
+    keys = [tuple(sequence) for sequence in sequences]
+    new = list(dict.fromkeys(key for key in keys if key not in _ENTITIES))
+    if len(_ENTITIES) + len(new) > _ENTITIES_KEPT:
+        _ENTITIES.clear()
+        new = list(dict.fromkeys(keys))
+    if new:
+        found = Entities([list(key) for key in new], IOB2, suffix=False).entities
+        _ENTITIES.update((key, frozenset((e.start, e.end, e.tag) for e in sentence))
+                         for key, sentence in zip(new, found, strict=True))
+    return [_ENTITIES[key] for key in keys]
 
 
 @dataclass(frozen=True)
@@ -71,7 +89,7 @@ class EntityCounts:
 
     @classmethod
     def of(cls, gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]],
-           gold_entities: list[set[tuple[int, int, str]]] | None = None) -> "EntityCounts":
+           gold_entities: list[frozenset[Entity]] | None = None) -> "EntityCounts":
         """Count ``pred`` against ``gold`` (``gold_entities``: :func:`entity_sets` of ``gold``,
         when the caller already has them)."""
         _check_aligned(gold, pred)
