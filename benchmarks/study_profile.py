@@ -105,7 +105,7 @@ def main() -> None:
         clock._charge()
         wall = time.perf_counter() - started
     print(f"{args.config}: {run.counts.get('done', 0)} runs, {wall:.0f} s wall in one process and thread")
-    print(f"| step | seconds | share |\n|---|---|---|")
+    print("| step | seconds | share |\n|---|---|---|")
     for name, seconds in sorted(clock.totals.items(), key=lambda item: -item[1]):
         print(f"| {name} | {seconds:.1f} | {100 * seconds / wall:.1f}% |")
 
