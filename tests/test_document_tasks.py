@@ -116,6 +116,9 @@ def test_training_learns_topics_and_saved_models_reload_exactly(compact, tmp_pat
     loaded = DocumentModel.load(tmp_path / "model")
     assert (loaded.task, loaded.labels) == ("topic.v1", ("health", "sports"))
     np.testing.assert_array_equal(loaded.predict_scores(_topic_docs(6)), model.predict_scores(_topic_docs(6)))
+    assert loaded.fingerprint == model.fingerprint  # as recorded at save time
+    del loaded.__dict__["fingerprint"]
+    assert loaded.fingerprint == model.fingerprint  # and as hashed from the reloaded weights
 
 
 def test_document_model_refuses_ner_and_unknown_categories():

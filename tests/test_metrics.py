@@ -111,22 +111,20 @@ def noisy_corpus(n: int, seed: int = 0) -> tuple[list[list[str]], list[list[str]
     return gold, pred
 
 
-def test_entity_sets_read_repeated_sequences_as_seqeval_does_across_calls_and_clearings(monkeypatch):
-    """The per-process memo of tag sequences gives seqeval's strict-IOB2 entities, whether a
-    sequence is new, seen in an earlier call, repeated within a call, or read after the memo
-    was cleared for space."""
+def test_entity_sets_read_each_distinct_sequence_once_as_seqeval_does():
+    """Tag sequences are chunked once per process and remembered: new, repeated within a call
+    or seen in an earlier call, each gets seqeval's strict-IOB2 entities."""
     from seqeval.scheme import Entities
 
-    monkeypatch.setattr(xner.metrics, "_ENTITIES", {})
-    monkeypatch.setattr(xner.metrics, "_ENTITIES_KEPT", 40)
+    xner.metrics._strict_entities.cache_clear()
     rng = random.Random(3)
-    pool = random_tags(rng, 60)
+    pool = random_tags(rng, 30)
     for _ in range(6):
         sequences = [rng.choice(pool) for _ in range(25)]
         expected = [{(e.start, e.end, e.tag) for e in sentence}
                     for sentence in Entities(sequences, IOB2, suffix=False).entities]
         assert [set(found) for found in entity_sets(sequences)] == expected
-        assert len(xner.metrics._ENTITIES) <= 40
+    assert xner.metrics._strict_entities.cache_info().misses == len({tuple(tags) for tags in pool})
 
 
 def test_bootstrap_contains_point_estimate_and_matches_entity_scores():

@@ -333,6 +333,22 @@ def test_compact_save_keeps_only_trained_tensors_and_reloads_exactly(data, tmp_p
     assert loaded.fingerprint == tagger.fingerprint == Tagger.load(full).fingerprint
     assert loaded.n_frozen == tagger.n_frozen and loaded.backbone.name == "tiny"
     assert_same_predictions(tagger, loaded, data["test"])
+    for folder in (full, compact):  # the recorded fingerprint is the hash of the weights a load rebuilds
+        reloaded = Tagger.load(folder)
+        assert json.loads((folder / "xner.json").read_text())["fingerprint"] == reloaded.fingerprint
+        del reloaded.__dict__["fingerprint"]
+        assert reloaded.fingerprint == tagger.fingerprint
+
+
+def test_a_model_saved_without_a_recorded_fingerprint_is_hashed_on_load(data, tmp_path):
+    tagger = train_tagger(data["train"][:16], epochs=1)
+    directory = tagger.save(tmp_path / "m", compact=True)
+    metadata = json.loads((directory / "xner.json").read_text())
+    del metadata["fingerprint"]
+    (directory / "xner.json").write_text(json.dumps(metadata))
+    write_checksums(directory)  # as an earlier xner saved it
+    loaded = Tagger.load(directory)
+    assert "fingerprint" not in loaded.__dict__ and loaded.fingerprint == tagger.fingerprint
 
 
 def test_compact_model_refuses_a_changed_base(data, tmp_path):

@@ -16,6 +16,7 @@ entity-chunk overlap).
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -55,9 +56,6 @@ def _check_aligned(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]])
 
 Entity = tuple[int, int, str]
 
-_ENTITIES: dict[tuple[str, ...], frozenset[Entity]] = {}
-_ENTITIES_KEPT = 200_000  # tag sequences; a few dozen MB at most
-
 
 def entity_sets(sequences: Sequence[Sequence[str]]) -> list[frozenset[Entity]]:
     """Strict-IOB2 entities of each sentence as ``{(start, end, type)}`` (seqeval's reading):
@@ -65,17 +63,14 @@ def entity_sets(sequences: Sequence[Sequence[str]]) -> list[frozenset[Entity]]:
 
     seqeval reads each distinct tag sequence once per process: an evaluation scores the same
     sentences under three decodings, clean and perturbed, and most of those tag sequences
-    repeat (they are what a tenth of a study's evaluation time went to)."""
-    keys = [tuple(sequence) for sequence in sequences]
-    new = list(dict.fromkeys(key for key in keys if key not in _ENTITIES))
-    if len(_ENTITIES) + len(new) > _ENTITIES_KEPT:
-        _ENTITIES.clear()
-        new = list(dict.fromkeys(keys))
-    if new:
-        found = Entities([list(key) for key in new], IOB2, suffix=False).entities
-        _ENTITIES.update((key, frozenset((e.start, e.end, e.tag) for e in sentence))
-                         for key, sentence in zip(new, found, strict=True))
-    return [_ENTITIES[key] for key in keys]
+    repeat (they were a tenth of a study's evaluation time)."""
+    return [_strict_entities(tuple(sequence)) for sequence in sequences]
+
+
+@functools.lru_cache(maxsize=200_000)
+def _strict_entities(tags: tuple[str, ...]) -> frozenset[Entity]:
+    (sentence,) = Entities([list(tags)], IOB2, suffix=False).entities
+    return frozenset((e.start, e.end, e.tag) for e in sentence)
 
 
 @dataclass(frozen=True)

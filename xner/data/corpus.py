@@ -8,6 +8,7 @@ caches can key on content.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 __all__ = ["Sentence", "entity_spans"]
@@ -44,12 +45,19 @@ class Sentence:
 def entity_spans(tags: tuple[str, ...] | list[str]) -> list[tuple[str, int, int]]:
     """Entity mentions of an IOB2 tag sequence as ``(type, start, end)``, end exclusive.
 
-    Uses seqeval's chunker so that xner and its metric agree on what an entity is.
+    Uses seqeval's chunker so that xner and its metric agree on what an entity is; each
+    distinct sequence is chunked once per process (a study reads the same train and test
+    sentences in every evaluation: perturbation resources, perturbations, overlap).
 
     >>> entity_spans(["B-PER", "I-PER", "O", "B-LOC"])
     [('PER', 0, 2), ('LOC', 3, 4)]
     """
+    return list(_chunked(tuple(tags)))
+
+
+@functools.lru_cache(maxsize=200_000)
+def _chunked(tags: tuple[str, ...]) -> tuple[tuple[str, int, int], ...]:
     from seqeval.metrics.sequence_labeling import get_entities
 
-    return [(etype, start, end + 1) for etype, start, end in get_entities(list(tags))]
+    return tuple((etype, start, end + 1) for etype, start, end in get_entities(list(tags)))
 

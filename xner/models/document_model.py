@@ -324,4 +324,5 @@ class DocumentModel(FineTuned):
                     metadata=record.metadata, base_name=record.base_name, base_fingerprint=record.base_fingerprint,
                     task=task.name)
         model.model.to(model.device)
+        model._adopt_saved_fingerprint()
         return model

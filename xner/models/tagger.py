@@ -330,6 +330,7 @@ class Tagger(FineTuned):
         tagger = cls(backbone=backbone, labels=record.labels, model=network, n_frozen=record.n_frozen,
                      metadata=record.metadata, base_name=record.base_name, base_fingerprint=record.base_fingerprint)
         tagger.model.to(tagger.device)
+        tagger._adopt_saved_fingerprint()
         return tagger
 
 
