@@ -75,12 +75,15 @@ class NaiveTagger:
     """A Hugging Face token classifier trained and run with ``transformers.Trainer`` only."""
 
     def __init__(self, backbone, labels: Sequence[str], *, seed: int = 0, train_layers: int | None = None,
-                 metadata: dict | None = None) -> None:
+                 dropout: float | None = None, metadata: dict | None = None) -> None:
         self.backbone, self.labels, self.seed = backbone, tuple(labels), seed
         self.base_name = backbone.name
         self.metadata = metadata or {}
         torch.manual_seed(seed)
         self.model = backbone.token_classification_model(self.labels)
+        for module in self.model.modules():  # the run's dropout, as xner's TrainConfig.dropout sets it
+            if dropout is not None and isinstance(module, torch.nn.Dropout):
+                module.p = dropout
         if train_layers is not None:  # as xner's fast path: the bottom is frozen, but still run every step
             n_frozen = num_layers(self.model) - train_layers
             freeze_bottom(self.model, n_frozen, freeze_embeddings=True)

@@ -141,7 +141,7 @@ def naive_phase(args: argparse.Namespace, work: Path) -> dict:
             options = p["training"]
             train = nested_subset(data.split(p["lang"], "train"), p["train_size"], p["seed"])
             tagger = NaiveTagger(backbone, data.labels, seed=p["seed"], train_layers=options["train_layers"],
-                                 metadata={"dataset": p["dataset"], "train_data": {
+                                 dropout=options.get("dropout"), metadata={"dataset": p["dataset"], "train_data": {
                                      "lang": p["lang"], "dataset": p["dataset"], "label_map": {},
                                      "size": p["train_size"], "seed": p["seed"]}})
             tagger.fit(train, data.split(p["lang"], "dev")[: options["dev_size"]], epochs=options["epochs"],
@@ -157,7 +157,7 @@ def naive_phase(args: argparse.Namespace, work: Path) -> dict:
             student_options = p["distillation"]["student"]
             unlabeled = nested_subset(data.split(p["target"], "train"), p["volume"], p["seed"])
             student = NaiveTagger(backbone, teacher.labels, seed=p["seed"],
-                                  train_layers=student_options["train_layers"])
+                                  train_layers=student_options["train_layers"], dropout=student_options.get("dropout"))
             student.fit(unlabeled, epochs=student_options["epochs"], lr=student_options["lr"],
                         min_steps=student_options["min_steps"], targets=teacher.predict_proba(unlabeled))
             models[spec.id] = student

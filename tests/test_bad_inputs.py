@@ -331,6 +331,8 @@ CLI_ERRORS = [
     ("train --train-size 0 (it saved an untrained model)", lambda env: [*env.train(env.tmp / "m"), "--train-size", 0],
      r"train_size: 0 training sentences/documents would train nothing"),
     ("train --epochs 0", lambda env: [*env.train(env.tmp / "m"), "--epochs", 0], r"TrainConfig: epochs: must be >= 1"),
+    ("train --dropout 1.5", lambda env: [*env.train(env.tmp / "m"), "--dropout", 1.5],
+     r"TrainConfig: dropout: must be < 1.0"),
     ("evaluate --label-map into a type the model lacks (a typo)",
      lambda env: [*env.evaluate(env.models["full"]), "--label-map", "ORG=ORGANISATION"],
      r"label map ORG=ORGANISATION: the model has no type 'ORGANISATION' \(its types: .*\); map ORG to one of them or to O"),

@@ -115,3 +115,14 @@ def test_versioned_names_hash_as_the_first_schema_wrote_v1(name, same):
         return RunSpec("distill", 3, {"distillation": {"loss": loss, "weighting": "uniform.v1"}})
 
     assert (distill(name).id == distill("kl").id) is same
+
+
+def test_dropout_stays_out_of_an_id_only_while_it_is_the_pretrained_models_own():
+    """Schema 6 wrote ``dropout`` out: runs without it (``None``) keep their ids, a run that
+    sets it is another run."""
+    params = {"lang": "de", "training": {"epochs": 2, "checkpoint": "best", "dropout": None}}
+    assert "dropout" not in identity("train", params)["training"]
+    changed = {**params, "training": {**params["training"], "dropout": 0.0}}
+    assert identity("train", changed)["training"]["dropout"] == 0.0
+    student = {"distillation": {"student": {"epochs": 2, "dropout": 0.0}}}
+    assert identity("distill", student)["distillation"]["student"]["dropout"] == 0.0

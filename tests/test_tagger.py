@@ -340,6 +340,24 @@ def test_compact_save_keeps_only_trained_tensors_and_reloads_exactly(data, tmp_p
         assert reloaded.fingerprint == tagger.fingerprint
 
 
+def test_dropout_option_sets_every_dropout_and_none_restores_the_pretrained_rates(data):
+    tagger = Tagger.create("tiny", LABELS, seed=0)
+    pretrained = dict(tagger.pretrained_dropout)
+    assert pretrained and any(rate > 0 for rate in pretrained.values())
+
+    def rates() -> dict[str, float]:
+        return {name: m.p for name, m in tagger.model.named_modules() if isinstance(m, torch.nn.Dropout)}
+
+    tagger.fit(data["train"][:16], config=TrainConfig(**{"epochs": 1, **FAST, "dropout": 0.0}))
+    assert set(rates().values()) == {0.0}
+    tagger.model.train()  # without dropout, training mode is deterministic
+    inputs = tagger.backbone.tokenizer(["a b c"], return_tensors="pt")
+    first, second = (tagger.model(**inputs).logits for _ in range(2))
+    assert torch.equal(first, second)
+    tagger.fit(data["train"][:16], config=TrainConfig(**{"epochs": 1, **FAST}))
+    assert rates() == pretrained
+
+
 def test_a_model_saved_without_a_recorded_fingerprint_is_hashed_on_load(data, tmp_path):
     tagger = train_tagger(data["train"][:16], epochs=1)
     directory = tagger.save(tmp_path / "m", compact=True)

@@ -327,6 +327,7 @@ def train_command(
     dev_size: int | None = option(TrainingOptions, "dev_size"),
     seed: int = typer.Option(0, "--seed"),
     checkpoint: str = option(TrainingOptions, "checkpoint"),
+    dropout: float | None = option(TrainingOptions, "dropout"),
     compact: bool = typer.Option(
         False, "--compact", help="Save only the weights that differ from the pretrained model (tens of MB)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model already saved at --out."),
@@ -341,7 +342,7 @@ def train_command(
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length,
                          train_layers=train_layers, precision=precision, dev_size=dev_size, seed=seed,
-                         checkpoint=checkpoint)
+                         checkpoint=checkpoint, dropout=dropout)
     if get_task(task).head is not None:
         from xner.tasks.pipeline import DocumentData, train_document_model
 
@@ -622,6 +623,7 @@ def distill_command(
     lr: float = student_option("lr"),
     min_steps: int = student_option("min_steps"),
     precision: str = student_option("precision"),
+    dropout: float | None = student_option("dropout"),
     perturb: str = typer.Option("", "--perturb", help="Also score on these perturbed test sets."),
     test_limit: int | None = typer.Option(None, "--test-limit", help="Only the first N test sentences."),
     models_dir: str | None = typer.Option(None, "--models-dir", help="The sweep's result store and models "
@@ -639,7 +641,7 @@ def distill_command(
 
     data = DataSpec(dataset, data_dir, _label_map(label_map))
     student = {**DEFAULT_STUDENT.model_dump(), "train_layers": train_layers, "epochs": epochs, "lr": lr,
-               "min_steps": min_steps, "precision": precision}
+               "min_steps": min_steps, "precision": precision, "dropout": dropout}
     config = DistillConfig(loss=loss, temperature=temperature, hard=hard, threshold=threshold, weighting=weighting,
                            train=TrainConfig(**student))
     teachers = [path.strip() for path in teacher.split(",") if path.strip()]

@@ -122,6 +122,10 @@ class TrainingOptions(Section):
         "length", description="length (batches of similar length) | random (as transformers' Trainer).")
     checkpoint: Literal["best", "last", "average"] = Field(
         "best", description="Weights kept: best (dev F1, early stopping), last epoch, or average of the last 3.")
+    dropout: float | None = Field(
+        None, ge=0, lt=1, description="Dropout while training (attention, hidden states, head); default: the "
+        "pretrained model's own (0.1 for BERT-like encoders). 0 skips the random masks, a sixth of a CPU training "
+        "step.")
 
 
 DEFAULT_STUDENT = TrainingOptions(train_layers=9, patience=None)

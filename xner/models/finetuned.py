@@ -88,10 +88,13 @@ class FineTuned:
     #: student starts from it, and the frozen-feature cache is keyed by it.
     base_name: str = ""
     base_fingerprint: str = ""
+    #: Each dropout module's rate as the model was built, what ``TrainConfig.dropout=None`` restores.
+    pretrained_dropout: dict[str, float] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.base_name = self.base_name or self.backbone.name
         self.base_fingerprint = self.base_fingerprint or self.backbone.fingerprint
+        self.pretrained_dropout = {name: m.p for name, m in self.model.named_modules() if isinstance(m, nn.Dropout)}
 
     def _bottom_fingerprint(self) -> str:
         """Cache key of the frozen bottom: the pretrained encoder's, unless an earlier training
@@ -110,7 +113,11 @@ class FineTuned:
         return 0 if pad is None else int(pad)
 
     def _configure_layers(self, config) -> None:
-        """Freeze what ``config.train_layers`` (a TrainConfig) leaves frozen."""
+        """Freeze what ``config.train_layers`` (a TrainConfig) leaves frozen, and set the
+        dropout ``config.dropout`` asks for (``None``: the pretrained model's own)."""
+        for name, module in self.model.named_modules():
+            if isinstance(module, nn.Dropout):
+                module.p = self.pretrained_dropout[name] if config.dropout is None else config.dropout
         total = num_layers(self.model)
         if config.train_layers is None:
             self.n_frozen = 0

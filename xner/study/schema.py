@@ -17,11 +17,13 @@ Schema 1: training options without ``batching``; distillation ``loss`` and ``wei
 bare names. Schema 2: ``batching`` written out, versioned loss and weighting names. Schema 3:
 evaluations state the perturbation ``rate`` (before: always 1). Schema 4: the training option
 ``checkpoint`` written out (before: always ``best``). Schema 5: distill runs name their
-unlabeled ``pool`` (before: always the target's train split, ``["train"]``).
+unlabeled ``pool`` (before: always the target's train split, ``["train"]``). Schema 6: the training
+option ``dropout`` written out (before: always ``None``, the pretrained model's own).
 
 >>> old = {"distillation": {"loss": "kl", "weighting": "uniform", "student": {"epochs": 2}}}
->>> upgrade("distill", old, 1)["distillation"]
-{'loss': 'kl.v1', 'weighting': 'uniform.v1', 'student': {'epochs': 2, 'batching': 'length', 'checkpoint': 'best'}}
+>>> upgrade("distill", old, 1)["distillation"]  # doctest: +NORMALIZE_WHITESPACE
+{'loss': 'kl.v1', 'weighting': 'uniform.v1',
+ 'student': {'epochs': 2, 'batching': 'length', 'checkpoint': 'best', 'dropout': None}}
 >>> identity("distill", upgrade("distill", old, 1)) == old
 True
 """
@@ -34,7 +36,7 @@ from typing import Any
 
 __all__ = ["CHANGES", "PARAMS_SCHEMA", "identity", "upgrade"]
 
-PARAMS_SCHEMA = 5
+PARAMS_SCHEMA = 6
 """The layout new run specs are written in (stored in every result store)."""
 
 CHANGES: Mapping[int, Mapping[str, Mapping[tuple[str, ...], Any]]] = {
@@ -48,6 +50,10 @@ CHANGES: Mapping[int, Mapping[str, Mapping[tuple[str, ...], Any]]] = {
         "versioned": {},
     },
     5: {"added": {("distill", "pool"): ["train"]}, "versioned": {}},
+    6: {
+        "added": {("train", "training", "dropout"): None, ("distill", "distillation", "student", "dropout"): None},
+        "versioned": {},
+    },
 }
 """Per schema: options it added ((run kind, path in params) -> the value runs of older schemas
 had) and names it versioned ((run kind, path) -> the version a bare name of older schemas meant)."""
