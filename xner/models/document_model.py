@@ -218,7 +218,7 @@ class DocumentModel(FineTuned):
         """Train with cross-entropy; early stopping on dev accuracy. Returns the training record."""
         config = config or TrainConfig()
         seed_everything(config.seed)
-        self._configure_layers(config)
+        self._configure_training(config)
         targets = torch.from_numpy(self._targets(train))
         inputs = self._prepare(train, config.max_length, config.precision)
         trainable, optimizer, scheduler, epochs = self._optimization(config, len(train))

@@ -112,9 +112,9 @@ class FineTuned:
         pad = self.backbone.tokenizer.pad_token_id
         return 0 if pad is None else int(pad)
 
-    def _configure_layers(self, config) -> None:
-        """Freeze what ``config.train_layers`` (a TrainConfig) leaves frozen, and set the
-        dropout ``config.dropout`` asks for (``None``: the pretrained model's own)."""
+    def _configure_training(self, config) -> None:
+        """Set the dropout ``config.dropout`` (a TrainConfig) asks for (``None``: the pretrained
+        model's own) and freeze what ``config.train_layers`` leaves frozen."""
         for name, module in self.model.named_modules():
             if isinstance(module, nn.Dropout):
                 module.p = self.pretrained_dropout[name] if config.dropout is None else config.dropout

@@ -173,7 +173,7 @@ class Tagger(FineTuned):
         """
         config = config or TrainConfig()
         seed_everything(config.seed)
-        self._configure_layers(config)
+        self._configure_training(config)
         batches = self._prepare(train, config.max_length, config.precision)
         encoded = batches.encoded
         word_targets = self._word_targets(train, targets, encoded)
