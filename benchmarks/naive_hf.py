@@ -81,9 +81,10 @@ class NaiveTagger:
         self.metadata = metadata or {}
         torch.manual_seed(seed)
         self.model = backbone.token_classification_model(self.labels)
-        for module in self.model.modules():  # the run's dropout, as xner's TrainConfig.dropout sets it
-            if dropout is not None and isinstance(module, torch.nn.Dropout):
-                module.p = dropout
+        if dropout is not None:  # the run's dropout, as xner's TrainConfig.dropout sets it
+            for module in self.model.modules():
+                if isinstance(module, torch.nn.Dropout):
+                    module.p = dropout
         if train_layers is not None:  # as xner's fast path: the bottom is frozen, but still run every step
             n_frozen = num_layers(self.model) - train_layers
             freeze_bottom(self.model, n_frozen, freeze_embeddings=True)

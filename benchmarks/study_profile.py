@@ -88,18 +88,17 @@ def main() -> None:
 
     torch.set_num_threads(1)
     os.environ["XNER_DATA_DIR"] = args.data_dir
+    from study_speed import load_config  # the same study, seeds and output folder as the speed benchmark's
+
     from xner.models import embedded_model_dir
-    from xner.study import load_study, run_study
+    from xner.study import run_study
 
     clock = StepClock()
     clock.install()
     with tempfile.TemporaryDirectory() as work:
         os.environ["XNER_CACHE"] = str(Path(work) / "cache")
         embedded_model_dir()  # the one-off conversion of the embedded encoder is not the study's
-        update: dict = {"output_dir": Path(work) / "study"}
-        if args.seeds:
-            update["seeds"] = [int(seed) for seed in args.seeds.split(",")]
-        config = load_study(args.config).model_copy(update=update)
+        config = load_config(args, Path(work))
         started = clock.last = time.perf_counter()
         run = run_study(config, executor="sequential")
         clock._charge()
