@@ -11,9 +11,9 @@ from seqeval.scheme import IOB2
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
+import xner.metrics
 from xner.data.corpus import Sentence
 from xner.errors import XnerError
-import xner.metrics
 from xner.metrics import (
     PRIMARY_METRIC,
     bootstrap_f1,
