@@ -348,6 +348,7 @@ CLI_ERRORS = [
     ("study --only with a key no run has", study(args=["--only", "sead=1"]), r"no run has the key 'sead'; keys: .*seed"),
     ("study --only matching nothing", study(args=["--only", "seed=9"]), r"--only seed=9: no run of the study matches"),
     ("study train_sizes: []", study(train_sizes=[]), r"train_sizes: .*at least 1 item"),
+    ("study training.dropout: 1", study(training={"epochs": 1, "dropout": 1}), r"study\.yaml: study\.training\.dropout: must be < 1\.0"),
     ("study seeds: [true]", study(seeds=[True]), r"study\.seeds\[0\]: input should be a valid integer, got True"),
     ("study label_map for a type no dataset has", study(label_map={"GPE": "O"}),
      r"label_map: 'GPE' is no entity type of wikiann; types: LOC, ORG, PER"),
