@@ -148,6 +148,16 @@ def test_outcome_records_metrics_timings_versions(tmp_path):
     assert record.host and record.started <= record.finished
 
 
+def test_cpu_seconds_count_compute_not_waiting(tmp_path, monkeypatch):
+    """A run's CPU time is its compute: a run that waits (here sleeps 0.3 s; in a study, a
+    worker stopped with SIGSTOP) has wall seconds but hardly any CPU seconds."""
+    monkeypatch.setenv("SLEEP", "0.3")
+    store = run(tmp_path)
+    record = next(r for r in store.records() if r.kind == "train")
+    assert record.timings["seconds"] >= 0.3
+    assert 0 <= record.timings["cpu_seconds"] < record.timings["seconds"] - 0.2
+
+
 def test_resume_skips_done_runs(tmp_path, counted):
     run(tmp_path)
     first = executions(counted)

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from xner.cli import app
 from xner.errors import XnerError
 from xner.analysis import volume_curves
-from xner.report import volume_figure, write_report
+from xner.report import _run_times, volume_figure, write_report
 
 FIGURES = ("volume_curves", "robustness_bars", "robustness_heatmap", "overlap_scatter")
 TABLES = ("volume_by_genus", "volume_by_target", "teachers_by_genus", "teachers_by_target",
@@ -253,3 +253,14 @@ def test_a_matrix_study_gets_its_heatmap_ordered_by_family(tmp_path):
     write_report(pd.DataFrame(rows + wikiann), tmp_path / "two", n_resamples=100)
     assert sorted(p.name for p in (tmp_path / "two" / "figures").glob("transfer_matrix_heatmap*.png")) == [
         "transfer_matrix_heatmap_d.png", "transfer_matrix_heatmap_wikiann.png"]
+
+
+def test_run_times_sum_cpu_seconds_only_where_every_run_measured_them():
+    runs = pd.DataFrame({"kind": ["train", "train", "distill", "distill"], "status": ["done"] * 4,
+                         "seconds": [100.0, 5000.0, 60.0, 40.0],  # the second train was paused
+                         "cpu_seconds": [95.0, 90.0, None, 35.0]})
+    times = _run_times(pd.DataFrame(), runs).set_index("kind")
+    assert times.loc["train", "total_s"] == 5100.0
+    assert times.loc["train", "cpu_s"] == 185.0
+    assert pd.isna(times.loc["distill", "cpu_s"])  # one run predates CPU time: no total
+    assert "cpu_s" not in _run_times(pd.DataFrame(), runs.drop(columns="cpu_seconds"))

@@ -612,7 +612,9 @@ def _run_versions(runs: pd.DataFrame) -> pd.DataFrame:
 
 def _run_times(df: pd.DataFrame, runs: pd.DataFrame | None) -> pd.DataFrame:
     """Wall time per run kind (and status) from the store's runs when known, else per
-    evaluation kind from the results' ``seconds`` column (one value per run id)."""
+    evaluation kind from the results' ``seconds`` column (one value per run id); with the
+    store's runs also the CPU time (``cpu_s``: the compute, which a paused or waiting worker
+    does not add to; empty for a kind where some run predates its measurement)."""
     if runs is not None and not runs.empty:
         timed, keys = runs, ["kind", "status"]
     elif "seconds" in df:
@@ -621,12 +623,12 @@ def _run_times(df: pd.DataFrame, runs: pd.DataFrame | None) -> pd.DataFrame:
     else:
         return pd.DataFrame()
     timed = timed.assign(seconds=pd.to_numeric(timed["seconds"], errors="coerce"))
-    return timed.groupby(keys, as_index=False).agg(
-        runs=("seconds", "size"),
-        total_s=("seconds", "sum"),
-        mean_s=("seconds", "mean"),
-        max_s=("seconds", "max"),
-    ).round(1)
+    columns = {"runs": ("seconds", "size"), "total_s": ("seconds", "sum"), "mean_s": ("seconds", "mean"),
+               "max_s": ("seconds", "max")}
+    if "cpu_seconds" in timed and timed["cpu_seconds"].notna().any():
+        timed = timed.assign(cpu_seconds=pd.to_numeric(timed["cpu_seconds"], errors="coerce"))
+        columns["cpu_s"] = ("cpu_seconds", lambda cpu: cpu.sum(min_count=len(cpu)))
+    return timed.groupby(keys, as_index=False).agg(**columns).round(1)
 
 
 def _config_text(config: Mapping | Path | str | None) -> str:
@@ -672,12 +674,14 @@ _TABLE_READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
 """Exported tidy tables (``xner results --format csv|parquet``) a report can also start from."""
 
 
-_RUN_COLUMNS = ("id", "kind", "status", "started", "finished", "seconds", "versions", "host", "params", "metrics")
+_RUN_COLUMNS = ("id", "kind", "status", "started", "finished", "seconds", "cpu_seconds", "versions", "host",
+                "params", "metrics")
 
 
 def _runs(store) -> pd.DataFrame:
-    """The store's runs: ``id, kind, status, started, finished, seconds, versions, host``, and
-    each run's ``params`` and ``metrics`` mappings."""
+    """The store's runs: ``id, kind, status, started, finished, seconds, cpu_seconds, versions,
+    host``, and each run's ``params`` and ``metrics`` mappings (``cpu_seconds``: missing for runs
+    recorded before xner measured CPU time)."""
     return pd.DataFrame.from_records(
         [
             {
@@ -687,6 +691,7 @@ def _runs(store) -> pd.DataFrame:
                 "started": record.started,
                 "finished": record.finished,
                 "seconds": (record.timings or {}).get("seconds"),
+                "cpu_seconds": (record.timings or {}).get("cpu_seconds"),
                 "versions": record.versions,
                 "host": record.host,
                 "params": record.spec.params,

@@ -375,7 +375,7 @@ def execute_run(task: RunTask) -> RunOutcome:
         log=task.log,
         progress=task.progress,
     )
-    started, start = _now(), time.perf_counter()
+    started, start, cpu_start = _now(), time.perf_counter(), time.process_time()
     metrics: dict | None = None
     error = trace = None
     try:
@@ -385,7 +385,10 @@ def execute_run(task: RunTask) -> RunOutcome:
         metrics = json.loads(json.dumps(metrics))
     except Exception as err:  # noqa: BLE001 - every failure of a run is recorded, not raised
         metrics, error, trace = None, one_line(err), traceback.format_exc()
-    timings = {"seconds": time.perf_counter() - start, **ctx.timings}
+    # Wall time, and the CPU time of the run's process (all its threads): the compute a study
+    # reports as CPU-hours, which a paused (SIGSTOP) or waiting process does not inflate.
+    timings = {"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu_start,
+               **ctx.timings}
     return RunOutcome(
         status="failed" if error else "done",
         metrics=metrics,
