@@ -273,6 +273,23 @@ def test_the_larger_student_of_a_language_starts_first():
     assert volumes[:3] == [4000, 1000, 250] and set(volumes[3:]) == {0, None}
 
 
+def test_a_finished_teachers_students_run_before_the_next_teacher():
+    # an interrupted study then leaves at most the teachers in flight with students to run
+    from xner.study.execute import _Schedule
+
+    teachers = [RunSpec("train", 1, {"model": "m", "dataset": "d", "lang": lang, "seed": 1}) for lang in ("de", "nl")]
+    students = [RunSpec("distill", 1, {"model": "m", "dataset": "d", "target": target, "seed": 1, "volume": 500},
+                        deps=(teacher.id,)) for teacher, target in zip(teachers, ("yo", "zu"))]
+    specs = {spec.id: spec for spec in teachers + students}
+    schedule = _Schedule(specs, {})
+    order = []
+    for _ in range(len(specs)):  # one worker: each run finishes before the next starts
+        order.append(schedule.pop())
+        schedule.done(order[-1])
+    assert [specs[run_id].kind for run_id in order] == ["train", "distill", "train", "distill"]
+    assert specs[order[1]].deps == (order[0],) and specs[order[3]].deps == (order[2],)
+
+
 def results(store: ResultStore):
     return store.frame().drop(columns="seconds").sort_values(["run_id", "perturbation"]).reset_index(drop=True)
 

@@ -6,9 +6,12 @@ Every executor shares one scheduler (:meth:`Executor.run`):
 - dependencies: a run starts when all its dependencies are done; when a run fails, every
   run that depends on it is recorded as failed (``dependency <id> (<kind>) failed``) and
   the rest of the study goes on;
-- reuse: among the runs that are ready, those of the same model, dataset and language
-  run together (one language's cached tokens, features and soft labels are
-  reused by the runs that follow each other);
+- depth first: among the runs that are ready, those that continue finished work (a
+  teacher's students and evaluations) go before new roots (the next teacher), so an
+  interrupted study leaves few teachers whose students are still to run (a teacher whose run
+  folder is lost -- a new machine, a cleaned output folder -- runs again for them);
+- reuse: then those of the same model, dataset and language run together (one language's
+  cached tokens, features and soft labels are reused by the runs that follow each other);
 - the driver alone writes the store and publishes run folders; workers only compute.
 
 Executors differ only in where a run executes: ``sequential`` (default) calls it in
@@ -149,14 +152,15 @@ class RichReporter:
 
 # -- scheduling ------------------------------------------------------------------------
 def _reuse_key(spec: RunSpec) -> tuple[str | int, ...]:
-    """Runs on the same model, dataset and language sort together; within them the larger
+    """Runs that depend on finished runs first (depth first: see the module docstring); then
+    runs on the same model, dataset and language sort together; within them the larger
     student first (more unlabeled sentences, longer to run: started early, it does not end a
     pool's work alone while the other workers idle). The order changes no number: cached
     features and soft labels are the same bits whichever run computes them first."""
     params = spec.params
     language = params.get("target", params.get("lang", ""))
     fields = (params.get("model"), params.get("dataset"), language, params.get("train_size"), params.get("seed"))
-    return (*(str(value) for value in fields), -(params.get("volume") or 0), spec.id)
+    return (0 if spec.deps else 1, *(str(value) for value in fields), -(params.get("volume") or 0), spec.id)
 
 
 def _same_model(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> bool:
