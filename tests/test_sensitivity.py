@@ -87,6 +87,23 @@ def test_volume_zero_is_every_student_settings_baseline():
     assert set(baselines["student_regime"]) == {"top-4", "all"} and len(baselines) == 2 * 18
 
 
+def test_an_unfinished_study_has_only_the_curves_it_can_measure():
+    """The fractional design (no weak-teacher/all-layer cell) half run: one strong teacher's own
+    evaluation is still to run. Its students wait; no setting gets curves it does not have."""
+    frame = sensitivity_frame()
+    frame = frame[~((frame["teacher_train_layers"] == 4) & (frame["student_train_layers"] == "all"))]
+    unevaluated = (frame["teacher_runs"] == "swa-all-1") & (frame["volume"] == 0)
+    frame = frame[~unevaluated]
+    rows = with_settings(frame)
+    assert set(zip(rows["teacher_regime"], rows["student_regime"])) == {("weak", "top-4"), ("strong", "top-4"),
+                                                                         ("strong", "all")}
+    assert "swa-all-1" not in set(rows["teacher_runs"]) and rows["gain"].notna().all()
+    gains = setting_gains(frame, n_resamples=200).set_index(["teacher_regime", "student_regime", "target"])
+    assert gains.loc[("strong", "all", "kin"), "n_seeds"] == 2 and gains.loc[("strong", "all", "de"), "n_seeds"] == 3
+    decoding = decoding_gains(frame).set_index(["teacher_regime", "student_regime", "target"])
+    assert decoding.loc[("strong", "top-4", "kin"), "gain_strict"] == pytest.approx(1.5 * 4 + 1, abs=0.1)
+
+
 def test_decoding_gains_follow_each_decoding():
     table = decoding_gains(sensitivity_frame()).set_index(["teacher_regime", "student_regime", "target"])
     weak, strong = table.loc[("weak", "top-4", "de")], table.loc[("strong", "top-4", "de")]

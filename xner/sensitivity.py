@@ -58,11 +58,13 @@ def with_settings(frame: pd.DataFrame) -> pd.DataFrame:
     baseline = rows[rows["volume"] == 0].groupby(["teacher_runs", "target"])["f1"].mean().rename("teacher_f1")
     rows = rows.drop(columns="teacher_f1", errors="ignore").join(baseline, on=["teacher_runs", "target"])
     rows["gain"] = pd.to_numeric(rows["f1"]) - rows["teacher_f1"]
-    # volume 0 is the teachers' ensemble: it belongs to every student setting of its teacher
-    baselines = rows[rows["volume"] == 0]
-    students = rows[rows["volume"] > 0]
-    copies = [baselines.assign(student_regime=regime) for regime in students["student_regime"].unique()]
-    return pd.concat([students, *copies], ignore_index=True)
+    # a student whose teacher is not evaluated yet (an unfinished study) has no gain yet
+    students = rows[(rows["volume"] > 0) & rows["teacher_f1"].notna()]
+    # volume 0 is the teachers' ensemble: it belongs to each student setting of that teacher on
+    # that target (and to none where no student of it has run)
+    curves = students[["teacher_runs", "target", "student_regime"]].drop_duplicates()
+    baselines = rows[rows["volume"] == 0].drop(columns="student_regime").merge(curves, on=["teacher_runs", "target"])
+    return pd.concat([students, baselines], ignore_index=True)
 
 
 def setting_gains(frame: pd.DataFrame, *, n_resamples: int = 2000, seed: int = 0,
@@ -157,7 +159,7 @@ def decoding_gains(frame: pd.DataFrame) -> pd.DataFrame:
         record = dict(zip([*SETTING, *_CURVE], key))
         for column in decodings:
             by_seed = curve.assign(value=pd.to_numeric(curve[column], errors="coerce")).pivot_table(
-                index="seed", columns="volume", values="value", aggfunc="mean")
+                index="seed", columns="volume", values="value", aggfunc="mean").reindex(columns=[0, pool])
             record[f"gain_{column.removeprefix('f1_')}"] = float((by_seed[pool] - by_seed[0]).mean())
         records.append(record)
     return pd.DataFrame(records)
