@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from rich.console import Console
 
 from xner.errors import XnerError
@@ -156,6 +157,7 @@ def test_cpu_seconds_count_compute_not_waiting(tmp_path, monkeypatch):
     record = next(r for r in store.records() if r.kind == "train")
     assert record.timings["seconds"] >= 0.3
     assert 0 <= record.timings["cpu_seconds"] < record.timings["seconds"] - 0.2
+    assert record.timings["threads"] == torch.get_num_threads()
 
 
 def test_resume_skips_done_runs(tmp_path, counted):
@@ -296,8 +298,11 @@ def results(store: ResultStore):
 
 def test_process_pool_gives_the_sequential_results(tmp_path):
     sequential = results(run(tmp_path / "seq"))
-    pooled = results(run(tmp_path / "pool", executor="process", workers=2))
-    assert pooled.equals(sequential)
+    pool = run(tmp_path / "pool", executor="process", workers=2)
+    assert results(pool).equals(sequential)
+    # each worker's share of the cores, recorded with every run (bf16 sums depend on it)
+    share = int(os.environ.get("OMP_NUM_THREADS") or max(1, (os.cpu_count() or 1) // 2))
+    assert {record.timings["threads"] for record in pool.records()} == {share}
 
 
 def test_a_dying_pool_worker_fails_its_run_only(tmp_path):
