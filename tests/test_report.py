@@ -237,6 +237,17 @@ def test_a_sensitivity_study_gets_its_settings_sections_and_figure(tmp_path):
     assert (tmp_path / "report" / "figures" / "setting_curves.png").stat().st_size > 0
 
 
+def test_checkpoint_policies_get_their_spread_table_without_any_student(tmp_path):
+    rows = [{"kind": "transfer", "model": "m", "source": "en", "target": "kin", "dataset": "d", "perturbation": "clean",
+             "seed": seed, "teacher_train_size": 2000, "teacher_train_layers": 4, "teacher_checkpoint": policy,
+             "f1": f1, "f1_lo": f1 - 2, "f1_hi": f1 + 2}
+            for policy, values in (("best", [20.0, 40.0, 30.0]), ("last", [29.0, 31.0, 30.0]))
+            for seed, f1 in enumerate(values, start=1)]
+    write_report(pd.DataFrame(rows), tmp_path / "report", n_resamples=100)
+    spread = pd.read_csv(tmp_path / "report" / "tables" / "checkpoint_spread.csv").set_index("teacher_checkpoint")
+    assert spread.loc["best", "sd"] == pytest.approx(10.0) and spread.loc["last", "sd"] == pytest.approx(1.0)
+
+
 def test_a_matrix_study_gets_its_heatmap_ordered_by_family(tmp_path):
     languages = ["swa", "kin", "yor", "ibo", "en"]
     rows = [{"kind": "native" if s == t else "transfer", "model": "m", "source": s, "target": t, "dataset": "d",

@@ -522,6 +522,10 @@ def _heatmap_name(matrix: pd.DataFrame, model: str, dataset: str) -> str:
 def _sensitivity_sections(df: pd.DataFrame, options: Mapping[str, int]) -> list[Section]:
     """Teacher/student settings (a study with variants of how models train), where the
     table has students of more than one setting; checkpoint policies where it has several."""
+    return [*_setting_sections(df, options), *_checkpoint_sections(df, options)]
+
+
+def _setting_sections(df: pd.DataFrame, options: Mapping[str, int]) -> list[Section]:
     names = ("setting_gains", "setting_effects", "decoding_gains", "setting_curves")
     try:
         rows = with_settings(df)
@@ -533,7 +537,7 @@ def _sensitivity_sections(df: pd.DataFrame, options: Mapping[str, int]) -> list[
     gains = setting_gains(df, **options)
     effects = setting_effects(df)
     decodings = decoding_gains(df)
-    sections = [
+    return [
         Section("setting_gains", "Whole-pool gain over the teacher and F1 per doubling, per setting", table=gains,
                 display=gains[[*SETTING, "source", "target", "n_seeds", "pool"]].assign(
                     teacher=gains["teacher_f1"].map(_num), student=gains["student_f1"].map(_num),
@@ -545,12 +549,16 @@ def _sensitivity_sections(df: pd.DataFrame, options: Mapping[str, int]) -> list[
         Section("decoding_gains", "Whole-pool gain under each decoding", table=decodings, display=decodings.round(2)),
         Section("setting_curves", "Student F1 vs volume under each setting", figure=settings_figure(rows)),
     ]
+
+
+def _checkpoint_sections(df: pd.DataFrame, options: Mapping[str, int]) -> list[Section]:
+    """The seed-to-seed spread of zero-shot F1 per teacher checkpoint policy, where teachers
+    of one setting were kept under more than one policy (it needs no students)."""
     spread = checkpoint_spread(df, **options)
-    if spread["teacher_checkpoint"].nunique() > 1:
-        sections.append(Section("checkpoint_spread", "Seed-to-seed spread of zero-shot F1 per checkpoint policy",
-                                table=spread, display=spread.assign(
-                                    sd=_ci(spread["sd"], spread["sd_lo"], spread["sd_hi"]))))
-    return sections
+    if spread["teacher_checkpoint"].nunique() < 2:
+        return []
+    return [Section("checkpoint_spread", "Seed-to-seed spread of zero-shot F1 per checkpoint policy", table=spread,
+                    display=spread.assign(sd=_ci(spread["sd"], spread["sd_lo"], spread["sd_hi"])))]
 
 
 def _robustness_sections(df: pd.DataFrame, options: Mapping[str, int]) -> list[Section]:
