@@ -189,6 +189,20 @@ def test_early_stopping_restores_the_best_epoch(data, monkeypatch, dev_f1, patie
         assert not torch.equal(tagger.model.classifier.weight, snapshots.weights[-1])
 
 
+@pytest.mark.parametrize(("dev_f1", "warned"), [([0, 0, 0], True), ([0, 12.5, 0], False)])
+def test_a_model_that_never_finds_an_entity_on_dev_is_reported_as_collapsed(data, monkeypatch, caplog, dev_f1, warned):
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="xner.train")
+    tagger = Tagger.create("tiny", LABELS, seed=0)
+    scores = iter(dev_f1)
+    monkeypatch.setattr(tagger, "evaluate", lambda sentences, **_: {"f1": next(scores)})
+    tagger.fit(data["train"][:16], dev=data["dev"][:2], config=TrainConfig(epochs=3, lr=1e-2, batch_size=8, patience=None))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == (["dev F1 0.00 after each of 3 epochs: the model finds no entity (training collapsed to O; "
+                         "a lower learning rate may help)"] if warned else [])
+
+
 def test_without_dev_the_last_epoch_is_kept(data):
     snapshots = Snapshots()
     tagger = Tagger.create("tiny", LABELS, seed=0)

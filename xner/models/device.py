@@ -15,7 +15,8 @@ from torch import nn
 from xner.errors import XnerError, one_of
 
 __all__ = [
-    "DEVICE_VARIABLE", "PRECISIONS", "autocast", "autocast_dtype", "autocast_to", "cpu_flags", "default_device",
+    "DEVICE_VARIABLE", "PRECISIONS", "autocast", "autocast_dtype", "autocast_to", "compute_threads", "cpu_flags",
+    "default_device",
     "inference_precision", "kernel_precision", "seed_everything", "training_kernels", "use_all_cores",
 ]
 
@@ -57,6 +58,12 @@ def use_all_cores() -> int:
     if torch.get_num_threads() != cores:
         torch.set_num_threads(cores)
     return cores
+
+
+def compute_threads() -> int:
+    """The threads torch computes with on CPU, recorded with every study run: bf16 sums split
+    across threads, so a rerun matches a run's numbers to the digit on as many threads."""
+    return torch.get_num_threads()
 
 
 def seed_everything(seed: int) -> None:

@@ -14,7 +14,8 @@ from typing import Protocol
 import torch
 from torch import nn
 
-__all__ = ["AVERAGED_EPOCHS", "CHECKPOINTS", "CheckpointAverage", "EarlyStopping", "EpochLog", "TrainHook", "checkpoint_keeper"]
+__all__ = ["AVERAGED_EPOCHS", "CHECKPOINTS", "CheckpointAverage", "EarlyStopping", "EpochLog", "TrainHook", "checkpoint_keeper",
+           "warn_if_collapsed"]
 
 log = logging.getLogger("xner.train")
 
@@ -107,3 +108,15 @@ def checkpoint_keeper(policy: str, patience: int | None, trainable_state: Callab
     if policy == "best":
         return EarlyStopping(patience, trainable_state, metric)
     return CheckpointAverage(1 if policy == "last" else AVERAGED_EPOCHS, trainable_state)
+
+
+def warn_if_collapsed(history: list[dict], metric: str = "dev_f1") -> bool:
+    """Warn when the dev score was 0 after every epoch: the model tags no entity at all (it
+    collapsed to ``O``, e.g. all layers trained at too high a learning rate). Such a model
+    still saves and loads, so without this line it would silently teach its students nothing."""
+    scores = [record[metric] for record in history if metric in record]
+    if not scores or any(scores):
+        return False
+    log.warning("dev %s 0.00 after each of %d epochs: the model finds no entity (training collapsed to O; "
+                "a lower learning rate may help)", metric.removeprefix("dev_").replace("f1", "F1"), len(scores))
+    return True

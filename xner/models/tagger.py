@@ -50,7 +50,7 @@ from xner.models.finetuned import (
     _DELTA_WEIGHTS, FineTuned, _apply_delta, _pretrained_reference, _progress, _trainable_state,
     check_model_destination, read_model_metadata,
 )
-from xner.models.hooks import EpochLog, TrainHook, checkpoint_keeper
+from xner.models.hooks import EpochLog, TrainHook, checkpoint_keeper, warn_if_collapsed
 from xner.models.split import TopLayers, num_layers
 from xner.options import OneLineErrors, TrainingOptions
 
@@ -211,6 +211,7 @@ class Tagger(FineTuned):
             if any([hook.on_epoch_end(self, record) for hook in all_hooks]):
                 break
         stopper.restore(self.model)
+        warn_if_collapsed(history)
         training = {
             "config": config.model_dump(),
             "history": history,

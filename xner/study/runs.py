@@ -387,13 +387,11 @@ def execute_run(task: RunTask) -> RunOutcome:
         metrics, error, trace = None, one_line(err), traceback.format_exc()
     # Wall time, and the CPU time of the run's process (all its threads): the compute a study
     # reports as CPU-hours, which a paused (SIGSTOP) or waiting process does not inflate. The
-    # thread count too: CPU bf16 sums split differently across threads, so a rerun matches a
-    # run's numbers to the digit only on as many threads (the process executor gives each
-    # worker cores / workers).
-    import torch
+    # thread count too (the process executor gives each worker cores / workers).
+    from xner.models.device import compute_threads
 
     timings = {"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu_start,
-               "threads": torch.get_num_threads(), **ctx.timings}
+               "threads": compute_threads(), **ctx.timings}
     return RunOutcome(
         status="failed" if error else "done",
         metrics=metrics,
