@@ -172,6 +172,23 @@ def test_resume_skips_done_runs(tmp_path, counted):
     assert len(new) == 2 * 2 * 2  # (distill + evaluate) x 2 teacher sets x 2 seeds
 
 
+def test_runs_of_an_edited_configs_earlier_version_are_counted_and_pruned_on_request(tmp_path):
+    config = {**STUDY, "output_dir": str(tmp_path)}
+    first = run_study(config, registry=KINDS, progress=quiet(), report=False)
+    old = {r.id for r in ResultStore(first.store_path).records() if r.kind == "train"}
+    edited = {**config, "training": {"epochs": 2}}  # other teachers: every run of the study changes
+    kept = run_study(edited, registry=KINDS, progress=quiet(), report=False)
+    assert kept.stale == len(first.specs) and kept.pruned == 0
+    assert len(ResultStore(kept.store_path).records()) == 2 * len(first.specs)
+    assert all((tmp_path / "runs" / run_id).is_dir() for run_id in old)
+    counted = run_study(edited, registry=KINDS, dry_run=True)
+    assert counted.stale == len(first.specs) and counted.to_run == 0
+    pruned = run_study(edited, registry=KINDS, progress=quiet(), report=False, prune=True, only={"seed": "1"})
+    assert pruned.pruned == len(first.specs) and pruned.stale == 0  # against the whole config, not the sample
+    assert {r.id for r in ResultStore(pruned.store_path).records()} == {spec.id for spec in kept.specs}
+    assert not any((tmp_path / "runs" / run_id).exists() for run_id in old)
+
+
 def data_without(tmp_path: Path, missing: str) -> Path:
     """A data root with a folder per language of STUDY except ``missing``."""
     for lang in {"en", "nl", "de"} - {missing}:

@@ -85,6 +85,20 @@ def test_ctrl_c_keeps_finished_runs_says_so_and_resumes(config, tmp_path, monkey
     assert again.exit_code == 0 and "24 to run, 4 already done" in again.output
 
 
+def test_an_edited_config_says_the_store_holds_its_earlier_runs_and_prune_deletes_them(config, tmp_path):
+    assert cli("study", config).exit_code == 0
+    config.write_text(yaml.safe_dump({**STUDY, "seeds": [1], "output_dir": str(tmp_path / "out")}))
+    hint = ("the store also holds 14 runs the config no longer plans (an earlier version's): their results are in "
+            "the table and the report; --prune deletes them")
+    counted = cli("study", config, "--dry-run", "--prune")  # a dry run deletes nothing
+    assert counted.exit_code == 0 and hint in counted.output and "pruned" not in counted.output
+    pruned = cli("study", config, "--prune")
+    assert pruned.exit_code == 0, pruned.output
+    assert "0 to run, 14 already done" in pruned.output and "pruned 14 runs the config no longer plans" in pruned.output
+    assert "no longer plans (an earlier" not in pruned.output
+    assert cli("status", tmp_path / "out" / "study.sqlite").output == "pending 0, running 0, done 14, failed 0\n"
+
+
 def test_store_option_and_process_executor(config, tmp_path):
     store = tmp_path / "elsewhere.sqlite"
     result = cli("study", config, "--store", store, "--executor", "process", "--workers", "2")

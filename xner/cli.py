@@ -476,6 +476,8 @@ def study_command(
     dry_run: bool = typer.Option(False, "--dry-run", help="Only count the runs the study has and still needs."),
     only: list[str] = typer.Option([], "--only", help="KEY=VALUE (repeatable): only the runs whose params match, "
                                    "with their dependencies, e.g. --only target=de --only seed=1."),
+    prune: bool = typer.Option(False, "--prune", help="First delete the store's runs that the config no longer "
+                               "plans (an edited config's earlier version), with their run folders."),
 ) -> None:
     """Run every run of a study that is not done yet, print the results table and write the report."""
     from collections import Counter
@@ -485,13 +487,18 @@ def study_command(
 
     try:
         run = run_study(config, store, executor, workers=workers, address=address, dry_run=dry_run,
-                        only=parse_filters(only))
+                        only=parse_filters(only), prune=prune and not dry_run)
     except KeyboardInterrupt:
         typer.echo("interrupted: every finished run is kept in the store; run the same command to resume",
                    err=True)
         raise typer.Exit(130) from None
     kinds = ", ".join(f"{kind} {n}" for kind, n in Counter(spec.kind for spec in run.specs).items())
     typer.echo(f"{run.study.name}: {len(run.specs)} runs ({kinds}); {run.to_run} to run, {len(run.specs) - run.to_run} already done; store {run.store_path}")
+    if run.pruned:
+        typer.echo(f"pruned {run.pruned} runs the config no longer plans")
+    if run.stale:
+        typer.echo(f"the store also holds {run.stale} runs the config no longer plans (an earlier version's): "
+                   "their results are in the table and the report; --prune deletes them", err=True)
     if dry_run:
         return
     with ResultStore(run.store_path, create=False) as results:

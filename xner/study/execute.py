@@ -506,6 +506,8 @@ class StudyRun:
         to_run: runs that were not done when the call started.
         counts: runs that finished done/failed in this call (empty for a dry run).
         report: the report written at the end, or ``None``.
+        stale: runs in the store that the config does not plan (an earlier version's), left in it.
+        pruned: such runs deleted (``prune=True``).
     """
 
     study: Study
@@ -514,6 +516,8 @@ class StudyRun:
     to_run: int
     counts: Mapping[str, int]
     report: Path | None = None
+    stale: int = 0
+    pruned: int = 0
 
 
 def _as_study(config: Study | Mapping[str, Any] | str | Path) -> Study:
@@ -561,6 +565,7 @@ def run_study(
     progress: RichReporter | None = None,
     report: bool = True,
     only: Mapping[str, str] | None = None,
+    prune: bool = False,
 ) -> StudyRun:
     """Run every run of a study that is not done yet, then write its report.
 
@@ -578,6 +583,9 @@ def run_study(
             ``<output_dir>/report`` at the end, when there are results.
         only: run a restricted sample: the runs whose params match these ``key: value``
             pairs, with their dependencies (:func:`xner.study.restrict.restrict_runs`).
+        prune: first delete the store's runs that the (whole) config does not plan -- those of
+            an edited config's earlier version, which the results and the report would
+            otherwise still hold -- with their run folders.
 
     Returns:
         A :class:`StudyRun`; the results are in ``ResultStore(run.store_path).frame()``.
@@ -585,24 +593,31 @@ def run_study(
     >>> run = run_study("configs/quick.yaml", executor="ray")  # doctest: +SKIP
     """
     study = _as_study(config)
-    specs = restrict_runs(study.expand(registry or default_registry()), only or {})
+    planned = study.expand(registry or default_registry())
+    specs = restrict_runs(planned, only or {})
     if registry is None:  # xner's own kinds: their data and models are known before any run
         preflight(study, specs)
     registry = registry or default_registry()
     store_path = Path(store) if store is not None else study.out_dir / "study.sqlite"
+    planned_ids = {spec.id for spec in planned}
     if dry_run:
         done = {}
         if store_path.is_file():
             with ResultStore(store_path, create=False) as existing:
                 done = existing.statuses()
         to_run = sum(done.get(spec.id) != "done" for spec in specs)
-        return StudyRun(study, store_path, specs, to_run, {})
+        return StudyRun(study, store_path, specs, to_run, {}, stale=len(done.keys() - planned_ids))
     options = study.executor
     runner = make_executor(executor or options.name, options.workers if workers is None else workers,
                            address or options.address)
     with ResultStore(store_path, runs_dir=study.out_dir / "runs") as result_store:
+        pruned = 0
+        if prune:
+            with result_store.session():
+                pruned = result_store.forget(result_store.statuses().keys() - planned_ids)
         statuses = result_store.statuses()
         to_run = sum(statuses.get(spec.id) != "done" for spec in specs)
         counts = runner.run(specs, result_store, registry, progress)
         written = _write_report(study, result_store) if report else None
-    return StudyRun(study, store_path, specs, to_run, dict(counts), written)
+        stale = len(result_store.statuses().keys() - planned_ids)
+    return StudyRun(study, store_path, specs, to_run, dict(counts), written, stale=stale, pruned=pruned)

@@ -334,6 +334,23 @@ class ResultStore:
             conn.executemany("UPDATE runs SET status = 'pending' WHERE id = ?", ids)
             conn.executemany("DELETE FROM folders WHERE id = ?", ids)
 
+    def forget(self, run_ids: Collection[str]) -> int:
+        """Delete runs -- rows and run folders -- that no config plans any more (the runs of an
+        earlier version of a study's config, which would otherwise stay in its results).
+
+        Only call this while holding the store (:meth:`session`).
+
+        Returns:
+            How many runs were deleted.
+        """
+        ids = [(i,) for i in run_ids]
+        with self._transaction() as conn:
+            deleted = conn.executemany("DELETE FROM runs WHERE id = ?", ids).rowcount
+            conn.executemany("DELETE FROM folders WHERE id = ?", ids)
+        for run_id in run_ids:
+            shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+        return deleted
+
     def made_from(self, run_ids: Collection[str]) -> list[str]:
         """The done runs made, directly or not, from any of ``run_ids`` (those excluded)."""
         dependents: dict[str, list[str]] = defaultdict(list)
