@@ -74,6 +74,16 @@ def test_session_resets_running_rows_and_removes_temp_folders(store):
         assert not half_written.exists()
 
 
+def test_a_run_made_again_keeps_nothing_of_its_first_making(store):
+    run = spec(target="nl")
+    store.register([run])
+    store.finish(run.id, outcome({"f1": 80.0}))
+    store.redo([run.id])
+    record = store.get(run.id)
+    assert (record.status, record.started, record.finished, record.metrics, record.timings) == (
+        "pending", None, None, None, None)
+
+
 def test_publish_replaces_a_stale_final_folder(store):
     stale = store.run_dir("abc")
     stale.mkdir(parents=True)

@@ -328,10 +328,12 @@ class ResultStore:
         return {run: records[run] for run in needed}
 
     def redo(self, run_ids: Iterable[str]) -> None:
-        """Reset done runs to ``pending`` (their folder, if any, is no longer theirs)."""
+        """Reset done runs to ``pending``: their folder, if any, is no longer theirs, and their
+        metrics and timings go with it (a report would otherwise count a run still to do)."""
         ids = [(i,) for i in run_ids]
         with self._transaction() as conn:
-            conn.executemany("UPDATE runs SET status = 'pending' WHERE id = ?", ids)
+            conn.executemany("UPDATE runs SET status = 'pending', started = NULL, finished = NULL, metrics = NULL, "
+                             "timings = NULL WHERE id = ?", ids)
             conn.executemany("DELETE FROM folders WHERE id = ?", ids)
 
     def forget(self, run_ids: Collection[str]) -> int:
