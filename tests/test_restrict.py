@@ -32,6 +32,17 @@ def test_a_sample_holds_the_matching_runs_and_everything_they_depend_on(specs):
     assert [s.id for s in sample] == [s.id for s in specs if s.id in ids]  # the study's order
 
 
+def test_nested_settings_match_by_dotted_key_and_unset_values_as_null(specs):
+    trainings = restrict_runs(specs, {"kind": "train", "training.checkpoint": "best", "training.train_layers": "null"})
+    assert trainings == [s for s in specs if s.kind == "train"]
+    native = restrict_runs(specs, {"role": "native", "volume": "null"})
+    assert {s.kind for s in native} == {"train", "evaluate"}
+    with pytest.raises(XnerError, match="no run of the study matches"):
+        restrict_runs(specs, {"training.checkpoint": "last"})
+    with pytest.raises(XnerError, match=r"no run has the key 'training'; keys: .*training\.epochs"):
+        restrict_runs(specs, {"training": "1"})
+
+
 def test_no_filter_is_the_whole_study(specs):
     assert restrict_runs(specs, {}) == specs
 

@@ -475,7 +475,8 @@ def study_command(
     address: str | None = typer.Option(None, "--address", help="Ray cluster: auto or HOST:PORT (default: local)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only count the runs the study has and still needs."),
     only: list[str] = typer.Option([], "--only", help="KEY=VALUE (repeatable): only the runs whose params match, "
-                                   "with their dependencies, e.g. --only target=de --only seed=1."),
+                                   "with their dependencies, e.g. --only target=de --only seed=1; a nested "
+                                   "setting by its dotted key, an unset value as null."),
     prune: bool = typer.Option(False, "--prune", help="First delete the store's runs that the config no longer "
                                "plans (an edited config's earlier version), with their run folders."),
 ) -> None:

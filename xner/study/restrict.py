@@ -28,28 +28,36 @@ def parse_filters(filters: Iterable[str]) -> dict[str, str]:
     return parsed
 
 
-def _value(spec: RunSpec, key: str) -> str | None:
-    if key == "kind":
-        return spec.kind
-    value = spec.params.get(key)
-    return None if value is None else str(value)
+def _flat_params(params: Mapping[str, object], prefix: str = "") -> dict[str, str]:
+    """A run's params as ``key: text``: nested settings under dotted keys
+    (``distillation.student.train_layers``), an unset value as ``null`` -- the way a config
+    writes them (a strong teacher's ``train_size: null`` is "every labelled sentence")."""
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        if isinstance(value, Mapping):
+            flat |= _flat_params(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = "null" if value is None else str(value)
+    return flat
 
 
 def restrict_runs(specs: Sequence[RunSpec], only: Mapping[str, str]) -> list[RunSpec]:
     """The runs whose params hold every ``key: value`` of ``only`` (compared as text; ``kind``
-    is the run kind), plus every run they depend on, in the study's order.
+    is the run kind, a dotted key a nested setting, ``null`` an unset value), plus every run
+    they depend on, in the study's order.
 
     Raises:
         XnerError: a key no run has (naming the keys there are), or filters no run matches.
     """
     if not only:
         return list(specs)
-    keys = {"kind", *(key for spec in specs for key in spec.params)}
+    params = {spec.id: {"kind": spec.kind, **_flat_params(spec.params)} for spec in specs}
+    keys = {key for flat in params.values() for key in flat}
     for key in only:
         if key not in keys:
             raise XnerError(f"--only {key}=...: no run has the key {key!r}; keys: {', '.join(sorted(keys))}")
     by_id = {spec.id: spec for spec in specs}
-    matching = [spec.id for spec in specs if all(_value(spec, key) == value for key, value in only.items())]
+    matching = [i for i, flat in params.items() if all(flat.get(key) == value for key, value in only.items())]
     if not matching:
         wanted = " ".join(f"{key}={value}" for key, value in only.items())
         raise XnerError(f"--only {wanted}: no run of the study matches")
