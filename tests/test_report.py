@@ -237,6 +237,24 @@ def test_a_sensitivity_study_gets_its_settings_sections_and_figure(tmp_path):
     assert (tmp_path / "report" / "figures" / "setting_curves.png").stat().st_size > 0
 
 
+def test_the_settings_figure_shades_each_curve_over_its_seeds_range():
+    from test_sensitivity import sensitivity_frame
+
+    from xner.report import settings_figure
+    from xner.sensitivity import with_settings
+
+    rows = with_settings(sensitivity_frame())
+    figure = settings_figure(rows)
+    kin = next(ax for ax in figure.axes if ax.get_title() == "kin from swa")
+    [band, *_] = kin.collections  # one band per setting, in the legend's order
+    students = rows[(rows["target"] == "kin") & (rows["volume"] > 0)]
+    first = students.groupby(["teacher_regime", "student_regime"]).ngroup() == 0
+    f1 = students.loc[first, "f1"]
+    low, high = band.get_paths()[0].vertices[:, 1].min(), band.get_paths()[0].vertices[:, 1].max()
+    assert (low, high) == pytest.approx((f1.min(), f1.max()))
+    assert high - low > 15  # the seeds' teachers are 10 F1 apart: a band, not a line
+
+
 def test_checkpoint_policies_get_their_spread_table_without_any_student(tmp_path):
     rows = [{"kind": "transfer", "model": "m", "source": "en", "target": "kin", "dataset": "d", "perturbation": "clean",
              "seed": seed, "teacher_train_size": 2000, "teacher_train_layers": 4, "teacher_checkpoint": policy,

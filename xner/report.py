@@ -389,19 +389,23 @@ def matrix_figure(matrix: pd.DataFrame) -> Figure:
 
 def settings_figure(rows: pd.DataFrame) -> Figure:
     """Per curve (a panel each), mean student F1 against volume under every teacher/student
-    setting; the setting's teacher at volume 0 as a dashed line."""
+    setting, shaded over the range of its seeds (which a mean alone would hide: seeds move a
+    curve by more than a doubling of volume does); the setting's teacher at volume 0 as a
+    dashed line."""
     curves = list(rows.groupby(["target", "source"], sort=True))
     figure, axes = _grid(len(curves))
     for ax, ((target, source), curve) in zip(axes, curves):
-        means = curve.groupby([*SETTING, "volume"], as_index=False)["f1"].mean()
-        for (teacher, student), line in means.groupby(SETTING, sort=True):
+        spread = curve.groupby([*SETTING, "volume"], as_index=False)["f1"].agg(["mean", "min", "max"])
+        for (teacher, student), line in spread.groupby(SETTING, sort=True):
             sweep = line[line["volume"] > 0].sort_values("volume")
-            (drawn,) = ax.plot(sweep["volume"], sweep["f1"], marker="o", label=f"{teacher} teacher, {student} student")
-            ax.axhline(line.loc[line["volume"] == 0, "f1"].mean(), color=drawn.get_color(), linestyle="--", linewidth=1)
+            (drawn,) = ax.plot(sweep["volume"], sweep["mean"], marker="o", label=f"{teacher} teacher, {student} student")
+            ax.fill_between(sweep["volume"], sweep["min"], sweep["max"], color=drawn.get_color(), alpha=0.15)
+            ax.axhline(line.loc[line["volume"] == 0, "mean"].mean(), color=drawn.get_color(), linestyle="--",
+                       linewidth=1)
         ax.set_xscale("log", base=2)
         ax.set_title(f"{target} from {source}")
         ax.set_xlabel("unlabeled target sentences (log2)")
-        ax.set_ylabel("student F1 (dashed: teacher)")
+        ax.set_ylabel("student F1 (shaded: seeds' range; dashed: teacher)")
         ax.legend(fontsize="x-small")
     return figure
 
