@@ -347,6 +347,8 @@ CLI_ERRORS = [
     ("study --only without =", study(args=["--only", "seed"]), r"--only 'seed': expected KEY=VALUE"),
     ("study --only with a key no run has", study(args=["--only", "sead=1"]), r"no run has the key 'sead'; keys: .*seed"),
     ("study --only matching nothing", study(args=["--only", "seed=9"]), r"--only seed=9: no run of the study matches"),
+    ("study --only with a nested key no run has (a typo)", study(args=["--only", "training.epoch=1"]),
+     r"no run has the key 'training\.epoch'; keys: .*training\.epochs"),
     ("study train_sizes: []", study(train_sizes=[]), r"train_sizes: .*at least 1 item"),
     ("study training.dropout: 1", study(training={"epochs": 1, "dropout": 1}),
      r"study\.yaml: study\.training\.dropout: must be < 1\.0"),
