@@ -264,6 +264,8 @@ def test_checkpoint_policies_get_their_spread_table_without_any_student(tmp_path
     write_report(pd.DataFrame(rows), tmp_path / "report", n_resamples=100)
     spread = pd.read_csv(tmp_path / "report" / "tables" / "checkpoint_spread.csv").set_index("teacher_checkpoint")
     assert spread.loc["best", "sd"] == pytest.approx(10.0) and spread.loc["last", "sd"] == pytest.approx(1.0)
+    versus = pd.read_csv(tmp_path / "report" / "tables" / "checkpoint_comparison.csv").set_index("target")
+    assert versus.loc["kin", "policy"] == "last" and versus.loc["kin", "sd_diff"] == pytest.approx(-9.0)
 
 
 def test_a_matrix_study_gets_its_heatmap_ordered_by_family(tmp_path):

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from xner.errors import XnerError
-from xner.sensitivity import checkpoint_spread, decoding_gains, setting_effects, setting_gains, with_settings
+from xner.sensitivity import (checkpoint_comparison, checkpoint_spread, decoding_gains, setting_effects, setting_gains,
+                              with_settings)
 
 SLOPES = {("weak", 4): 0.5, ("weak", "all"): 1.0, ("strong", 4): 1.5, ("strong", "all"): 2.0}
 VOLUMES = [500, 1000, 2000, 4000]
@@ -120,6 +121,41 @@ def test_checkpoint_spread_measures_the_seed_to_seed_standard_deviation():
     assert table.loc["best", "sd"] == pytest.approx(np.std([20, 40, 25, 35, 30], ddof=1))
     assert table.loc["average", "sd"] < table.loc["best", "sd"] and table.loc["best", "sd_lo"] < table.loc["best", "sd"]
     assert table.loc["best", ["min_f1", "max_f1", "n_seeds"]].tolist() == [20, 40, 5]
+
+
+def checkpoint_frame(policies: dict[str, dict[str, list[float]]]) -> pd.DataFrame:
+    """Zero-shot rows of one English teacher setting: policy -> target -> F1 by seed 1, 2, ..."""
+    return pd.DataFrame([
+        {"kind": "transfer", "perturbation": "clean", "model": "m", "source": "en", "target": target, "seed": seed,
+         "teacher_train_size": 2000, "teacher_train_layers": 4, "teacher_checkpoint": policy, "f1": f1}
+        for policy, targets in policies.items() for target, values in targets.items()
+        for seed, f1 in enumerate(values, start=1)])
+
+
+def test_checkpoint_comparison_pairs_the_seeds_of_each_policy_with_the_default():
+    best = {"kin": [20.0, 40.0, 25.0, 35.0, 30.0], "pl": [60.0, 70.0, 62.0, 68.0, 65.0]}
+    # averaging pulls each seed halfway to the mean, and costs 1 F1 on pl
+    average = {"kin": [25.0, 35.0, 27.5, 32.5, 30.0], "pl": [61.5, 66.5, 62.5, 65.5, 64.0]}
+    table = checkpoint_comparison(checkpoint_frame({"best": best, "average": average}), n_resamples=500)
+    rows = table.set_index(["policy", "target"])
+    assert list(rows.index) == [("average", "kin"), ("average", "pl"), ("average", "all")]
+    sd = {t: np.std(average[t], ddof=1) - np.std(best[t], ddof=1) for t in best}
+    assert rows.loc[("average", "kin"), "sd_diff"] == pytest.approx(sd["kin"])
+    assert rows.loc[("average", "all"), "sd_diff"] == pytest.approx((sd["kin"] + sd["pl"]) / 2)
+    assert rows.loc[("average", "pl"), "f1_diff"] == pytest.approx(-1.0)
+    assert rows.loc[("average", "all"), "f1_diff"] == pytest.approx(-0.5)
+    # every resample of the seeds halves the spread: the paired CI lies below 0
+    assert rows.loc[("average", "kin"), "sd_diff_hi"] < 0 and rows.loc[("average", "kin"), "n_seeds"] == 5
+    lo, hi = rows.loc[("average", "kin"), ["f1_diff_lo", "f1_diff_hi"]]
+    assert lo < 0 < hi  # kin's mean is the same under both: no difference to find
+
+
+def test_checkpoint_comparison_leaves_out_seeds_a_policy_lacks_and_settings_without_the_default():
+    best = {"kin": [20.0, 40.0, 25.0, 35.0]}
+    frame = checkpoint_frame({"best": best, "last": {"kin": [30.0, 31.0, 29.0]}})
+    row = checkpoint_comparison(frame, n_resamples=200).set_index("target").loc["kin"]
+    assert row["n_seeds"] == 3 and row["sd_diff"] == pytest.approx(1.0 - np.std([20, 40, 25], ddof=1))
+    assert checkpoint_comparison(frame[frame["teacher_checkpoint"] == "last"]).empty
 
 
 def test_a_table_without_settings_is_named():

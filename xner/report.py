@@ -52,7 +52,8 @@ from xner.io import atomic_directory
 from xner.tasks.report import document_predictions, document_tables, split_tasks
 from xner.languages import get_language
 from xner.ranker import transfer_matrix
-from xner.sensitivity import SETTING, checkpoint_spread, decoding_gains, setting_effects, setting_gains, with_settings
+from xner.sensitivity import (SETTING, checkpoint_comparison, checkpoint_spread, decoding_gains, setting_effects,
+                              setting_gains, with_settings)
 
 __all__ = ["write_report"]
 
@@ -561,8 +562,15 @@ def _checkpoint_sections(df: pd.DataFrame, options: Mapping[str, int]) -> list[S
     spread = checkpoint_spread(df, **options)
     if spread["teacher_checkpoint"].nunique() < 2:
         return []
+    versus = checkpoint_comparison(df, **options)
     return [Section("checkpoint_spread", "Seed-to-seed spread of zero-shot F1 per checkpoint policy", table=spread,
-                    display=spread.assign(sd=_ci(spread["sd"], spread["sd_lo"], spread["sd_hi"])))]
+                    display=spread.assign(sd=_ci(spread["sd"], spread["sd_lo"], spread["sd_hi"]))),
+            Section("checkpoint_comparison", "Each checkpoint policy minus the default on the same seeds (paired)",
+                    table=versus, display=versus.assign(
+                        sd_diff=_ci(versus["sd_diff"], versus["sd_diff_lo"], versus["sd_diff_hi"]),
+                        f1_diff=_ci(versus["f1_diff"], versus["f1_diff_lo"], versus["f1_diff_hi"]),
+                    )[["source", "teacher_train_size", "teacher_train_layers", "policy", "target", "n_seeds",
+                       "sd_diff", "f1_diff"]])]
 
 
 def _robustness_sections(df: pd.DataFrame, options: Mapping[str, int]) -> list[Section]:

@@ -13,6 +13,8 @@ by *setting* -- weak or strong teacher x top-K or all-layer student:
   random intercept per target: do teacher strength or student capacity change the slope?
 - :func:`checkpoint_spread`: the seed-to-seed spread of zero-shot F1 per teacher checkpoint
   policy, with a bootstrap CI of the standard deviation;
+- :func:`checkpoint_comparison`: each policy against the default on the same seeds (paired
+  bootstrap): is its spread smaller, is its mean F1 lower?
 - :func:`decoding_gains`: the whole-pool gains under each decoding of the same predictions.
 """
 
@@ -25,8 +27,10 @@ import pandas as pd
 
 from xner.analysis import _bootstrap_ci, _mean_ci, _ols_slope, _student_sweep
 from xner.errors import XnerError
+from xner.options import TrainingOptions
 
-__all__ = ["SETTING", "checkpoint_spread", "decoding_gains", "setting_effects", "setting_gains", "with_settings"]
+__all__ = ["SETTING", "checkpoint_comparison", "checkpoint_spread", "decoding_gains", "setting_effects", "setting_gains",
+           "with_settings"]
 
 SETTING = ["teacher_regime", "student_regime"]
 """The columns :func:`with_settings` adds: ``weak``/``strong`` teacher, ``top-K``/``all`` student."""
@@ -145,6 +149,66 @@ def checkpoint_spread(frame: pd.DataFrame, *, n_resamples: int = 2000, seed: int
                   if len(f1) > 2 and np.ptp(f1) > 0 else (np.nan, np.nan))
         records.append({**dict(zip(keys, key)), "n_seeds": len(f1), "mean_f1": float(f1.mean()), "sd": sd,
                         "sd_lo": lo, "sd_hi": hi, "min_f1": float(f1.min()), "max_f1": float(f1.max())})
+    return pd.DataFrame(records, columns=columns)
+
+
+def _policy_minus_default(measure):
+    """A bootstrap statistic: the mean over targets of ``measure(policy) - measure(default)``,
+    its columns being the policy's per-target F1 by seed, then the default's, in one order."""
+    def difference(*columns: np.ndarray, axis: int = -1) -> np.ndarray:
+        half = len(columns) // 2
+        return np.mean([measure(policy, axis) - measure(default, axis)
+                        for policy, default in zip(columns[:half], columns[half:])], axis=0)
+    return difference
+
+
+_sd_difference = _policy_minus_default(lambda f1, axis: np.std(f1, ddof=1, axis=axis))
+_mean_difference = _policy_minus_default(lambda f1, axis: np.mean(f1, axis=axis))
+
+
+def checkpoint_comparison(frame: pd.DataFrame, *, default: str = TrainingOptions.model_fields["checkpoint"].default,
+                          n_resamples: int = 2000, seed: int = 0, confidence: float = 0.95) -> pd.DataFrame:
+    """Each teacher checkpoint policy against ``default`` on the same seeds: the difference in
+    seed-to-seed SD and in mean zero-shot F1, per target and over all targets of a teacher
+    setting (``target`` = ``all``: the mean of the per-target differences). ``default``: xner's
+    own policy (:class:`xner.options.TrainingOptions`).
+
+    A policy's teachers of one seed differ from the default's only in which weights were kept
+    (same initialisation, same batches), so the seeds pair up: the CIs resample seeds jointly
+    (paired bootstrap), which is what makes a 5-seed comparison of spreads decidable at all.
+    A policy is clearly better when its SD difference's CI lies below 0 and its mean F1
+    difference's does not.
+
+    Returns:
+        ``model, source, teacher_train_size, teacher_train_layers, policy, target, n_seeds,
+        sd_diff, sd_diff_lo, sd_diff_hi, f1_diff, f1_diff_lo, f1_diff_hi``.
+    """
+    keys = ["model", "source", "teacher_train_size", "teacher_train_layers"]
+    columns = [*keys, "policy", "target", "n_seeds", "sd_diff", "sd_diff_lo", "sd_diff_hi",
+               "f1_diff", "f1_diff_lo", "f1_diff_hi"]
+    if any(key not in frame for key in [*keys, "teacher_checkpoint", "seed"]):
+        return pd.DataFrame(columns=columns)
+    rows = frame[(frame["kind"] == "transfer") & (frame["perturbation"] == "clean")]
+    records = []
+    for key, setting in rows.groupby(keys, sort=True):
+        by_seed = setting.pivot_table(index="seed", columns=["teacher_checkpoint", "target"], values="f1",
+                                      aggfunc="mean")
+        policies = by_seed.columns.get_level_values(0).unique()
+        if default not in policies:
+            continue
+        for policy in sorted(set(policies) - {default}):
+            paired = pd.concat([by_seed[policy], by_seed[default]], axis=1, keys=["p", "d"]).dropna()
+            targets = sorted(set(by_seed[policy].columns) & set(by_seed[default].columns))
+            for target in [*targets, "all"]:
+                chosen = targets if target == "all" else [target]
+                data = tuple(paired[(side, t)].to_numpy(dtype=float) for side in ("p", "d") for t in chosen)
+                record = {**dict(zip(keys, key)), "policy": policy, "target": target, "n_seeds": len(paired),
+                          "sd_diff": float(_sd_difference(*data)), "f1_diff": float(_mean_difference(*data))}
+                for name, statistic in (("sd_diff", _sd_difference), ("f1_diff", _mean_difference)):
+                    record[f"{name}_lo"], record[f"{name}_hi"] = (
+                        _bootstrap_ci(data, statistic, paired=True, n_resamples=n_resamples, seed=seed,
+                                      confidence=confidence) if len(paired) > 2 else (np.nan, np.nan))
+                records.append(record)
     return pd.DataFrame(records, columns=columns)
 
 
