@@ -162,10 +162,13 @@ def test_report_from_store(tmp_path):
             store.finish(spec.id, RunOutcome("done", {"rows": metrics}, None, None, "2026-01-01T00:00:00+00:00",
                                              "2026-01-01T00:00:05+00:00", {"seconds": 5.0},
                                              {"xner": "0.1.0", "torch": "2.13.0"}, "host"))
-        for seed, (dev_f1, best_epoch) in enumerate([(68.3, 2), (71.5, 6)]):
+        trained_ids = []
+        for seed, (dev_f1, best_epoch, training) in enumerate([(68.3, 2, {"epochs": 6}),
+                                                               (71.5, 6, {"train_layers": 4, "checkpoint": "last"})]):
             spec = RunSpec("train", 3, {"lang": "en", "dataset": "wikiann", "model": "embedded",
-                                        "seed": seed, "train_size": 2000, "training": {"epochs": 6}})
+                                        "seed": seed, "train_size": 2000, "training": training})
             store.register([spec])
+            trained_ids.append(spec.id)
             metrics = {"train_sentences": 2000, "best_epoch": best_epoch, "dev_f1": dev_f1, "epochs_run": 6}
             store.finish(spec.id, RunOutcome("done", metrics, None, None, "2026-01-01T00:00:00+00:00",
                                              "2026-01-01T00:01:00+00:00", {"seconds": 60.0}, {}, "host"))
@@ -173,8 +176,9 @@ def test_report_from_store(tmp_path):
     assert "Versions recorded by the runs" in page and "2.13.0" in page
     assert (tmp_path / "report" / "figures" / "robustness_bars.png").exists()
     trained = pd.read_csv(tmp_path / "report" / "tables" / "trained_models.csv")
-    assert trained[["lang", "seed", "dev_f1", "best_epoch", "epochs_run"]].values.tolist() == [
-        ["en", 0, 68.3, 2, 6], ["en", 1, 71.5, 6, 6]]
+    # a run that does not say how it trained trained every layer and kept the default checkpoint
+    assert trained[["run_id", "lang", "seed", "train_layers", "checkpoint", "dev_f1", "best_epoch"]].values.tolist() == [
+        [trained_ids[1], "en", 1, "4", "last", 71.5, 6], [trained_ids[0], "en", 0, "all", "best", 68.3, 2]]
 
 
 def test_trained_models_need_run_records(report):

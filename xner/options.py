@@ -29,11 +29,13 @@ from xner.errors import XnerError
 from xner.registry import resolve_name
 
 __all__ = [
+    "DEFAULT_CHECKPOINT",
     "DEFAULT_STUDENT",
     "LOSS_NAMES",
     "OneLineErrors",
     "DistillationOptions",
     "Section",
+    "layers_name",
     "TrainingOptions",
     "fail",
     "validation_message",
@@ -126,6 +128,16 @@ class TrainingOptions(Section):
         None, ge=0, lt=1, description="Dropout while training (attention, hidden states, head); default: the "
         "pretrained model's own (0.1 for BERT-like encoders). 0 skips the random masks, a sixth of a CPU training "
         "step.")
+
+
+DEFAULT_CHECKPOINT: str = TrainingOptions.model_fields["checkpoint"].default
+"""The weights a training run keeps unless told otherwise; a run recorded without a policy kept these."""
+
+
+def layers_name(train_layers: int | None) -> int | str:
+    """How tables name the layers a model trained: its top ``K``, or ``"all"`` (``train_layers``
+    unset), so "every layer" reads as such rather than as a missing value."""
+    return "all" if train_layers is None else train_layers
 
 
 DEFAULT_STUDENT = TrainingOptions(train_layers=9, patience=None)

@@ -51,6 +51,7 @@ from xner.errors import XnerError
 from xner.io import atomic_directory
 from xner.tasks.report import document_predictions, document_tables, split_tasks
 from xner.languages import get_language
+from xner.options import DEFAULT_CHECKPOINT, layers_name
 from xner.ranker import transfer_matrix
 from xner.sensitivity import (SETTING, checkpoint_comparison, checkpoint_spread, decoding_gains, setting_effects,
                               setting_gains, with_settings)
@@ -728,19 +729,28 @@ _TRAINED_METRICS = ("train_sentences", "dev_f1", "best_epoch", "epochs_run")
 
 
 def _trained_models_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per finished ``train`` run: the labelled-data models (teachers, native models)
-    with their dev F1 and where early stopping picked them. A zero-shot teacher's target F1 can
-    differ by 20 between seeds whose source dev F1 differ by 3; this table lets a reader see
-    that selection, which the tidy results (evaluations only) do not hold."""
-    columns = [*_TRAINED_PARAMS, *_TRAINED_METRICS]
+    """One row per finished ``train`` run: the labelled-data models (teachers, native models),
+    how they trained (layers, checkpoint policy), their dev F1 and where early stopping picked
+    them. A zero-shot teacher's target F1 can differ by 20 between seeds whose source dev F1
+    differ by 3; this table lets a reader see that selection, which the tidy results
+    (evaluations only) do not hold, and join it to them by run id (``teacher_runs``)."""
+    columns = ["run_id", *_TRAINED_PARAMS, "train_layers", "checkpoint", *_TRAINED_METRICS]
     trained = runs[(runs["kind"] == "train") & (runs["status"] == "done")]
-    records = [
-        {**{k: (params or {}).get(k) for k in _TRAINED_PARAMS},
-         **{k: (metrics or {}).get(k) for k in _TRAINED_METRICS}}
-        for params, metrics in zip(trained["params"], trained["metrics"])
-    ]
+    records = []
+    for run_id, params, metrics in zip(trained["id"], trained["params"], trained["metrics"]):
+        training = (params or {}).get("training") or {}
+        records.append({"run_id": run_id, **{k: (params or {}).get(k) for k in _TRAINED_PARAMS},
+                        "train_layers": layers_name(training.get("train_layers")),
+                        "checkpoint": training.get("checkpoint", DEFAULT_CHECKPOINT),
+                        **{k: (metrics or {}).get(k) for k in _TRAINED_METRICS}})
     table = pd.DataFrame.from_records(records, columns=columns)
-    return table.sort_values(["model", "lang", "train_size", "seed"], ignore_index=True)
+    return table.sort_values(["model", "lang", "train_size", "train_layers", "checkpoint", "seed"], key=_sortable,
+                             ignore_index=True)
+
+
+def _sortable(column: pd.Series) -> pd.Series:
+    """A column of mixed types (``train_layers``: 4 or ``"all"``) sorts as text, others as they are."""
+    return column.map(str) if column.dtype == object else column
 
 
 def _trained_models_section(runs: pd.DataFrame | None) -> Section:

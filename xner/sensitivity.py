@@ -27,7 +27,7 @@ import pandas as pd
 
 from xner.analysis import _bootstrap_ci, _mean_ci, _ols_slope, _student_sweep
 from xner.errors import XnerError
-from xner.options import TrainingOptions
+from xner.options import DEFAULT_CHECKPOINT
 
 __all__ = ["SETTING", "checkpoint_comparison", "checkpoint_spread", "decoding_gains", "setting_effects", "setting_gains",
            "with_settings"]
@@ -166,12 +166,12 @@ _sd_difference = _policy_minus_default(lambda f1, axis: np.std(f1, ddof=1, axis=
 _mean_difference = _policy_minus_default(lambda f1, axis: np.mean(f1, axis=axis))
 
 
-def checkpoint_comparison(frame: pd.DataFrame, *, default: str = TrainingOptions.model_fields["checkpoint"].default,
+def checkpoint_comparison(frame: pd.DataFrame, *, default: str = DEFAULT_CHECKPOINT,
                           n_resamples: int = 2000, seed: int = 0, confidence: float = 0.95) -> pd.DataFrame:
     """Each teacher checkpoint policy against ``default`` on the same seeds: the difference in
     seed-to-seed SD and in mean zero-shot F1, per target and over all targets of a teacher
     setting (``target`` = ``all``: the mean of the per-target differences). ``default``: xner's
-    own policy (:class:`xner.options.TrainingOptions`).
+    own policy (:data:`xner.options.DEFAULT_CHECKPOINT`).
 
     A policy's teachers of one seed differ from the default's only in which weights were kept
     (same initialisation, same batches), so the seeds pair up: the CIs resample seeds jointly

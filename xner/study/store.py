@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from xner.errors import XnerError, one_of
 from xner.io import TEMP_PREFIX, atomic_file, atomic_write
 from xner.languages import STUDY_PAIRS, get_language
+from xner.options import DEFAULT_CHECKPOINT, layers_name
 from xner.study.runs import RunOutcome, RunSpec, reachable
 from xner.study.schema import PARAMS_SCHEMA, upgrade
 
@@ -581,10 +582,6 @@ def _result_rows(record: RunRecord, by_id: Mapping[str, RunRecord]) -> list[dict
     return [{**base, **row} for row in rows]
 
 
-def _layers(train_layers: int | None) -> int | str:
-    return "all" if train_layers is None else train_layers
-
-
 def _model_settings(model: RunRecord | None, by_id: Mapping[str, RunRecord]) -> dict[str, Any]:
     """How an evaluated model was made, read off the run graph: the labelled sentences,
     trained layers and checkpoint policy of its teacher (a trained model -- native or
@@ -599,12 +596,12 @@ def _model_settings(model: RunRecord | None, by_id: Mapping[str, RunRecord]) -> 
         teacher = by_id.get(teacher_runs[0]) if teacher_runs else None
         student = (model.spec.params.get("distillation") or {}).get("student")
         settings = {"teacher_runs": "+".join(teacher_runs),
-                    "student_train_layers": _layers(student.get("train_layers")) if student else None}
+                    "student_train_layers": layers_name(student.get("train_layers")) if student else None}
     if teacher is not None:
         training = teacher.spec.params.get("training") or {}
         settings |= {"teacher_train_size": (teacher.metrics or {}).get("train_sentences"),
-                     "teacher_train_layers": _layers(training.get("train_layers")),
-                     "teacher_checkpoint": training.get("checkpoint", "best")}
+                     "teacher_train_layers": layers_name(training.get("train_layers")),
+                     "teacher_checkpoint": training.get("checkpoint", DEFAULT_CHECKPOINT)}
     return settings
 
 
